@@ -1,0 +1,107 @@
+import { Command, CommanderError, Option } from 'commander';
+import { version } from '../../package.json';
+import { VouchError } from '../core/errors';
+import { configCommand } from './commands/config';
+import {
+  type Context,
+  contextFor,
+  ExitCode,
+  type Io,
+  type OutputFormat,
+  printError,
+  printReport,
+  type Report,
+} from './context';
+
+/**
+ * Wraps a command body: builds its context, prints its report, records its exit code.
+ * The body receives commander's action arguments: the positional arguments, then the options.
+ */
+export type Act = <A extends unknown[]>(
+  body: (ctx: Context, ...args: A) => Promise<Report> | Report,
+) => (...args: [...A, Command]) => Promise<void>;
+
+const exitCodeHelp = `
+Exit codes:
+  0 TRUSTED / ok   1 UNTRUSTED   2 UNKNOWN   3 UNSUPPORTED   4 REVOKED
+  64 usage error   65 bad data   69 unavailable   70 internal error   74 I/O error
+
+Configuration is read from --config FILE, else $VOUCH_CONFIG, else /etc/vouch/agent.yaml
+when present; flags and VOUCH_* variables override it.`;
+
+/** Runs the CLI on `argv` (without node and script) and returns the exit code. */
+export async function run(argv: readonly string[], io: Io): Promise<ExitCode> {
+  let exitCode: ExitCode = ExitCode.OK;
+  function act<A extends unknown[]>(body: (ctx: Context, ...args: A) => Promise<Report> | Report) {
+    return async (...args: [...A, Command]): Promise<void> => {
+      const command = args.at(-1) as Command;
+      const ctx = contextFor(command, io);
+      const report = await body(ctx, ...(args.slice(0, -1) as A));
+      printReport(report, ctx.output, io);
+      exitCode = report.exitCode;
+    };
+  }
+  const program = createProgram(act, io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    const output = outputFormat(program, argv);
+    if (error instanceof CommanderError) {
+      // --help and --version end parsing with exit code 0; anything else is a usage error.
+      if (error.exitCode === 0) return ExitCode.OK;
+      // No command given: commander has already printed the help to stderr.
+      if (error.code === 'commander.help') return ExitCode.USAGE;
+      const message = error.message.replace(/^error: /, '');
+      return printError(new VouchError('USAGE', message), output, io);
+    }
+    return printError(error, output, io);
+  }
+}
+
+export function createProgram(act: Act, io: Io): Command {
+  const program = new Command('vouch')
+    .description(
+      'Content trust for Home Assistant OS and ARM devices: verify images and files on the ' +
+        'device against a locally synced, verified snapshot of a public transparency log.',
+    )
+    .version(version, '-V, --version', 'print the version')
+    .addOption(
+      new Option('-o, --output <format>', 'output format')
+        .choices(['text', 'json'])
+        .default('text'),
+    )
+    .option('-c, --config <file>', 'configuration file (YAML)')
+    .option('--state-dir <dir>', 'device state directory (default /var/lib/vouch)')
+    .addOption(
+      new Option('--log-level <level>', 'log level').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
+    .addHelpText('after', exitCodeHelp)
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      // Errors are printed by run() so that --output json gets them as JSON.
+      outputError: () => {},
+    });
+  for (const command of [configCommand(act)]) {
+    program.addCommand(command.exitOverride().configureOutput(program.configureOutput()));
+  }
+  return program;
+}
+
+/** The output format, even when parsing failed before options were stored. */
+function outputFormat(program: Command, argv: readonly string[]): OutputFormat {
+  if (program.opts().output === 'json') return 'json';
+  const at = argv.findIndex((arg) => arg === '--output' || arg === '-o');
+  return argv[at + 1] === 'json' || argv.includes('--output=json') ? 'json' : 'text';
+}

@@ -1,0 +1,44 @@
+/**
+ * Bundles the CLI into dist/vouch.cjs and every worker entry (`*.worker.ts`) into
+ * dist/<name>.cjs. CommonJS, because a Node single executable application needs a
+ * CommonJS entry; one self-contained file per entry, so the same dist/ runs on arm64,
+ * armv7 and x64 (no native addons).
+ */
+import { chmodSync, readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { type BuildOptions, build } from 'esbuild';
+
+const outdir = 'dist';
+
+const common: BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  logLevel: 'warning',
+};
+
+const workerEntries = ['agent', 'hw'].flatMap((root) =>
+  readdirSync(root, { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.worker.ts'))
+    .map((file) => join(root, file)),
+);
+
+await Promise.all([
+  build({
+    ...common,
+    entryPoints: ['agent/cli/main.ts'],
+    outfile: join(outdir, 'vouch.cjs'),
+    banner: { js: '#!/usr/bin/env node' },
+  }),
+  ...workerEntries.map((entry) =>
+    build({
+      ...common,
+      entryPoints: [entry],
+      outfile: join(outdir, `${basename(entry, '.ts')}.cjs`),
+    }),
+  ),
+]);
+chmodSync(join(outdir, 'vouch.cjs'), 0o755);

@@ -1,0 +1,89 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { pack } from 'tar-stream';
+import { startDaemon } from './process';
+import { requireBinary, waitFor } from './services';
+
+export interface Dockerd {
+  /** For clients that honour DOCKER_HOST, e.g. `docker` or the agent. */
+  readonly dockerHost: string;
+  readonly socketPath: string;
+  readonly docker: Docker;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real dockerd of our own: data, exec state and API socket under a temp dir, the vfs
+ * storage driver (works in any container), and no networking (no iptables, no bridge).
+ */
+export async function startDockerd(): Promise<Dockerd> {
+  const binary = requireBinary('docker');
+  if (process.getuid?.() !== 0) throw new Error('dockerd needs root: run the tests as root');
+  // Short path: a unix socket path must fit in 108 bytes.
+  const dir = await mkdtemp('/tmp/vouch-dockerd-');
+  const socketPath = join(dir, 'docker.sock');
+  const daemon = startDaemon(binary, [
+    `--data-root=${join(dir, 'data')}`,
+    `--exec-root=${join(dir, 'exec')}`,
+    `--pidfile=${join(dir, 'docker.pid')}`,
+    `--host=unix://${socketPath}`,
+    '--storage-driver=vfs',
+    '--iptables=false',
+    '--ip6tables=false',
+    '--bridge=none',
+  ]);
+  const docker = new Docker({ socketPath });
+  try {
+    await waitFor(
+      `dockerd API on ${socketPath}`,
+      async () => (await docker.ping()).toString() === 'OK',
+      60_000,
+      () => daemon.exitError(),
+    );
+  } catch (error) {
+    await daemon.stop();
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    dockerHost: `unix://${socketPath}`,
+    socketPath,
+    docker,
+    async stop() {
+      await daemon.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Builds an image `FROM scratch` holding `files` (path in the image → content) and tags
+ * it; no registry is involved. Returns the image ID (`sha256:` + config digest).
+ */
+export async function buildScratchImage(
+  docker: Docker,
+  tag: string,
+  files: Readonly<Record<string, string | Uint8Array>>,
+): Promise<string> {
+  const context = pack();
+  context.entry({ name: 'Dockerfile' }, 'FROM scratch\nCOPY rootfs/ /\n');
+  for (const [path, content] of Object.entries(files)) {
+    context.entry({ name: join('rootfs', path) }, Buffer.from(content));
+  }
+  context.finalize();
+  // tar-stream packs are streamx streams; dockerode wants a Node stream.
+  const stream = await docker.buildImage(Readable.from(context), { t: tag });
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(
+      stream,
+      (error: Error | null, events: Array<{ error?: string }>) => {
+        const failed = error ?? events.find((event) => event.error)?.error;
+        if (failed) reject(failed instanceof Error ? failed : new Error(`docker build: ${failed}`));
+        else resolve();
+      },
+    );
+  });
+  return (await docker.getImage(tag).inspect()).Id;
+}

@@ -1,0 +1,65 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Daemon, startDaemon } from './process';
+import { freePort, requireBinary, waitFor } from './services';
+
+export interface Mosquitto {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+  /** Stops the broker and starts it again on the same port (for reconnect tests). */
+  restart(): Promise<void>;
+}
+
+/** A real mosquitto on a free 127.0.0.1 port, anonymous, no persistence. */
+export async function startMosquitto(): Promise<Mosquitto> {
+  const binary = requireBinary('mqtt');
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'vouch-mosquitto-'));
+  const configPath = join(dir, 'mosquitto.conf');
+  await writeFile(
+    configPath,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'log_dest stderr',
+    ].join('\n'),
+  );
+  let daemon: Daemon;
+  const launch = async () => {
+    daemon = startDaemon(binary, ['-c', configPath]);
+    await waitFor(
+      `mosquitto on 127.0.0.1:${port}`,
+      () => canConnect(port),
+      10_000,
+      () => daemon.exitError(),
+    );
+  };
+  await launch();
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      await daemon.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await daemon.stop();
+      await launch();
+    },
+  };
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
