@@ -9,6 +9,10 @@ export const errorKinds = {
   CONFIG_INVALID: 'usage',
   /** Input that is malformed or fails verification (EX_DATAERR). */
   BAD_DATA: 'data',
+  /** A key that is malformed, of the wrong algorithm, or wrongly named. */
+  BAD_KEY: 'data',
+  /** A private key file that others can read. */
+  KEY_PERMISSIONS: 'data',
   /** A service or mirror could not be reached (EX_UNAVAILABLE). */
   UNAVAILABLE: 'unavailable',
   /** A bug: something we did not expect (EX_SOFTWARE). */
