@@ -1,7 +1,38 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { validate as validCron } from 'node-cron';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { VouchError } from './core/errors';
+
+const durationUnits = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * A duration in milliseconds: a number of milliseconds, or a string such as `500ms`,
+ * `30s`, `15m`, `6h`, `7d`. The effective configuration shows milliseconds.
+ */
+const duration = z.union(
+  [
+    z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    z
+      .string()
+      .regex(/^[0-9]{1,9}(ms|s|m|h|d)$/)
+      .transform((text) => {
+        const [, amount = '', unit = 'ms'] = /^([0-9]+)([a-z]+)$/.exec(text) ?? [];
+        return Number(amount) * durationUnits[unit as keyof typeof durationUnits];
+      }),
+  ],
+  { error: 'expected milliseconds or a duration like 500ms, 30s, 15m, 6h or 7d' },
+);
+
+/** A mirror of the log: a static tlog-tiles directory served over HTTP(S) or on a file system. */
+const mirrorUrl = z
+  .string()
+  .max(2048)
+  .refine((text) => /^(https?|file):\/\/./.test(text) && URL.canParse(text), {
+    message: 'expected an http://, https:// or file:// URL',
+  });
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
  * The agent's configuration: one schema, its defaults and units in one place.
@@ -12,7 +43,47 @@ export const configSchema = z.strictObject({
   /** Where the device keeps its verified trust state. HA OS: /mnt/data/vouch. */
   stateDir: z.string().min(1).default('/var/lib/vouch'),
   /** pino level for the agent's own log lines (stderr). */
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  logLevel: z.enum(logLevels).default('info'),
+  /** The first trusted root (a signed root file), for a device that has none yet; `--root` wins. */
+  root: z.string().min(1).optional(),
+  /** Log mirrors, tried in this order; `--mirror` replaces the list. */
+  mirrors: z.array(mirrorUrl).max(64).default([]),
+  sync: z
+    .strictObject({
+      /** node-cron expression for `vouch sync --watch` and the daemon: every 6 hours. */
+      schedule: z
+        .string()
+        .refine((text) => validCron(text), 'not a cron expression')
+        .default('0 */6 * * *'),
+      /** Random delay before each scheduled sync, at most this (ms), so devices spread out. */
+      jitter: duration.default(durationUnits.m * 15),
+      /** No fresh checkpoint for this long (ms) and the state is stale. */
+      maxAge: duration.default(durationUnits.d * 7),
+      /** Per request to a mirror, body included (ms). */
+      timeout: duration.default(durationUnits.s * 30),
+      /**
+       * Largest entry bundle accepted (bytes); default: the tlog-tiles maximum, 256 entries
+       * of 2 + 65535 bytes. Tiles are capped at their exact size, checkpoints at 256 KiB.
+       */
+      maxBundleBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(256 * (2 + 65_535))
+        .default(256 * (2 + 65_535)),
+    })
+    .prefault({}),
+  snapshot: z
+    .strictObject({
+      /** Largest snapshot file read or written (bytes): 4 GiB. */
+      maxBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(Number.MAX_SAFE_INTEGER)
+        .default(4 * 2 ** 30),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -10,6 +10,10 @@ import { type BuildOptions, build } from 'esbuild';
 
 const outdir = 'dist';
 
+// CommonJS has no import.meta: point import.meta.url at the bundle file itself, so code that
+// finds files beside it (the hash pool's dist/hash.worker.cjs) works from dist/ as from source.
+const importMetaUrl = "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;";
+
 const common: BuildOptions = {
   bundle: true,
   platform: 'node',
@@ -18,6 +22,11 @@ const common: BuildOptions = {
   sourcemap: 'linked',
   legalComments: 'linked',
   logLevel: 'warning',
+  define: { 'import.meta.url': 'importMetaUrl' },
+  banner: { js: importMetaUrl },
+  // dockerode → ssh2 (for ssh:// Docker hosts) tries two optional native addons inside
+  // try/catch and falls back to JavaScript: leave them out, so the bundle stays portable.
+  external: ['cpu-features', '*.node'],
 };
 
 const workerEntries = ['agent', 'hw'].flatMap((root) =>
@@ -31,7 +40,7 @@ await Promise.all([
     ...common,
     entryPoints: ['agent/cli/main.ts'],
     outfile: join(outdir, 'vouch.cjs'),
-    banner: { js: '#!/usr/bin/env node' },
+    banner: { js: `#!/usr/bin/env node\n${importMetaUrl}` },
   }),
   ...workerEntries.map((entry) =>
     build({

@@ -24,15 +24,56 @@ function failure(fn: () => unknown): VouchError {
 
 describe('configuration', () => {
   it('has documented defaults', () => {
-    expect(loadConfig(undefined)).toEqual({ stateDir: '/var/lib/vouch', logLevel: 'info' });
+    expect(loadConfig(undefined)).toEqual({
+      stateDir: '/var/lib/vouch',
+      logLevel: 'info',
+      mirrors: [],
+      sync: {
+        schedule: '0 */6 * * *',
+        jitter: 15 * 60_000,
+        maxAge: 7 * 86_400_000,
+        timeout: 30_000,
+        maxBundleBytes: 256 * (2 + 65_535),
+      },
+      snapshot: { maxBytes: 4 * 2 ** 30 },
+    });
+  });
+
+  it('reads durations in milliseconds or with a unit, cron expressions and mirror URLs', () => {
+    const config = parseConfig(
+      {
+        root: '/etc/vouch/root.json',
+        mirrors: ['https://example.org/log/', 'file:///media/usb/log'],
+        sync: { schedule: '*/5 * * * *', jitter: 0, maxAge: '2d', timeout: '1500ms' },
+      },
+      'test',
+    );
+    expect(config.root).toBe('/etc/vouch/root.json');
+    expect(config.mirrors).toEqual(['https://example.org/log/', 'file:///media/usb/log']);
+    expect(config.sync).toMatchObject({
+      schedule: '*/5 * * * *',
+      jitter: 0,
+      maxAge: 2 * 86_400_000,
+      timeout: 1500,
+    });
+    const error = failure(() =>
+      parseConfig(
+        { mirrors: ['ftp://example.org/'], sync: { schedule: 'hourly', maxAge: '1y' } },
+        'test',
+      ),
+    );
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toMatch(/mirrors\.0: expected an http:\/\/, https:\/\/ or file:\/\/ URL/);
+    expect(error.message).toMatch(/sync\.schedule: not a cron expression/);
+    expect(error.message).toMatch(/sync\.maxAge: expected milliseconds or a duration/);
   });
 
   it('layers file, environment and flags, later winning, unset values ignored', () => {
     const path = file('layers.yaml', 'stateDir: /from/file\nlogLevel: warn\n');
-    expect(loadConfig(path)).toEqual({ stateDir: '/from/file', logLevel: 'warn' });
+    expect(loadConfig(path)).toMatchObject({ stateDir: '/from/file', logLevel: 'warn' });
     const env = envOverrides({ VOUCH_STATE_DIR: '/from/env' });
-    expect(loadConfig(path, env)).toEqual({ stateDir: '/from/env', logLevel: 'warn' });
-    expect(loadConfig(path, env, { stateDir: '/from/flag', logLevel: undefined })).toEqual({
+    expect(loadConfig(path, env)).toMatchObject({ stateDir: '/from/env', logLevel: 'warn' });
+    expect(loadConfig(path, env, { stateDir: '/from/flag', logLevel: undefined })).toMatchObject({
       stateDir: '/from/flag',
       logLevel: 'warn',
     });

@@ -27,9 +27,9 @@ export interface Context {
   readonly io: Io;
 }
 
-/** The options every command takes (declared on the program, see program.ts). */
+/** The options every command takes (see addCommonOptions in program.ts). */
 interface GlobalOptions {
-  readonly output: OutputFormat;
+  readonly output?: OutputFormat;
   readonly config?: string;
   readonly stateDir?: string;
   readonly logLevel?: Config['logLevel'];
@@ -44,7 +44,7 @@ export function contextFor(command: Command, io: Io): Context {
   });
   const logger = createLogger('cli', config.logLevel);
   logger.debug({ configPath: configPath ?? null }, 'configuration loaded');
-  return { config, logger, output: options.output, io };
+  return { config, logger, output: options.output ?? 'text', io };
 }
 
 export function printReport(report: Report, output: OutputFormat, io: Io): void {

@@ -1,7 +1,18 @@
 import { Command, CommanderError, Option } from 'commander';
 import { version } from '../../package.json';
+import { logLevels } from '../config';
 import { VouchError } from '../core/errors';
 import { configCommand } from './commands/config';
+import { envelopeCommand } from './commands/envelope';
+import { forkCommand } from './commands/fork';
+import { hwCommand } from './commands/hw';
+import { keygenCommand } from './commands/keygen';
+import { logCommand } from './commands/log';
+import { rootCommand } from './commands/root';
+import { signCommands } from './commands/sign';
+import { snapshotCommand } from './commands/snapshot';
+import { statusCommand } from './commands/status';
+import { syncCommand } from './commands/sync';
 import {
   type Context,
   contextFor,
@@ -66,24 +77,9 @@ export function createProgram(act: Act, io: Io): Command {
         'device against a locally synced, verified snapshot of a public transparency log.',
     )
     .version(version, '-V, --version', 'print the version')
-    .addOption(
-      new Option('-o, --output <format>', 'output format')
-        .choices(['text', 'json'])
-        .default('text'),
-    )
-    .option('-c, --config <file>', 'configuration file (YAML)')
-    .option('--state-dir <dir>', 'device state directory (default /var/lib/vouch)')
-    .addOption(
-      new Option('--log-level <level>', 'log level').choices([
-        'fatal',
-        'error',
-        'warn',
-        'info',
-        'debug',
-        'trace',
-        'silent',
-      ]),
-    )
+    // Program options only before the command, so that a command may have options of
+    // the same name (`root init --version`); the common options are on every command too.
+    .enablePositionalOptions()
     .addHelpText('after', exitCodeHelp)
     .showSuggestionAfterError()
     .exitOverride()
@@ -93,10 +89,47 @@ export function createProgram(act: Act, io: Io): Command {
       // Errors are printed by run() so that --output json gets them as JSON.
       outputError: () => {},
     });
-  for (const command of [configCommand(act)]) {
-    program.addCommand(command.exitOverride().configureOutput(program.configureOutput()));
+  for (const command of [
+    configCommand(act),
+    keygenCommand(act),
+    ...signCommands(act),
+    envelopeCommand(act),
+    rootCommand(act),
+    logCommand(act),
+    hwCommand(act),
+    syncCommand(act),
+    statusCommand(act),
+    snapshotCommand(act),
+    forkCommand(act),
+  ]) {
+    program.addCommand(inheritSettings(program, command));
   }
-  return program;
+  return addCommonOptions(program);
+}
+
+/**
+ * Subcommands at every depth exit through run() and write to its Io, like the program,
+ * and every command that runs takes the common options.
+ */
+function inheritSettings(parent: Command, command: Command): Command {
+  command.copyInheritedSettings(parent);
+  for (const sub of command.commands) inheritSettings(command, sub);
+  if (command.commands.length === 0) addCommonOptions(command);
+  return command;
+}
+
+/** `--output`, `--config`, `--state-dir`, `--log-level`: see GlobalOptions in context.ts. */
+function addCommonOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('-o, --output <format>', 'output format: text (default) or json').choices([
+        'text',
+        'json',
+      ]),
+    )
+    .option('-c, --config <file>', 'configuration file (YAML)')
+    .option('--state-dir <dir>', 'device state directory (default /var/lib/vouch)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(logLevels));
 }
 
 /** The output format, even when parsing failed before options were stored. */

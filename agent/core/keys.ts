@@ -59,6 +59,30 @@ export function keyIdOf(name: string, type: KeyType, raw: Uint8Array): Uint8Arra
   return new Uint8Array(hash.subarray(0, 4));
 }
 
+/**
+ * Encodings of the 8 points of small order, sign bit cleared: the identity (y = 1, and
+ * its non-canonical y = p + 1), y = -1, y = 0 (and y = p), and the two y values of the
+ * order-8 points. node:crypto (OpenSSL) verifies cofactorless and accepts such a public
+ * key; under the identity key, ([S]B, S) is a valid signature on every message. No
+ * honest key is one of these, so we refuse them wherever a key is read (as libsodium's
+ * verify does).
+ */
+const smallOrderEncodings = new Set([
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+]);
+
+export function isSmallOrderKey(raw: Uint8Array): boolean {
+  const masked = Buffer.from(raw);
+  masked[31] = (masked[31] as number) & 0x7f;
+  return smallOrderEncodings.has(masked.toString('hex'));
+}
+
 export function namePublicKey(
   name: string,
   raw: Uint8Array,
@@ -68,6 +92,12 @@ export function namePublicKey(
     throw new VouchError('BAD_KEY', `invalid key name ${JSON.stringify(name)}: no spaces or '+'`);
   }
   if (raw.length !== 32) throw new VouchError('BAD_KEY', 'an Ed25519 public key is 32 bytes');
+  if (isSmallOrderKey(raw)) {
+    throw new VouchError(
+      'BAD_KEY',
+      'a small-order Ed25519 key: anyone can make signatures it accepts',
+    );
+  }
   const object = createPublicKey({
     key: Buffer.concat([ed25519SpkiPrefix, raw]),
     format: 'der',
@@ -82,12 +112,20 @@ export function verifierString(key: PublicKey): string {
 }
 
 export function parseVerifierString(text: string): PublicKey {
-  const parts = text.trim().split('+');
-  const [name, hexId, encoded] = parts;
-  if (parts.length !== 3 || !name || !hexId || !encoded || !/^[0-9a-f]{8}$/.test(hexId)) {
+  // The base64 key may itself contain '+', so split at the first two only; a key name has none.
+  const match = /^([^+]*)\+([^+]*)\+(.*)$/s.exec(text.trim());
+  const [, name, hexId, encoded] = match ?? [];
+  if (!name || !hexId || !encoded || !/^[0-9a-f]{8}$/.test(hexId)) {
     throw new VouchError('BAD_KEY', 'not a verifier string <name>+<hex8 key ID>+<base64 key>');
   }
-  const bytes = decodeBase64(encoded);
+  let bytes: Uint8Array;
+  try {
+    bytes = decodeBase64(encoded, 'key');
+  } catch (error) {
+    throw new VouchError('BAD_KEY', `verifier string for ${name}: the key is not valid base64`, {
+      cause: error,
+    });
+  }
   const type = bytes[0];
   if (bytes.length !== 33 || (type !== KeyType.Ed25519 && type !== KeyType.Cosignature)) {
     throw new VouchError(
@@ -105,15 +143,33 @@ export function parseVerifierString(text: string): PublicKey {
 /**
  * A public key given as an SPKI PEM or as a verifier string. A PEM carries no name, so
  * the caller supplies one (a signer ID, a log origin); a verifier string names itself.
+ * With `type`, a verifier string must be of that type and a PEM key gets it (a witness
+ * key is a cosignature key, 0x04); without, a PEM key is a plain Ed25519 note key.
  */
-export function parsePublicKey(text: string, name?: string): PublicKey {
+export function parsePublicKey(text: string, name?: string, type?: KeyType): PublicKey {
   if (text.length > maxKeyText) throw new VouchError('BAD_KEY', 'key text too large');
   if (!text.includes('-----BEGIN')) {
     const key = parseVerifierString(text);
     if (name !== undefined && key.name !== name) {
       throw new VouchError('BAD_KEY', `key is named ${key.name}, expected ${name}`);
     }
+    if (type !== undefined && key.type !== type) {
+      throw new VouchError(
+        'BAD_KEY',
+        `verifier string for ${key.name} has key type 0x0${key.type}, expected 0x0${type}`,
+      );
+    }
     return key;
+  }
+  // createPublicKey would also derive a public key from a private one: refuse that, so a
+  // private key never ends up where only public keys belong (roots, CI configs).
+  if (!text.includes('-----BEGIN PUBLIC KEY-----')) {
+    throw new VouchError(
+      'BAD_KEY',
+      text.includes('PRIVATE KEY-----')
+        ? 'this is a private key; give the public key (SPKI PEM or verifier string)'
+        : 'not a PEM public key (-----BEGIN PUBLIC KEY-----)',
+    );
   }
   let object: KeyObject;
   try {
@@ -123,7 +179,7 @@ export function parsePublicKey(text: string, name?: string): PublicKey {
   }
   requireEd25519(object);
   if (name === undefined) throw new VouchError('BAD_KEY', 'a PEM public key needs a name');
-  return namePublicKey(name, rawPublicKey(object));
+  return namePublicKey(name, rawPublicKey(object), type);
 }
 
 /** A PKCS#8 PEM Ed25519 private key, as written by `vouch keygen` or `openssl genpkey`. */

@@ -20,7 +20,7 @@ describe('vouch CLI', () => {
     const { exitCode, stdout } = await runCli(['--help']);
     expect(exitCode).toBe(0);
     expect(stdout).toMatch(/^Usage: vouch/);
-    expect(stdout).toMatch(/Commands:\n\s+config\s+print the effective configuration/);
+    expect(stdout).toMatch(/Commands:\n\s+config \[options\]\s+print the effective configuration/);
     expect(stdout).toContain('--output <format>');
     expect(stdout).toContain('64 usage error');
   });
@@ -48,11 +48,23 @@ describe('vouch CLI', () => {
     expect(badChoice.stderr).toMatch(/--output.*xml.*Allowed choices are text, json/);
   });
 
+  it('takes the common options before or after the command', async () => {
+    for (const argv of [
+      ['-o', 'json', 'config'],
+      ['config', '-o', 'json'],
+      ['--output=json', 'config', '--state-dir', '/s'],
+    ]) {
+      const { exitCode, stdout } = await runCli(argv);
+      expect(exitCode).toBe(0);
+      expect(JSON.parse(stdout).stateDir).toBe(argv.includes('/s') ? '/s' : '/var/lib/vouch');
+    }
+  });
+
   it('prints the effective configuration, flags over env over file', async () => {
     const path = join(dir, 'agent.yaml');
     writeFileSync(path, 'stateDir: /from/file\nlogLevel: error\n');
     const fromEnv = await runCli(['config', '-o', 'json'], { VOUCH_CONFIG: path });
-    expect(JSON.parse(fromEnv.stdout)).toEqual({ stateDir: '/from/file', logLevel: 'error' });
+    expect(JSON.parse(fromEnv.stdout)).toMatchObject({ stateDir: '/from/file', logLevel: 'error' });
 
     const layered = await runCli(
       ['config', '--config', path, '--state-dir', '/flag', '-o', 'json'],
@@ -61,10 +73,10 @@ describe('vouch CLI', () => {
       },
     );
     expect(layered.exitCode).toBe(0);
-    expect(JSON.parse(layered.stdout)).toEqual({ stateDir: '/flag', logLevel: 'error' });
+    expect(JSON.parse(layered.stdout)).toMatchObject({ stateDir: '/flag', logLevel: 'error' });
 
     const text = await runCli(['config', '--config', path]);
-    expect(text.stdout).toBe('stateDir: /from/file\nlogLevel: error\n');
+    expect(text.stdout).toMatch(/^stateDir: \/from\/file\nlogLevel: error\nmirrors: \[\]\nsync:\n/);
   });
 
   it('maps configuration errors to exit 64 and unreadable files to exit 74, in JSON too', async () => {

@@ -1,16 +1,20 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { version } from '../../package.json';
 
 const exec = promisify(execFile);
 
 describe('npm run build', () => {
-  it('produces a self-contained dist/vouch.cjs that runs under plain node', async () => {
+  beforeAll(async () => {
     await exec('npm', ['run', 'build']);
+  });
+
+  it('produces a self-contained dist/vouch.cjs that runs under plain node', async () => {
     const { stdout } = await exec(process.execPath, ['dist/vouch.cjs', '--version']);
     expect(stdout).toBe(`${version}\n`);
 
@@ -20,6 +24,33 @@ describe('npm run build', () => {
     const { stdout: config } = await exec(process.execPath, [alone, 'config', '-o', 'json'], {
       cwd: '/',
     });
-    expect(JSON.parse(config)).toEqual({ stateDir: '/var/lib/vouch', logLevel: 'info' });
+    expect(JSON.parse(config)).toMatchObject({ stateDir: '/var/lib/vouch', logLevel: 'info' });
+  });
+
+  it('runs the hash pool from the bundle: dist/vouch.cjs finds dist/hash.worker.cjs', async () => {
+    // Copied away from node_modules and the sources, as on a device.
+    const dir = mkdtempSync(join(tmpdir(), 'vouch-bundle-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    copyFileSync('dist/vouch.cjs', join(dir, 'vouch.cjs'));
+    const file = join(dir, 'data.bin');
+    const data = randomBytes(3 * 2 ** 20 + 5);
+    writeFileSync(file, data);
+    const hw = [join(dir, 'vouch.cjs'), 'hw', '--measure', file, '-o', 'json'];
+
+    // Without its worker beside it, the pool fails fast instead of waiting forever.
+    const missing = await exec(process.execPath, hw, { cwd: '/' }).catch((error) => error);
+    expect(missing.code).toBe(70);
+    expect(JSON.parse(missing.stdout).error.code).toBe('WORKER_FAILED');
+
+    copyFileSync('dist/hash.worker.cjs', join(dir, 'hash.worker.cjs'));
+    const { stdout } = await exec(process.execPath, hw, { cwd: '/' });
+    expect(JSON.parse(stdout).measured).toEqual([
+      {
+        path: file,
+        size: data.length,
+        sha256: createHash('sha256').update(data).digest('hex'),
+        seconds: expect.any(Number),
+      },
+    ]);
   });
 });

@@ -1,0 +1,120 @@
+import { basename } from 'node:path';
+import { Command, Option } from 'commander';
+import { serializeEnvelope, signEnvelope } from '../../core/dsse';
+import { toHex } from '../../core/encoding';
+import { VouchError } from '../../core/errors';
+import { isValidKeyName, KeyType, keyIdOf } from '../../core/keys';
+import {
+  encodeStatement,
+  type StatementStatus,
+  type Subject,
+  statementPayloadType,
+  statementStatuses,
+} from '../../core/statement';
+import type { Context } from '../context';
+import { dockerFromEnv, imageSubjects } from '../docker';
+import { ExitCode } from '../exit';
+import { readPrivateKeyFile, sha256File, writeFileAtomic } from '../files';
+import type { Act } from '../program';
+
+interface SignOptions {
+  readonly key: string;
+  readonly signer: string;
+  readonly file?: string;
+  readonly digest?: string;
+  readonly image?: string;
+  readonly name?: string;
+  readonly status?: StatementStatus;
+  readonly reason?: string;
+  readonly out?: string;
+}
+
+/** `vouch sign`, and the Codenotary CAS verbs with their status preset. */
+export function signCommands(act: Act): Command[] {
+  return [
+    signCommand(act, 'sign', undefined),
+    signCommand(act, 'notarize', 'trusted'),
+    signCommand(act, 'untrust', 'untrusted'),
+    signCommand(act, 'unsupport', 'unsupported'),
+  ];
+}
+
+function signCommand(act: Act, name: string, preset: StatementStatus | undefined): Command {
+  const command = new Command(name)
+    .description(
+      preset
+        ? `sign a statement that marks a file, digest or image ${preset} (vouch sign --status ${preset})`
+        : 'sign a statement about a file, digest or Docker image: a DSSE envelope holding an in-toto Statement v1',
+    )
+    .requiredOption('--key <file>', 'the signer’s private key (PKCS#8 PEM, mode 0600)')
+    .requiredOption('--signer <id>', 'the signer ID, as listed in the trust root')
+    .option('--file <path>', 'the subject is this file (name: its base name)')
+    .option('--digest <sha256:hex>', 'the subject is this digest (needs --name)')
+    .option(
+      '--image <ref>',
+      'the subject is this local Docker image: its image ID and repo digests',
+    )
+    .option('--name <name>', 'the subject name (for --image: the name of the image ID)')
+    .option('--reason <text>', 'why, for people reading the log')
+    .option('--out <file>', 'write the envelope here instead of stdout');
+  if (!preset) {
+    command.addOption(
+      new Option('--status <status>', 'what the statement says')
+        .choices(statementStatuses)
+        .default('trusted'),
+    );
+  }
+  return command.action(
+    act(async (ctx, options: SignOptions) => {
+      const status = preset ?? options.status ?? 'trusted';
+      if (!isValidKeyName(options.signer)) {
+        throw new VouchError('USAGE', `--signer ${options.signer}: no spaces or '+'`);
+      }
+      const key = await readPrivateKeyFile(options.key);
+      const subjects = await subjectsFor(ctx, options);
+      const payload = encodeStatement({
+        subjects,
+        status,
+        signer: options.signer,
+        issuedAt: new Date(),
+        reason: options.reason,
+      });
+      // The keyid hint is the key ID of the signer's verifier string (unsigned, DSSE envelope.md).
+      const keyid = toHex(keyIdOf(options.signer, KeyType.Ed25519, key.raw));
+      const envelope = serializeEnvelope(signEnvelope(statementPayloadType, payload, key, keyid));
+      const summary = { status, signer: options.signer, subjects };
+      if (options.out === undefined) {
+        return { exitCode: ExitCode.OK, data: JSON.parse(envelope), text: envelope };
+      }
+      await writeFileAtomic(options.out, envelope);
+      return {
+        exitCode: ExitCode.OK,
+        data: { out: options.out, ...summary },
+        text: `${options.out}: ${status} by ${options.signer} for ${subjects
+          .map((subject) => `${subject.name} (sha256:${subject.sha256})`)
+          .join(', ')}`,
+      };
+    }),
+  );
+}
+
+async function subjectsFor(ctx: Context, options: SignOptions): Promise<Subject[]> {
+  const given = [options.file, options.digest, options.image].filter(
+    (value) => value !== undefined,
+  );
+  if (given.length !== 1) {
+    throw new VouchError('USAGE', 'give exactly one of --file, --digest or --image');
+  }
+  if (options.file !== undefined) {
+    return [
+      { name: options.name ?? basename(options.file), sha256: await sha256File(options.file) },
+    ];
+  }
+  if (options.digest !== undefined) {
+    const match = /^sha256:([0-9a-f]{64})$/.exec(options.digest);
+    if (!match?.[1]) throw new VouchError('USAGE', '--digest: expected sha256:<64 lowercase hex>');
+    if (options.name === undefined) throw new VouchError('USAGE', '--digest needs --name');
+    return [{ name: options.name, sha256: match[1] }];
+  }
+  return imageSubjects(dockerFromEnv(ctx.io.env), options.image as string, options.name);
+}

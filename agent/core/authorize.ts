@@ -1,0 +1,108 @@
+import { parseEnvelope, requirePayloadType, verifyEnvelope } from './dsse';
+import { VouchError } from './errors';
+import type { PublicKey } from './keys';
+import { checkSigner, includesKey, type Root, requireUnexpired, rootSignerId } from './root';
+import { parseStatement, type Statement, statementPayloadType } from './statement';
+import { parseUtcTime } from './time';
+
+export interface AuthorizedStatement {
+  readonly statement: Statement;
+  /** The statement's signer ID; `root` for a revocation signed by a root key. */
+  readonly signer: string;
+  /** The keys of that signer which signed the envelope. */
+  readonly keys: readonly PublicKey[];
+}
+
+/**
+ * What the log publisher checks before it appends an envelope: the trust root is current;
+ * the envelope holds a statement; a key in the root signed it (verified before the payload
+ * is read); the key belongs to the signer the statement names; that signer may speak for
+ * every subject name (scopes) at the statement's time (validity window) and its validity
+ * has not ended by `now` (so a retired key cannot log backdated statements). A statement
+ * by the reserved signer `root` must be signed by a root key and may only revoke.
+ */
+export function authorizeEnvelope(
+  root: Root,
+  envelopeBytes: Uint8Array,
+  now: Date,
+): AuthorizedStatement {
+  requireUnexpired(root, now);
+  const authorized = authorizeLoggedEnvelope(root, envelopeBytes);
+  const until = root.signers.find((signer) => signer.id === authorized.signer)?.validUntil;
+  if (until !== undefined && parseUtcTime(until, 'validUntil') < now.getTime()) {
+    throw new VouchError(
+      'SIGNER_OUT_OF_WINDOW',
+      `signer ${authorized.signer} was valid until ${until}; it can no longer add statements`,
+    );
+  }
+  return authorized;
+}
+
+/**
+ * What a device checks for every entry it syncs: the same as {@link authorizeEnvelope}
+ * except the two checks against "now" (root expiry, checked once per sync, and a signer's
+ * validity having ended since: a statement logged while its signer was valid stays valid).
+ */
+export function authorizeLoggedEnvelope(
+  root: Root,
+  envelopeBytes: Uint8Array,
+): AuthorizedStatement {
+  const envelope = parseEnvelope(envelopeBytes);
+  requirePayloadType(envelope, statementPayloadType);
+  const verified = verifyEnvelope(envelope, candidateKeys(root, envelope.payload));
+  const statement = parseStatement(verified.payload);
+
+  if (statement.signer === rootSignerId) {
+    const keys = verified.keys.filter((key) => includesKey(root.rootKeys, key));
+    if (keys.length === 0) {
+      throw new VouchError('SIGNER_MISMATCH', 'a statement by "root" must be signed by a root key');
+    }
+    if (statement.status !== 'revoked') {
+      throw new VouchError(
+        'SIGNER_OUT_OF_SCOPE',
+        `root keys may only revoke, not mark ${statement.status}`,
+      );
+    }
+    return { statement, signer: rootSignerId, keys };
+  }
+
+  const check = checkSigner(
+    root,
+    statement.signer,
+    statement.subjects.map((subject) => subject.name),
+    statement.issuedAt,
+  );
+  if (!check.ok) throw new VouchError(check.code, check.reason);
+  const keys = verified.keys.filter((key) => includesKey(check.signer.keys, key));
+  if (keys.length === 0) {
+    throw new VouchError(
+      'SIGNER_MISMATCH',
+      `the statement names signer ${statement.signer}, but none of its keys signed it`,
+    );
+  }
+  return { statement, signer: statement.signer, keys };
+}
+
+/**
+ * Every key of the root, those of the signer the payload names first. Only the order
+ * changes (the same keys verify, see signingKeys), but a valid statement then costs one
+ * signature check instead of one per key listed before its signer's: most of a device's
+ * sync time. The unverified payload is only peeked at here; what is used is parsed after
+ * verification.
+ */
+function candidateKeys(root: Root, payload: Uint8Array): PublicKey[] {
+  let claimed: unknown;
+  try {
+    claimed = (
+      JSON.parse(Buffer.from(payload).toString('utf8')) as { predicate?: { signer?: unknown } }
+    )?.predicate?.signer;
+  } catch {
+    claimed = undefined;
+  }
+  const first =
+    claimed === rootSignerId
+      ? root.rootKeys
+      : (root.signers.find((signer) => signer.id === claimed)?.keys ?? []);
+  const rest = [...root.rootKeys, ...root.signers.flatMap((signer) => signer.keys)];
+  return [...first, ...rest.filter((key) => !first.includes(key))];
+}

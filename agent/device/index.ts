@@ -1,0 +1,22 @@
+export { acquireLock, type Lock } from './lock';
+export {
+  type DeviceStatus,
+  deviceStatus,
+  type Freshness,
+  freshness,
+  trustedNow,
+} from './status';
+export { loadState, stateFiles, type TrustState, type VerifiedCheckpoint } from './store/state';
+export {
+  clearForkEvidence,
+  type ForkEvidence,
+  type MirrorResult,
+  readForkEvidence,
+  type SyncAttempt,
+} from './store/status';
+export { type IndexedRecord, SubjectIndex } from './store/subjects';
+export { verdictFor } from './store/verdict';
+export type { Applied } from './sync/apply';
+export { type WatchOptions, watchSync } from './sync/schedule';
+export { type ExportResult, exportSnapshot, importSnapshot } from './sync/snapshot';
+export { type SyncOptions, type SyncReport, syncFromMirrors } from './sync/sync';

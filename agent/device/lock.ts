@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VouchError } from '../core/errors';
+
+/**
+ * A cross-process lock that survives crashes: a file holding the owner's PID and process
+ * start time, created atomically (a hard link of a complete temp file, so it is never seen
+ * half-written). A lock whose owner is gone (killed, power cut) is taken over; comparing the
+ * start time too keeps a recycled PID from looking like the old owner.
+ */
+
+export interface Lock {
+  release(): Promise<void>;
+}
+
+/** Field 22 of /proc/<pid>/stat: start time in clock ticks since boot; '-' off Linux. */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function ownerText(): string {
+  return `${process.pid} ${startTimeOf(process.pid) ?? '-'}\n`;
+}
+
+function isAlive(owner: string): boolean {
+  const [pidText = '', started = ''] = owner.trim().split(' ');
+  const pid = Number(pidText);
+  if (!/^[1-9][0-9]{0,9}$/.test(pidText)) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    // EPERM: the process exists but is not ours to signal.
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const now = startTimeOf(pid);
+  return started === '-' || now === undefined || now === started;
+}
+
+/**
+ * Takes the lock at `path`, waiting up to `waitMs` for a live owner to release it; then
+ * STATE_LOCKED. The same process may not take it twice (a second `acquire` waits too).
+ */
+export async function acquireLock(
+  path: string,
+  options: { readonly waitMs?: number } = {},
+): Promise<Lock> {
+  const mine = ownerText();
+  const deadline = Date.now() + (options.waitMs ?? 0);
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFile(temp, mine, { mode: 0o644 }).catch((error: unknown) => {
+    throw ioError(path, error);
+  });
+  try {
+    for (;;) {
+      try {
+        await link(temp, path);
+        return { release: () => releaseLock(path, mine) };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(path, error);
+      }
+      const owner = await readFile(path, 'utf8').catch(() => undefined);
+      if (owner === undefined) continue; // released in between: try again
+      if (!isAlive(owner)) {
+        await takeOver(path, owner);
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new VouchError(
+          'STATE_LOCKED',
+          `another vouch process (pid ${owner.split(' ')[0]}) is syncing ${path}`,
+        );
+      }
+      await sleep(50);
+    }
+  } finally {
+    await unlink(temp).catch(() => {});
+  }
+}
+
+/**
+ * Removes a dead owner's lock. Renaming it aside first and checking what was moved keeps
+ * two processes that both saw the dead owner from removing each other's fresh lock.
+ */
+async function takeOver(path: string, deadOwner: string): Promise<void> {
+  const aside = `${path}.${randomBytes(6).toString('hex')}.stale`;
+  try {
+    await rename(path, aside);
+  } catch {
+    return; // someone else moved it first
+  }
+  const moved = await readFile(aside, 'utf8').catch(() => undefined);
+  if (moved !== deadOwner) {
+    // A live lock was created in between: put it back.
+    await link(aside, path).catch(() => {});
+  }
+  await unlink(aside).catch(() => {});
+}
+
+async function releaseLock(path: string, mine: string): Promise<void> {
+  const owner = await readFile(path, 'utf8').catch(() => undefined);
+  if (owner === mine) await unlink(path).catch(() => {});
+}
+
+function ioError(path: string, error: unknown): VouchError {
+  return new VouchError('IO', `cannot create lock ${path}: ${(error as Error).message}`, {
+    cause: error,
+  });
+}

@@ -1,0 +1,138 @@
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { VouchError } from '../../core/errors';
+import { describeIssues, parseJson } from '../../core/json';
+import { readFileCapped, syncDirectory, writeFileDurably } from '../../files';
+import { stateFiles } from './state';
+
+/**
+ * What the device remembers about its syncs (status.json) and the evidence of any fork
+ * (fork.json). Neither is trust data: status.json only reports, and a damaged one is
+ * replaced; fork.json is kept until an operator clears it (`vouch fork clear`).
+ */
+
+const maxFileBytes = 4 * 1024 * 1024;
+const historyLength = 20;
+const maxEvidence = 16;
+
+const errorSchema = z.strictObject({ code: z.string().max(64), message: z.string().max(4096) });
+
+const attemptSchema = z.strictObject({
+  /** ms since the epoch (the trusted time: the clock, not below the clock floor). */
+  at: z.number(),
+  ok: z.boolean(),
+  /** A mirror URL or a snapshot path. */
+  source: z.string().max(4096),
+  fromSize: z.number().int().min(0),
+  toSize: z.number().int().min(0).optional(),
+  /** Entries added to the state. */
+  added: z.number().int().min(0).optional(),
+  /** Entries logged but not indexed (not a valid statement under the current root). */
+  skipped: z.number().int().min(0).optional(),
+  error: errorSchema.optional(),
+});
+
+const mirrorSchema = z.strictObject({
+  url: z.string().max(4096),
+  at: z.number(),
+  ok: z.boolean(),
+  size: z.number().int().min(0).optional(),
+  error: errorSchema.optional(),
+});
+
+const statusSchema = z.strictObject({
+  lastAttempt: attemptSchema.optional(),
+  lastSuccess: attemptSchema.optional(),
+  /** The latest result of each mirror tried, in the order last tried. */
+  mirrors: z.array(mirrorSchema).max(64),
+  history: z.array(attemptSchema).max(historyLength),
+});
+
+const evidenceSchema = z.strictObject({
+  detectedAt: z.number(),
+  source: z.string().max(4096),
+  reason: z.string().max(4096),
+  /** The device's verified checkpoint note, and the conflicting one, both log-signed. */
+  local: z.string().max(256 * 1024),
+  remote: z.string().max(256 * 1024),
+  /** For a larger tree: the consistency proof (base64 hashes) that failed, from the mirror. */
+  proof: z.array(z.string().max(64)).max(128).optional(),
+});
+
+export type SyncAttempt = z.infer<typeof attemptSchema>;
+export type MirrorResult = z.infer<typeof mirrorSchema>;
+export type SyncStatus = z.infer<typeof statusSchema>;
+export type ForkEvidence = z.infer<typeof evidenceSchema>;
+
+const emptyStatus: SyncStatus = { mirrors: [], history: [] };
+
+export async function readSyncStatus(dir: string): Promise<SyncStatus> {
+  const bytes = await readFileCapped(join(dir, stateFiles.status), maxFileBytes, 'sync status');
+  if (bytes === undefined) return emptyStatus;
+  try {
+    return statusSchema.parse(parseJson(bytes, 'STATE_INVALID', 'status.json'));
+  } catch {
+    // Reports only: a damaged file is started afresh rather than blocking syncs.
+    return emptyStatus;
+  }
+}
+
+/** Records one sync attempt and the mirrors' results in it. Run under the sync lock. */
+export async function recordAttempt(
+  dir: string,
+  attempt: SyncAttempt,
+  mirrors: readonly MirrorResult[],
+): Promise<SyncStatus> {
+  const previous = await readSyncStatus(dir);
+  const tried = new Set(mirrors.map((mirror) => mirror.url));
+  const status: SyncStatus = {
+    lastAttempt: attempt,
+    ...(attempt.ok
+      ? { lastSuccess: attempt }
+      : previous.lastSuccess
+        ? { lastSuccess: previous.lastSuccess }
+        : {}),
+    mirrors: [...mirrors, ...previous.mirrors.filter((mirror) => !tried.has(mirror.url))].slice(
+      0,
+      64,
+    ),
+    history: [attempt, ...previous.history].slice(0, historyLength),
+  };
+  await writeFileDurably(join(dir, stateFiles.status), `${JSON.stringify(status, null, 2)}\n`);
+  return status;
+}
+
+export async function readForkEvidence(dir: string): Promise<ForkEvidence[]> {
+  const path = join(dir, stateFiles.fork);
+  const bytes = await readFileCapped(path, maxFileBytes, 'fork evidence');
+  if (bytes === undefined) return [];
+  const parsed = z
+    .array(evidenceSchema)
+    .max(maxEvidence)
+    .safeParse(parseJson(bytes, 'STATE_INVALID', path));
+  if (!parsed.success) {
+    // Evidence must never vanish silently: a damaged file is reported, not dropped.
+    throw new VouchError('STATE_INVALID', `${path}: ${describeIssues(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/** Saves fork evidence (once per conflicting checkpoint). Run under the sync lock. */
+export async function addForkEvidence(dir: string, evidence: ForkEvidence): Promise<void> {
+  const known = await readForkEvidence(dir);
+  if (known.some((item) => item.local === evidence.local && item.remote === evidence.remote)) {
+    return;
+  }
+  const all = [...known, evidence].slice(-maxEvidence);
+  await writeFileDurably(join(dir, stateFiles.fork), `${JSON.stringify(all, null, 2)}\n`);
+}
+
+/** Removes the fork evidence (an operator's decision); returns how many items it held. */
+export async function clearForkEvidence(dir: string): Promise<number> {
+  const known = await readForkEvidence(dir);
+  if (known.length === 0) return 0;
+  await unlink(join(dir, stateFiles.fork));
+  await syncDirectory(dir);
+  return known.length;
+}

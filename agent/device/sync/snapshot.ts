@@ -1,0 +1,403 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type ExtractEvents, extract, pack } from 'tar-stream';
+import { parseCheckpoint } from '../../core/checkpoint';
+import { maxEnvelopeBytes } from '../../core/dsse';
+import { VouchError } from '../../core/errors';
+import { CompactRange, hashLeaf } from '../../core/merkle';
+import { maxNoteSize, parseNote } from '../../core/note';
+import {
+  decodeEntryBundle,
+  encodeEntryBundle,
+  entryBundlePath,
+  fullWidth,
+  maxEntrySize,
+  type TileId,
+} from '../../core/tiles';
+import { ioError, syncDirectory } from '../../files';
+import type { Logger } from '../../logger';
+import { loadState, type RootFile, stateFiles, verifyCheckpoint } from '../store/state';
+import {
+  type Applied,
+  applyEntries,
+  type Bundle,
+  type Context,
+  checkAgainstState,
+  commitUnchanged,
+  type Incoming,
+  updateRoots,
+} from './apply';
+import { openMirror } from './mirror';
+import { trustOf, withState } from './sync';
+
+/**
+ * Snapshots for air-gapped devices (README "Snapshots"): one POSIX tar file holding a
+ * checkpoint and every entry it covers, as the log serves them, in this order:
+ *
+ *   vouch-snapshot.json          {"format":"vouch-snapshot/v1","origin":…,"size":…}
+ *   checkpoint                   the signed checkpoint note, with its cosignatures
+ *   roots/<V>.json …             the trust root chain, ascending (may be empty)
+ *   tile/entries/<N>[.p/<W>] …   every entry bundle of the tree, in order (c2sp.org/tlog-tiles)
+ *
+ * Import reads it as one stream, in that order, with a cap on each member and on the
+ * file, and applies it exactly like a sync: nothing in it is trusted before it verifies.
+ */
+
+type TarEntry = ExtractEvents['entry'][1];
+
+const manifestName = 'vouch-snapshot.json';
+const format = 'vouch-snapshot/v1';
+const maxManifestBytes = 4096;
+
+export interface ExportResult {
+  readonly out: string;
+  readonly origin: string;
+  readonly size: number;
+  readonly roots: number;
+  readonly bytes: number;
+}
+
+/** What a snapshot is made from: its checkpoint note, roots and entry bundles. */
+interface SnapshotSource {
+  readonly note: Uint8Array;
+  readonly roots: readonly RootFile[];
+  bundles(size: number): AsyncIterable<{ readonly tile: TileId; readonly bytes: Uint8Array }>;
+}
+
+/**
+ * `vouch snapshot export`: from the device's state (its entries, re-hashed on the way and
+ * checked against its verified root), or with `logDir` from a publisher's log directory,
+ * read through its published files exactly as a file:// mirror would be.
+ */
+export async function exportSnapshot(options: {
+  readonly out: string;
+  readonly stateDir: string;
+  readonly logDir?: string | undefined;
+  readonly maxBytes: number;
+  readonly maxBundleBytes: number;
+}): Promise<ExportResult> {
+  const source = options.logDir
+    ? await logSource(options.logDir, options.maxBundleBytes)
+    : await stateSource(options.stateDir);
+  const note = parseNote(source.note);
+  const { origin, size } = parseCheckpoint(note.text);
+  const temp = join(dirname(options.out), `.${basename(options.out)}.${process.pid}.tmp`);
+  const tar = pack();
+  let bytes = 0;
+  const written = pipeline(
+    tar,
+    async function* (chunks: AsyncIterable<unknown>) {
+      for await (const chunk of chunks) {
+        bytes += (chunk as Buffer).length;
+        if (bytes > options.maxBytes) {
+          throw new VouchError('PAYLOAD_TOO_LARGE', `snapshot is over ${options.maxBytes} bytes`);
+        }
+        yield chunk;
+      }
+    },
+    createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
+  );
+  written.catch(() => {});
+  const add = (name: string, data: Uint8Array) =>
+    new Promise<void>((resolve, reject) => {
+      tar.entry(
+        { name, size: data.length, mode: 0o644, mtime: new Date(0) },
+        Buffer.from(data),
+        (error) => (error ? reject(error) : resolve()),
+      );
+    });
+  try {
+    await add(manifestName, Buffer.from(JSON.stringify({ format, origin, size })));
+    await add('checkpoint', source.note);
+    for (const root of source.roots) await add(`roots/${root.version}.json`, root.bytes);
+    for await (const { tile, bytes: bundle } of source.bundles(size)) {
+      await add(entryBundlePath(tile), bundle);
+    }
+    tar.finalize();
+    await written;
+    const handle = await open(temp, 'r');
+    await handle.sync();
+    await handle.close();
+    await rename(temp, options.out);
+    await syncDirectory(dirname(options.out));
+  } catch (error) {
+    tar.destroy();
+    await written.catch(() => {});
+    await unlink(temp).catch(() => {});
+    if (error instanceof VouchError) throw error;
+    throw ioError('write', options.out, error);
+  }
+  return { out: options.out, origin, size, roots: source.roots.length, bytes };
+}
+
+async function stateSource(stateDir: string): Promise<SnapshotSource> {
+  const state = await loadState(stateDir);
+  if (!state) throw new VouchError('NO_TRUST_ROOT', `${stateDir} holds no trust state to export`);
+  const { size, root } = state.checkpoint.checkpoint;
+  return {
+    note: new Uint8Array(Buffer.from(state.note, 'utf8')),
+    roots: state.chain,
+    async *bundles() {
+      const range = new CompactRange();
+      let batch: Uint8Array[] = [];
+      const flush = () => {
+        const tile = {
+          level: 0,
+          index: Math.floor((range.size - 1) / fullWidth),
+          width: batch.length,
+        };
+        const bundle = { tile, bytes: encodeEntryBundle(batch) };
+        batch = [];
+        return bundle;
+      };
+      for await (const entry of readEntriesFile(
+        join(stateDir, stateFiles.entries),
+        state.entriesBytes,
+      )) {
+        range.append(hashLeaf(entry));
+        batch.push(entry);
+        if (batch.length === fullWidth) yield flush();
+      }
+      if (batch.length > 0) yield flush();
+      if (range.size !== size || Buffer.compare(range.root(), root) !== 0) {
+        throw new VouchError('STATE_INVALID', `${stateDir}: entries do not give the verified root`);
+      }
+    },
+  };
+}
+
+/** The entries file (uint16-length-prefixed entries), read as a stream up to `length`. */
+async function* readEntriesFile(path: string, length: number): AsyncGenerator<Uint8Array> {
+  if (length === 0) return;
+  let pending: Buffer = Buffer.alloc(0);
+  for await (const chunk of createReadStream(path, { start: 0, end: length - 1 })) {
+    pending = pending.length === 0 ? (chunk as Buffer) : Buffer.concat([pending, chunk as Buffer]);
+    let at = 0;
+    while (at + 2 <= pending.length) {
+      const size = pending.readUInt16BE(at);
+      if (at + 2 + size > pending.length) break;
+      yield new Uint8Array(pending.subarray(at + 2, at + 2 + size));
+      at += 2 + size;
+    }
+    pending = pending.subarray(at);
+  }
+  if (pending.length > 0) throw new VouchError('STATE_INVALID', `${path}: truncated entry`);
+}
+
+/** A publisher's log directory, read through its published files like a file:// mirror. */
+async function logSource(logDir: string, maxBundleBytes: number): Promise<SnapshotSource> {
+  const published = join(logDir, 'public');
+  const base = (await stat(published).catch(() => undefined))?.isDirectory() ? published : logDir;
+  const mirror = openMirror(pathToFileURL(base).href, { timeoutMs: 0 });
+  const note = await mirror.get('checkpoint', maxNoteSize);
+  if (!note) throw new VouchError('LOG_INVALID', `${fileURLToPath(mirror.url)} has no checkpoint`);
+  // Root files a publisher placed beside its tiles (roots/<V>.json), ascending.
+  const versions = (await readdir(join(base, 'roots')).catch(() => [] as string[]))
+    .map((name) => /^([1-9][0-9]{0,15})\.json$/.exec(name)?.[1])
+    .filter((version): version is string => version !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+  const roots: RootFile[] = [];
+  for (const version of versions) {
+    const bytes = await mirror.get(`roots/${version}.json`, maxEnvelopeBytes);
+    if (bytes) roots.push({ version, bytes });
+  }
+  return {
+    note,
+    roots,
+    async *bundles(size) {
+      for (let index = 0; index * fullWidth < size; index++) {
+        const tile = { level: 0, index, width: Math.min(fullWidth, size - index * fullWidth) };
+        const path = entryBundlePath(tile);
+        const bytes = await mirror.get(
+          path,
+          Math.min(maxBundleBytes, tile.width * (2 + maxEntrySize)),
+        );
+        if (!bytes) throw new VouchError('LOG_INVALID', `${base}: ${path} is missing`);
+        yield { tile, bytes };
+      }
+    },
+  };
+}
+
+/** `vouch snapshot import`: verifies a snapshot fully and applies it like a sync. */
+export async function importSnapshot(options: {
+  readonly file: string;
+  readonly stateDir: string;
+  readonly rootPath?: string | undefined;
+  readonly maxBytes: number;
+  readonly maxBundleBytes: number;
+  readonly logger: Logger;
+  readonly clock?: () => number;
+}): Promise<Applied & { readonly source: string }> {
+  const info = await stat(options.file).catch((error) => {
+    throw new VouchError('IO', `cannot read snapshot ${options.file}: ${error.message}`, {
+      cause: error,
+    });
+  });
+  if (info.size > options.maxBytes) {
+    throw new VouchError(
+      'PAYLOAD_TOO_LARGE',
+      `snapshot ${options.file} is over ${options.maxBytes} bytes`,
+    );
+  }
+  return withState(options, options.file, [], async (state, now) => {
+    const trust = await trustOf(state, options.rootPath);
+    const ctx: Context = {
+      dir: options.stateDir,
+      source: options.file,
+      now,
+      logger: options.logger,
+    };
+    const reader = new SnapshotReader(options.file, options.maxBytes);
+    try {
+      const manifest = await reader.member(manifestName, maxManifestBytes);
+      const declared = parseManifest(manifest);
+      const noteBytes = await reader.member('checkpoint', maxNoteSize);
+      const roots = new Map<number, Uint8Array>();
+      for (;;) {
+        const name = await reader.peek();
+        const version = /^roots\/([1-9][0-9]{0,15})\.json$/.exec(name ?? '')?.[1];
+        if (version === undefined) break;
+        roots.set(Number(version), await reader.member(name as string, maxEnvelopeBytes));
+      }
+      const { root, newRoots } = await updateRoots(trust, async (v) => roots.get(v), now);
+      const checkpoint = verifyCheckpoint(noteBytes, root);
+      const { size, origin } = checkpoint.checkpoint;
+      if (declared.size !== size || declared.origin !== origin) {
+        throw invalid('vouch-snapshot.json does not describe its checkpoint');
+      }
+      const incoming: Incoming = {
+        root,
+        newRoots,
+        checkpoint,
+        note: Buffer.from(noteBytes).toString('utf8'),
+      };
+      const applied = (await checkAgainstState(ctx, state, incoming))
+        ? await commitUnchanged(ctx, state, incoming)
+        : await applyEntries(
+            ctx,
+            state,
+            incoming,
+            reader.bundles(size, options.maxBundleBytes),
+            0,
+            () => {
+              throw new VouchError(
+                'TILE_INVALID',
+                `${options.file}: the entries do not give the checkpoint's root`,
+              );
+            },
+          );
+      return { ...applied, source: options.file };
+    } finally {
+      reader.close();
+    }
+  });
+}
+
+function invalid(message: string): VouchError {
+  return new VouchError('SNAPSHOT_INVALID', `snapshot: ${message}`);
+}
+
+function parseManifest(bytes: Uint8Array): { origin: string; size: number } {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw invalid('vouch-snapshot.json is not JSON');
+  }
+  const manifest = value as { format?: unknown; origin?: unknown; size?: unknown };
+  if (
+    manifest?.format !== format ||
+    typeof manifest.origin !== 'string' ||
+    !Number.isSafeInteger(manifest.size)
+  ) {
+    throw invalid(`not a ${format} file`);
+  }
+  return { origin: manifest.origin, size: manifest.size as number };
+}
+
+/** The members of a snapshot tar, read one at a time in order, each under a cap. */
+class SnapshotReader {
+  readonly #members: AsyncIterator<TarEntry>;
+  readonly #input: ReturnType<typeof createReadStream>;
+  #peeked: TarEntry | undefined;
+  #done = false;
+
+  constructor(file: string, maxBytes: number) {
+    const tar = extract();
+    this.#input = createReadStream(file, { end: maxBytes });
+    this.#input.on('error', (error) => tar.destroy(error));
+    this.#input.pipe(tar);
+    this.#members = tar[Symbol.asyncIterator]();
+  }
+
+  async #next(): Promise<TarEntry | undefined> {
+    if (this.#peeked) {
+      const entry = this.#peeked;
+      this.#peeked = undefined;
+      return entry;
+    }
+    if (this.#done) return undefined;
+    try {
+      const { value, done } = await this.#members.next();
+      if (done) this.#done = true;
+      return done ? undefined : value;
+    } catch (error) {
+      throw new VouchError(
+        'SNAPSHOT_INVALID',
+        `snapshot: not a readable tar file: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  /** The name of the next member, without reading it. */
+  async peek(): Promise<string | undefined> {
+    this.#peeked ??= await this.#next();
+    return this.#peeked?.header.name;
+  }
+
+  /** The next member, which must be `name`, of at most `maxBytes`. */
+  async member(name: string, maxBytes: number): Promise<Uint8Array> {
+    const entry = await this.#next();
+    if (!entry || entry.header.name !== name || entry.header.type !== 'file') {
+      throw invalid(`expected ${name}, found ${entry ? entry.header.name : 'the end'}`);
+    }
+    if ((entry.header.size ?? 0) > maxBytes) throw invalid(`${name} is over ${maxBytes} bytes`);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    try {
+      for await (const chunk of entry as AsyncIterable<Buffer>) {
+        total += chunk.length;
+        if (total > maxBytes) throw invalid(`${name} is over ${maxBytes} bytes`);
+        chunks.push(chunk);
+      }
+    } catch (error) {
+      if (error instanceof VouchError) throw error;
+      throw invalid(`${name}: ${(error as Error).message}`);
+    }
+    return new Uint8Array(Buffer.concat(chunks));
+  }
+
+  /** The entry bundles of a tree of `size`, then the end of the file. */
+  async *bundles(size: number, maxBundleBytes: number): AsyncGenerator<Bundle> {
+    for (let index = 0; index * fullWidth < size; index++) {
+      const tile = { level: 0, index, width: Math.min(fullWidth, size - index * fullWidth) };
+      const cap = Math.min(maxBundleBytes, tile.width * (2 + maxEntrySize));
+      const bytes = await this.member(entryBundlePath(tile), cap);
+      yield { firstIndex: index * fullWidth, entries: decodeEntryBundle(bytes, tile) };
+    }
+    const extra = await this.peek();
+    if (extra !== undefined) throw invalid(`unexpected member ${extra} after the last bundle`);
+  }
+
+  close(): void {
+    this.#input.destroy();
+  }
+}

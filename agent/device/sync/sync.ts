@@ -1,0 +1,316 @@
+import { join } from 'node:path';
+import { maxEnvelopeBytes } from '../../core/dsse';
+import { asVouchError, VouchError } from '../../core/errors';
+import {
+  CompactRange,
+  consistencyProof,
+  type HashReader,
+  verifyConsistency,
+} from '../../core/merkle';
+import { maxNoteSize } from '../../core/note';
+import {
+  decodeEntryBundle,
+  decodeTile,
+  entryBundlePath,
+  fullWidth,
+  maxEntrySize,
+  type TileId,
+  tileHashReader,
+  tilePath,
+} from '../../core/tiles';
+import { makeDirectory, readFileCapped } from '../../files';
+import type { Logger } from '../../logger';
+import { acquireLock } from '../lock';
+import {
+  loadState,
+  removeStale,
+  stateFiles,
+  type TrustState,
+  verifyCheckpoint,
+} from '../store/state';
+import { type MirrorResult, recordAttempt, type SyncAttempt } from '../store/status';
+import {
+  type Applied,
+  applyEntries,
+  type Bundle,
+  type Context,
+  checkAgainstState,
+  commitUnchanged,
+  type Incoming,
+  saveFork,
+  type Trust,
+  updateRoots,
+} from './apply';
+import { type Mirror, openMirror } from './mirror';
+
+export interface SyncOptions {
+  readonly stateDir: string;
+  /** Mirror URLs, tried in order until one sync succeeds. */
+  readonly mirrors: readonly string[];
+  /** A signed root file: the first trusted root of a device without state. */
+  readonly rootPath?: string | undefined;
+  /** Per request (ms). */
+  readonly timeoutMs: number;
+  readonly maxBundleBytes: number;
+  readonly logger: Logger;
+  /** The clock (ms); tests set it. */
+  readonly clock?: () => number;
+}
+
+export interface SyncReport extends Applied {
+  readonly source: string;
+  readonly mirrors: readonly MirrorResult[];
+}
+
+/** Bundles fetched ahead of the one being checked. */
+const prefetch = 8;
+/** Errors that are the device's own, not a mirror's: trying another mirror cannot help. */
+const localErrors = new Set(['IO', 'INTERNAL', 'STATE_INVALID', 'STATE_LOCKED', 'NO_TRUST_ROOT']);
+
+/**
+ * Holds the state lock for `body`, with the committed state loaded (undefined for a new
+ * device) and leftovers of interrupted syncs removed; records the attempt, with what
+ * `body` put into `mirrors`, in status.json.
+ */
+export async function withState<T extends Applied>(
+  options: { readonly stateDir: string; readonly clock?: (() => number) | undefined },
+  source: string,
+  mirrors: MirrorResult[],
+  body: (state: TrustState | undefined, now: number) => Promise<T>,
+): Promise<T> {
+  const dir = options.stateDir;
+  await makeDirectory(dir);
+  const lock = await acquireLock(join(dir, stateFiles.lock));
+  let attempt: SyncAttempt | undefined;
+  try {
+    await removeStale(dir);
+    const state = await loadState(dir);
+    const now = Math.max((options.clock ?? Date.now)(), state?.clockFloor ?? 0);
+    const fromSize = state?.checkpoint.checkpoint.size ?? 0;
+    try {
+      const result = await body(state, now);
+      attempt = {
+        at: now,
+        ok: true,
+        source,
+        fromSize,
+        toSize: result.size,
+        added: result.added,
+        skipped: result.skipped.length,
+      };
+      return result;
+    } catch (error) {
+      const failure = asVouchError(error);
+      attempt = {
+        at: now,
+        ok: false,
+        source,
+        fromSize,
+        error: { code: failure.code, message: failure.message },
+      };
+      throw error;
+    }
+  } finally {
+    if (attempt) await recordAttempt(dir, attempt, mirrors).catch(() => {});
+    await lock.release();
+  }
+}
+
+/**
+ * `vouch sync`: brings the state up to the newest checkpoint a mirror offers, trying the
+ * mirrors in order. A mirror that fails (unreachable, too slow, too large, bad data,
+ * rollback, fork) is reported and the next is tried; the state changes only by a commit
+ * of fully verified data.
+ */
+export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport> {
+  if (options.mirrors.length === 0) {
+    throw new VouchError(
+      'USAGE',
+      'no mirror: give --mirror URL or set mirrors in the configuration',
+    );
+  }
+  const results: MirrorResult[] = [];
+  return withState(options, options.mirrors.join(' '), results, async (state, now) => {
+    const trust = await trustOf(state, options.rootPath);
+    const failures: VouchError[] = [];
+    for (const url of options.mirrors) {
+      const ctx: Context = { dir: options.stateDir, source: url, now, logger: options.logger };
+      try {
+        const mirror = openMirror(url, { timeoutMs: options.timeoutMs });
+        const applied = await syncFromMirror(ctx, trust, mirror, options.maxBundleBytes);
+        results.push({ url, at: now, ok: true, size: applied.size });
+        options.logger.info({ mirror: url, size: applied.size, added: applied.added }, 'synced');
+        return { ...applied, source: url, mirrors: results };
+      } catch (error) {
+        const failure = asVouchError(error);
+        results.push({
+          url,
+          at: now,
+          ok: false,
+          error: { code: failure.code, message: failure.message },
+        });
+        if (localErrors.has(failure.code)) throw error;
+        options.logger.warn({ mirror: url, code: failure.code }, failure.message);
+        failures.push(failure);
+      }
+    }
+    throw combine(failures);
+  });
+}
+
+/** The device's trust: its state, else the first root from `rootPath`. */
+export async function trustOf(
+  state: TrustState | undefined,
+  rootPath: string | undefined,
+): Promise<Trust> {
+  if (state) return { state };
+  if (rootPath === undefined) {
+    throw new VouchError(
+      'NO_TRUST_ROOT',
+      'this device has no trust state yet: give the first trusted root with --root ROOT (or root in the configuration)',
+    );
+  }
+  const bytes = await readFileCapped(rootPath, maxEnvelopeBytes, 'trust root');
+  if (bytes === undefined) throw new VouchError('IO', `trust root ${rootPath} does not exist`);
+  return { state: undefined, first: { version: 0, bytes } };
+}
+
+/** One error for a sync that no mirror could complete: the gravest, naming every mirror. */
+function combine(failures: readonly VouchError[]): VouchError {
+  const rank = (error: VouchError) =>
+    error.code === 'LOG_FORK'
+      ? 3
+      : error.code === 'LOG_ROLLBACK'
+        ? 2
+        : error.kind === 'data'
+          ? 1
+          : 0;
+  const gravest = [...failures].sort((a, b) => rank(b) - rank(a))[0] as VouchError;
+  if (failures.length === 1) return gravest;
+  return new VouchError(
+    gravest.code,
+    `no mirror could be synced: ${failures.map((failure) => failure.message).join('; ')}`,
+    { cause: gravest },
+  );
+}
+
+async function syncFromMirror(
+  ctx: Context,
+  trust: Trust,
+  mirror: Mirror,
+  maxBundleBytes: number,
+): Promise<Applied> {
+  const { root, newRoots } = await updateRoots(
+    trust,
+    (version) => mirror.get(`roots/${version}.json`, maxEnvelopeBytes),
+    ctx.now,
+  );
+  const noteBytes = await mirror.get('checkpoint', maxNoteSize);
+  if (noteBytes === undefined) {
+    throw new VouchError('UNAVAILABLE', `mirror ${mirror.url} has no checkpoint`);
+  }
+  const checkpoint = verifyCheckpoint(noteBytes, root);
+  const incoming: Incoming = {
+    root,
+    newRoots,
+    checkpoint,
+    note: Buffer.from(noteBytes).toString('utf8'),
+  };
+  const state = trust.state;
+  if (await checkAgainstState(ctx, state, incoming)) return commitUnchanged(ctx, state, incoming);
+
+  const localSize = state?.checkpoint.checkpoint.size ?? 0;
+  const size = checkpoint.checkpoint.size;
+  const tiles = new Map<string, Promise<Uint8Array>>();
+  const fetchTile = (tile: TileId): Promise<Uint8Array> => {
+    const path = tilePath(tile);
+    let bytes = tiles.get(path);
+    if (!bytes) {
+      bytes = required(mirror, path, tile.width * 32);
+      bytes.catch(() => {});
+      tiles.set(path, bytes);
+    }
+    return bytes;
+  };
+  const fetchBundle = async (index: number): Promise<Bundle> => {
+    const width = Math.min(fullWidth, size - index * fullWidth);
+    const tile = { level: 0, index, width };
+    const cap = Math.min(maxBundleBytes, width * (2 + maxEntrySize));
+    const [bundle, hashes] = await Promise.all([
+      required(mirror, entryBundlePath(tile), cap),
+      fetchTile(tile),
+    ]);
+    return {
+      firstIndex: index * fullWidth,
+      entries: decodeEntryBundle(bundle, tile),
+      tileHashes: decodeTile(hashes, tile),
+    };
+  };
+  const first = Math.floor(localSize / fullWidth);
+  async function* bundles(): AsyncGenerator<Bundle> {
+    const ahead: Promise<Bundle>[] = [];
+    const last = Math.ceil(size / fullWidth);
+    let queued = first;
+    for (;;) {
+      while (queued < last && ahead.length < prefetch) {
+        const bundle = fetchBundle(queued++);
+        bundle.catch(() => {});
+        ahead.push(bundle);
+      }
+      const nextBundle = ahead.shift();
+      if (!nextBundle) return;
+      yield await nextBundle;
+    }
+  }
+  return applyEntries(ctx, state, incoming, bundles(), localSize, () =>
+    diagnoseMismatch(ctx, state, incoming, tileHashReader(size, fetchTile)),
+  );
+}
+
+/**
+ * The mirror's entries do not give its checkpoint's root. Either the mirror serves broken
+ * data, or the log signed a tree that does not extend ours (a fork). The tiles tell: the
+ * tree's prefix of the local size, read from them, must be proven by a consistency proof
+ * (RFC 9162 §2.1.4) from the same tiles up to the signed root; if so the tiles are the
+ * log's, and a prefix root other than ours is a fork.
+ */
+async function diagnoseMismatch(
+  ctx: Context,
+  state: TrustState | undefined,
+  incoming: Incoming,
+  reader: HashReader,
+): Promise<never> {
+  const signed = incoming.checkpoint.checkpoint;
+  const local = state?.checkpoint.checkpoint;
+  const broken = new VouchError(
+    'TILE_INVALID',
+    `${ctx.source}: the entries do not give the checkpoint's root hash`,
+  );
+  if (!state || !local || local.size === 0) throw broken;
+  let proof: Uint8Array[];
+  let prefixRoot: Uint8Array;
+  try {
+    proof = await consistencyProof(local.size, signed.size, reader);
+    prefixRoot = CompactRange.of(local.size, await reader(CompactRange.nodes(local.size))).root();
+    verifyConsistency(local.size, signed.size, prefixRoot, signed.root, proof);
+  } catch (error) {
+    if (error instanceof VouchError && error.code !== 'UNAVAILABLE') throw broken;
+    throw error;
+  }
+  if (Buffer.compare(prefixRoot, local.root) === 0) throw broken;
+  return saveFork(
+    ctx,
+    state,
+    incoming,
+    "a larger tree that does not contain this device's verified tree",
+    proof,
+  );
+}
+
+async function required(mirror: Mirror, path: string, maxBytes: number): Promise<Uint8Array> {
+  const bytes = await mirror.get(path, maxBytes);
+  if (bytes === undefined) {
+    throw new VouchError('TILE_INVALID', `mirror ${mirror.url} has no ${path}`);
+  }
+  return bytes;
+}

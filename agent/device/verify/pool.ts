@@ -1,0 +1,544 @@
+import { open } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { VouchError } from '../../core/errors';
+import { CompactRange } from '../../core/merkle';
+import type { Reply, Request } from './protocol';
+
+/**
+ * SHA-256 on worker threads, sized by the hashing plan (hw/plan.ts). The main thread reads;
+ * workers hash. Data moves as transferred ArrayBuffers that come back to be reused, so the
+ * pool never holds more than `inFlightBytes` of data whatever the input size, and a reader
+ * waits (backpressure) while that much is queued.
+ *
+ * - `hash(source)`: the plain SHA-256 of a file or a byte stream (an image layer, a
+ *   download). One digest is sequential, so one job runs on one worker; jobs run in
+ *   parallel up to one per worker, and more wait their turn.
+ * - `hashChunked(source)`: the RFC 6962 Merkle root over the SHA-256 leaf hashes of
+ *   `chunkSize`-byte chunks, which spreads one large file over every worker.
+ *
+ * A worker that dies fails the jobs it held with WORKER_FAILED and is replaced; a job never
+ * waits for a thread that is gone.
+ */
+
+export interface PoolOptions {
+  /** Worker threads. */
+  readonly workers: number;
+  /** Bytes per read and per message; also the leaf size of chunked digests. */
+  readonly chunkSize: number;
+  /** Bytes read but not yet hashed, at most. At least one chunk. */
+  readonly inFlightBytes: number;
+}
+
+/** A file path, or bytes from a stream (a Node Readable is an AsyncIterable<Buffer>). */
+export type Source = string | AsyncIterable<Uint8Array>;
+
+export interface Digest {
+  /** Lowercase hex. */
+  readonly sha256: string;
+  /** Bytes hashed. */
+  readonly size: number;
+}
+
+export interface ChunkedDigest {
+  /** RFC 6962 Merkle tree hash over the leaf hashes of the chunks, lowercase hex. */
+  readonly root: string;
+  readonly chunkSize: number;
+  readonly chunks: number;
+  readonly size: number;
+}
+
+export class HashPool {
+  readonly #chunkSize: number;
+  /** Bytes one plain-digest job may have in flight: its share of the pool's budget. */
+  readonly #window: number;
+  readonly #buffers: Buffers;
+  readonly #turns: Semaphore;
+  readonly #threads: Thread[] = [];
+  readonly #jobs = new Map<number, Job>();
+  #nextJob = 0;
+  #closed = false;
+  /** Workers in a row that died before they were ready. */
+  #failedStarts = 0;
+  /** Set when workers keep dying before they load: their code is missing or broken. */
+  #broken: VouchError | undefined;
+
+  constructor({ workers, chunkSize, inFlightBytes }: PoolOptions) {
+    for (const [name, value, min] of [
+      ['workers', workers, 1],
+      ['chunkSize', chunkSize, 1],
+      ['inFlightBytes', inFlightBytes, chunkSize],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < min) {
+        throw new VouchError('INTERNAL', `hash pool: ${name} must be an integer ≥ ${min}`);
+      }
+    }
+    this.#chunkSize = chunkSize;
+    this.#window = Math.max(chunkSize, Math.floor(inFlightBytes / workers / chunkSize) * chunkSize);
+    this.#buffers = new Buffers(inFlightBytes);
+    this.#turns = new Semaphore(workers);
+    for (let i = 0; i < workers; i++) this.#threads.push(this.#start());
+  }
+
+  /** The worker threads, for observing them (tests stop one to check recovery). */
+  get threads(): readonly Worker[] {
+    return this.#threads.map((thread) => thread.worker);
+  }
+
+  async hash(source: Source): Promise<Digest> {
+    this.#check();
+    await this.#turns.take();
+    try {
+      return await this.#stream(source);
+    } finally {
+      this.#turns.give();
+    }
+  }
+
+  /** One plain digest, on one worker, read chunk after chunk while earlier ones hash. */
+  async #stream(source: Source): Promise<Digest> {
+    const job = this.#begin();
+    let input: Input | undefined;
+    try {
+      input = await openInput(source);
+      const thread = this.#lightest((t) => t.jobs.size);
+      thread.jobs.add(job);
+      job.threads.add(thread);
+      let size = 0;
+      for (;;) {
+        await job.until(() => job.inFlight + this.#chunkSize <= this.#window);
+        const buffer = await this.#buffers.take(this.#chunkSize);
+        const length = await this.#fill(input, buffer, job);
+        if (length > 0) {
+          size += length;
+          this.#send(thread, job, { op: 'update', job: job.id, buffer, length }, buffer);
+        } else {
+          this.#buffers.release(buffer);
+        }
+        if (length < this.#chunkSize) break;
+      }
+      this.#send(thread, job, { op: 'digest', job: job.id });
+      return { sha256: hex(await job.digest()), size };
+    } catch (error) {
+      for (const thread of job.threads) this.#post(thread, { op: 'drop', job: job.id });
+      throw error;
+    } finally {
+      this.#end(job);
+      await input?.close();
+    }
+  }
+
+  async hashChunked(source: Source): Promise<ChunkedDigest> {
+    this.#check();
+    const chunkSize = this.#chunkSize;
+    const job = this.#begin();
+    let input: Input | undefined;
+    try {
+      input = await openInput(source);
+      // Leaf hashes come back in any order; the compact range takes them in index order.
+      const range = new CompactRange();
+      const early = new Map<number, Uint8Array>();
+      job.onLeaf = (index, hash) => {
+        early.set(index, hash);
+        for (let next = early.get(range.size); next; next = early.get(range.size)) {
+          early.delete(range.size);
+          range.append(next);
+        }
+      };
+      let index = 0;
+      let chunks = 0;
+      let size = 0;
+      /** Index of the first chunk past the end, once a read came back short. */
+      let end = Number.POSITIVE_INFINITY;
+      const from = input;
+      const lane = async () => {
+        for (;;) {
+          const buffer = await this.#buffers.take(chunkSize);
+          if (index >= end) {
+            this.#buffers.release(buffer);
+            return;
+          }
+          // Claim the index and (by calling read) the file offset together, with no await
+          // in between, so that concurrent lanes cannot swap them.
+          const at = index++;
+          const length = await this.#fill(from, buffer, job);
+          if (length < chunkSize) end = Math.min(end, length === 0 ? at : at + 1);
+          if (length === 0) {
+            this.#buffers.release(buffer);
+            continue;
+          }
+          chunks++;
+          size += length;
+          const thread = this.#lightest((t) => t.holding);
+          thread.jobs.add(job);
+          job.threads.add(thread);
+          this.#send(thread, job, { op: 'leaf', job: job.id, index: at, buffer, length }, buffer);
+        }
+      };
+      // A file is read at several offsets at once (one reader per worker); a stream in order.
+      const lanes = input.positional ? this.#threads.length : 1;
+      const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
+      const failed = results.find((result) => result.status === 'rejected');
+      if (failed) throw failed.reason;
+      await job.until(() => job.inFlight === 0);
+      // A chunk read past an earlier short one means the file grew while we read it.
+      if (chunks !== end || range.size !== chunks) {
+        throw new VouchError('BAD_DATA', 'the input changed while it was being hashed');
+      }
+      return { root: hex(range.root()), chunkSize, chunks, size };
+    } finally {
+      this.#end(job);
+      await input?.close();
+    }
+  }
+
+  /** Stops the workers; jobs still running fail. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const closed = new VouchError('INTERNAL', 'the hash pool was closed');
+    for (const job of this.#jobs.values()) job.fail(closed);
+    this.#buffers.close(closed);
+    await Promise.all(this.#threads.map((thread) => thread.worker.terminate()));
+  }
+
+  #check(): void {
+    if (this.#closed) throw new VouchError('INTERNAL', 'the hash pool was closed');
+    if (this.#broken) throw this.#broken;
+  }
+
+  #begin(): Job {
+    this.#check();
+    const job = new Job(this.#nextJob++);
+    this.#jobs.set(job.id, job);
+    return job;
+  }
+
+  #end(job: Job): void {
+    this.#jobs.delete(job.id);
+    for (const thread of job.threads) thread.jobs.delete(job);
+  }
+
+  /** Fills `buffer` from the input; the buffer stays the caller's unless this throws. */
+  async #fill(input: Input, buffer: ArrayBuffer, job: Job): Promise<number> {
+    try {
+      job.check();
+      const length = await input.read(new Uint8Array(buffer));
+      job.check();
+      return length;
+    } catch (error) {
+      this.#buffers.release(buffer);
+      job.fail(error);
+      throw error;
+    }
+  }
+
+  #lightest(load: (thread: Thread) => number): Thread {
+    let best: Thread | undefined;
+    for (const thread of this.#threads) {
+      if (!thread.dead && (!best || load(thread) < load(best))) best = thread;
+    }
+    if (!best) throw this.#broken ?? new VouchError('WORKER_FAILED', 'no hash worker is running');
+    return best;
+  }
+
+  #send(thread: Thread, job: Job, request: Request, buffer?: ArrayBuffer): void {
+    if (buffer) {
+      thread.holding += buffer.byteLength;
+      job.inFlight += buffer.byteLength;
+    }
+    if (thread.pending++ === 0) thread.worker.ref();
+    this.#post(thread, request, buffer);
+  }
+
+  #post(thread: Thread, request: Request, buffer?: ArrayBuffer): void {
+    if (!thread.dead) thread.worker.postMessage(request, buffer ? [buffer] : []);
+  }
+
+  #start(): Thread {
+    const thread: Thread = {
+      worker: startWorker(),
+      ready: false,
+      dead: false,
+      pending: 0,
+      holding: 0,
+      jobs: new Set(),
+    };
+    // Idle workers do not keep the process alive; busy ones do (see #send).
+    thread.worker.unref();
+    thread.worker.on('message', (reply: Reply) => this.#receive(thread, reply));
+    thread.worker.on('error', (error) => this.#died(thread, error));
+    thread.worker.on('messageerror', (error) => this.#died(thread, error));
+    thread.worker.on('exit', (code) => this.#died(thread, new Error(`exit code ${code}`)));
+    return thread;
+  }
+
+  #receive(thread: Thread, reply: Reply): void {
+    if (reply.op === 'ready') {
+      thread.ready = true;
+      this.#failedStarts = 0;
+      return;
+    }
+    if (--thread.pending === 0) thread.worker.unref();
+    const job = this.#jobs.get(reply.job);
+    if (reply.op === 'digest') {
+      job?.settle(reply.digest);
+      return;
+    }
+    thread.holding -= reply.buffer.byteLength;
+    this.#buffers.release(reply.buffer);
+    if (reply.op === 'leaf') job?.onLeaf?.(reply.index, reply.hash);
+    job?.acknowledge(reply.buffer.byteLength);
+  }
+
+  #died(thread: Thread, error: Error): void {
+    if (thread.dead) return;
+    thread.dead = true;
+    if (this.#closed) return;
+    const failure = new VouchError('WORKER_FAILED', `a hash worker stopped: ${error.message}`, {
+      cause: error,
+    });
+    // What it held is gone with it: the budget gets those bytes back.
+    this.#buffers.lose(thread.holding);
+    for (const job of thread.jobs) job.fail(failure);
+    if (!thread.ready && ++this.#failedStarts >= maxFailedStarts) {
+      this.#broken ??= failure;
+      return;
+    }
+    this.#threads[this.#threads.indexOf(thread)] = this.#start();
+  }
+}
+
+/** Startup deaths in a row after which the pool gives up instead of respawning forever. */
+const maxFailedStarts = 3;
+
+interface Thread {
+  readonly worker: Worker;
+  /** It said so: its code loaded. */
+  ready: boolean;
+  dead: boolean;
+  /** Requests awaiting a reply. */
+  pending: number;
+  /** Bytes of the pool's buffers the thread holds. */
+  holding: number;
+  readonly jobs: Set<Job>;
+}
+
+/**
+ * The worker entry: from the bundle, dist/hash.worker.cjs beside dist/vouch.cjs
+ * (scripts/build.ts bundles every *.worker.ts and points import.meta.url at the bundle
+ * file); from the TypeScript sources (vitest, tsx), hash.worker.ts through tsx's require hook.
+ */
+function startWorker(): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return new Worker(new URL('./hash.worker.cjs', here));
+  const tsx = createRequire(here).resolve('tsx/cjs');
+  const entry = fileURLToPath(new URL('./hash.worker.ts', here));
+  return new Worker(`require(${JSON.stringify(tsx)});require(${JSON.stringify(entry)});`, {
+    eval: true,
+  });
+}
+
+/** One hashing job: bytes in flight, its failure, its result. */
+class Job {
+  inFlight = 0;
+  failure: unknown;
+  readonly threads = new Set<Thread>();
+  onLeaf: ((index: number, hash: Uint8Array) => void) | undefined;
+  #result: Uint8Array | undefined;
+  #wake: (() => void)[] = [];
+
+  constructor(readonly id: number) {}
+
+  check(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Resolves once `ready()` holds; rejects as soon as the job fails. */
+  async until(ready: () => boolean): Promise<void> {
+    for (this.check(); !ready(); this.check()) {
+      await new Promise<void>((resolve) => this.#wake.push(resolve));
+    }
+  }
+
+  async digest(): Promise<Uint8Array> {
+    await this.until(() => this.#result !== undefined);
+    return this.#result as Uint8Array;
+  }
+
+  acknowledge(bytes: number): void {
+    this.inFlight -= bytes;
+    this.#notify();
+  }
+
+  settle(digest: Uint8Array): void {
+    this.#result = digest;
+    this.#notify();
+  }
+
+  fail(error: unknown): void {
+    this.failure ??= error;
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const wake of this.#wake.splice(0)) wake();
+  }
+}
+
+/**
+ * The pool's buffers: at most `limit` bytes exist, free or in flight. Freed buffers are
+ * reused; one of another size is dropped to make room. A single buffer over the limit is
+ * allowed when nothing else is allocated, so an odd size cannot deadlock.
+ */
+class Buffers {
+  #allocated = 0;
+  readonly #free: ArrayBuffer[] = [];
+  #wake: (() => void)[] = [];
+  #closed: Error | undefined;
+
+  constructor(readonly limit: number) {}
+
+  async take(size: number): Promise<ArrayBuffer> {
+    for (;;) {
+      if (this.#closed) throw this.#closed;
+      const at = this.#free.findIndex((buffer) => buffer.byteLength === size);
+      if (at >= 0) return this.#free.splice(at, 1)[0] as ArrayBuffer;
+      while (this.#allocated + size > this.limit && this.#free.length > 0) {
+        this.#allocated -= (this.#free.pop() as ArrayBuffer).byteLength;
+      }
+      if (this.#allocated + size <= this.limit || this.#allocated === 0) {
+        this.#allocated += size;
+        return new ArrayBuffer(size);
+      }
+      await new Promise<void>((resolve) => this.#wake.push(resolve));
+    }
+  }
+
+  release(buffer: ArrayBuffer): void {
+    this.#free.push(buffer);
+    this.#notify();
+  }
+
+  /** Fails every take, now and later. */
+  close(error: Error): void {
+    this.#closed = error;
+    this.#notify();
+  }
+
+  /** Bytes that will not come back (a worker died holding them). */
+  lose(bytes: number): void {
+    this.#allocated -= bytes;
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const wake of this.#wake.splice(0)) wake();
+  }
+}
+
+/** A counting semaphore with first-come, first-served waiters. */
+class Semaphore {
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(private available: number) {}
+
+  async take(): Promise<void> {
+    if (this.available > 0) {
+      this.available--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  give(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.available++;
+  }
+}
+
+interface Input {
+  /** Fills `into`; fewer bytes only at the end of the input. */
+  read(into: Uint8Array): Promise<number>;
+  /** Reads may overlap: each call claims its byte range when made. */
+  readonly positional: boolean;
+  close(): Promise<void>;
+}
+
+async function openInput(source: Source): Promise<Input> {
+  return typeof source === 'string' ? openFile(source) : streamInput(source);
+}
+
+async function openFile(path: string): Promise<Input> {
+  const handle = await open(path, 'r').catch((error) => {
+    throw ioError(`cannot read ${path}`, error);
+  });
+  let position = 0;
+  return {
+    positional: true,
+    async read(into) {
+      const at = position;
+      position += into.length;
+      let filled = 0;
+      while (filled < into.length) {
+        const { bytesRead } = await handle
+          .read(into, filled, into.length - filled, at + filled)
+          .catch((error) => {
+            throw ioError(`cannot read ${path}`, error);
+          });
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return filled;
+    },
+    close: () => handle.close(),
+  };
+}
+
+function streamInput(source: AsyncIterable<Uint8Array>): Input {
+  const iterator = source[Symbol.asyncIterator]();
+  let rest: Uint8Array = new Uint8Array(0);
+  let done = false;
+  return {
+    positional: false,
+    async read(into) {
+      let filled = 0;
+      while (filled < into.length) {
+        if (rest.length === 0) {
+          if (done) break;
+          const next = await iterator.next().catch((error) => {
+            throw ioError('cannot read the stream', error);
+          });
+          if (next.done) {
+            done = true;
+            break;
+          }
+          if (!(next.value instanceof Uint8Array)) {
+            throw new VouchError('INTERNAL', 'a hashed stream must yield bytes, not strings');
+          }
+          rest = next.value;
+        }
+        const take = Math.min(rest.length, into.length - filled);
+        into.set(rest.subarray(0, take), filled);
+        filled += take;
+        rest = rest.subarray(take);
+      }
+      return filled;
+    },
+    async close() {
+      // Ends the source early when hashing failed (a Readable is destroyed).
+      if (!done) await iterator.return?.();
+    },
+  };
+}
+
+function ioError(what: string, error: unknown): VouchError {
+  if (error instanceof VouchError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new VouchError('IO', `${what}: ${reason}`, { cause: error });
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}

@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { VouchError } from './core/errors';
+
+/**
+ * Durable file operations shared by the device state, the publisher and the CLI. A file
+ * is replaced by writing a temp file, fsyncing it, renaming it over the target and
+ * fsyncing the directory, so after a crash (kill -9, power cut) the path holds the old
+ * content or the new, never a mix, and a later write never reaches the disk before an
+ * earlier one.
+ */
+
+export function ioError(action: string, path: string, error: unknown): VouchError {
+  return new VouchError('IO', `cannot ${action} ${path}: ${(error as Error).message}`, {
+    cause: error,
+  });
+}
+
+/** fsync a directory, so that the names created, renamed or removed in it survive a crash. */
+export async function syncDirectory(path: string): Promise<void> {
+  try {
+    const handle = await open(path, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw ioError('sync', path, error);
+  }
+}
+
+/** Creates `path` and missing parents, then fsyncs every directory whose entries changed. */
+export async function makeDirectory(path: string): Promise<void> {
+  let first: string | undefined;
+  try {
+    first = await mkdir(path, { recursive: true });
+  } catch (error) {
+    throw ioError('create', path, error);
+  }
+  if (first === undefined) return;
+  for (let dir = path; ; dir = dirname(dir)) {
+    await syncDirectory(dirname(dir));
+    if (dir === first) break;
+  }
+}
+
+/** Writes `data` to `path` durably and atomically; syncs the directory unless told not to. */
+export async function writeFileDurably(
+  path: string,
+  data: Uint8Array | string,
+  options: { readonly syncDirectory?: boolean; readonly mode?: number } = {},
+): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const handle = await open(temp, 'wx', options.mode ?? 0o644);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw ioError('write', path, error);
+  }
+  if (options.syncDirectory ?? true) await syncDirectory(dirname(path));
+}
+
+/**
+ * A whole file of at most `maxBytes` (PAYLOAD_TOO_LARGE beyond, counted while reading, as
+ * a file can grow after a stat), or undefined when it does not exist.
+ */
+export async function readFileCapped(
+  path: string,
+  maxBytes: number,
+  what: string,
+): Promise<Uint8Array | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(`read ${what}`, path, error);
+  }
+  const tooLarge = () =>
+    new VouchError('PAYLOAD_TOO_LARGE', `${what} ${path} is larger than ${maxBytes} bytes`);
+  try {
+    if ((await handle.stat()).size > maxBytes) throw tooLarge();
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, maxBytes + 1));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > maxBytes) throw tooLarge();
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
+    const bytes = Buffer.concat(chunks);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  } catch (error) {
+    if (error instanceof VouchError) throw error;
+    throw ioError(`read ${what}`, path, error);
+  } finally {
+    await handle.close();
+  }
+}

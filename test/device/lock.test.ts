@@ -1,0 +1,37 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { VouchError } from '../../agent/core/errors';
+import { acquireLock } from '../../agent/device';
+
+describe('the state lock', () => {
+  it('is held by one owner at a time, and released', async () => {
+    const path = join(await mkdtemp(join(tmpdir(), 'vouch-lock-')), 'lock');
+    const lock = await acquireLock(path);
+    expect((await readFile(path, 'utf8')).split(' ')[0]).toBe(String(process.pid));
+    const second = await acquireLock(path).catch((error: unknown) => error);
+    expect(second).toBeInstanceOf(VouchError);
+    expect((second as VouchError).code).toBe('STATE_LOCKED');
+    // A waiter gets it once the owner lets go.
+    const waiting = acquireLock(path, { waitMs: 5000 });
+    await lock.release();
+    await (await waiting).release();
+  });
+
+  it('is taken over when its owner died (kill -9, power cut)', async () => {
+    const path = join(await mkdtemp(join(tmpdir(), 'vouch-lock-')), 'lock');
+    // A process that has exited: its pid is free (or reused, with another start time).
+    const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], {
+      encoding: 'utf8',
+    });
+    await writeFile(path, `${dead.stdout.trim()} 1\n`);
+    const lock = await acquireLock(path);
+    expect((await readFile(path, 'utf8')).split(' ')[0]).toBe(String(process.pid));
+    await lock.release();
+    // Our own pid with another start time is a recycled pid: taken over too.
+    await writeFile(path, `${process.pid} 1\n`);
+    await (await acquireLock(path)).release();
+  });
+});

@@ -1,0 +1,260 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { serializeEnvelope } from '../../../agent/core/dsse';
+import { loadState } from '../../../agent/device';
+import { publicDir, serveLog } from '../../../agent/ledger';
+import { runCli } from '../../helpers/cli';
+import { builtCli, grow, testWorld, type World } from '../../helpers/device';
+import { signRoot } from '../../helpers/trust';
+
+/**
+ * Snapshots (export from a log dir or from a device, import), incremental syncs against
+ * one import of everything, root updates, and importing with no network at all.
+ */
+
+let world: World;
+let synced: string;
+const tmp = (prefix: string) => mkdtemp(join(tmpdir(), prefix));
+
+async function sync(stateDir: string, ...extra: string[]) {
+  const result = await runCli([
+    'sync',
+    '--state-dir',
+    stateDir,
+    '--mirror',
+    world.mirror,
+    ...extra,
+  ]);
+  expect(result.exitCode, result.stderr).toBe(0);
+}
+
+/** The state's files that must be equal however the state was built. */
+async function contents(dir: string) {
+  const state = await loadState(dir);
+  if (!state) throw new Error(`no state in ${dir}`);
+  return {
+    index: Buffer.from(state.index.bytes).toString('base64'),
+    entries: (await readFile(join(dir, 'entries')))
+      .subarray(0, state.entriesBytes)
+      .toString('base64'),
+    range: state.range.hashes.map((hash) => Buffer.from(hash).toString('hex')),
+    size: state.checkpoint.checkpoint.size,
+    rootVersion: state.root.version,
+  };
+}
+
+beforeAll(async () => {
+  world = await testWorld();
+  synced = await tmp('vouch-incremental-');
+  // Three syncs with appends between them, the first bootstrapping the root.
+  await grow(world, 500);
+  await sync(synced, '--root', world.rootPath);
+  await grow(world, 700);
+  await sync(synced);
+  // A root update published beside the tiles: v2 adds nothing but must be picked up.
+  const v2 = signRoot({ ...world.root, version: 2 }, [world.rootKey]);
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(join(publicDir(world.logDir), 'roots'), { recursive: true });
+  await writeFile(join(publicDir(world.logDir), 'roots', '2.json'), serializeEnvelope(v2));
+  await grow(world, 300);
+  await sync(synced);
+}, 120_000);
+
+describe('incremental sync and snapshots', () => {
+  it('gives the same state after three syncs as after one sync or one import of everything', async () => {
+    const once = await tmp('vouch-once-');
+    await sync(once, '--root', world.rootPath);
+    const snapshot = join(await tmp('vouch-snap-'), 'log.tar');
+    const exported = await runCli([
+      'snapshot',
+      'export',
+      '--log',
+      world.logDir,
+      '--out',
+      snapshot,
+      '-o',
+      'json',
+    ]);
+    expect(exported.exitCode, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout)).toMatchObject({ size: 1500, roots: 1 });
+    const imported = await tmp('vouch-import-');
+    const result = await runCli([
+      'snapshot',
+      'import',
+      snapshot,
+      '--root',
+      world.rootPath,
+      '--state-dir',
+      imported,
+    ]);
+    expect(result.exitCode, result.stderr).toBe(0);
+
+    const expected = await contents(synced);
+    expect(expected).toMatchObject({ size: 1500, rootVersion: 2 });
+    expect(await contents(once)).toEqual(expected);
+    expect(await contents(imported)).toEqual(expected);
+  });
+
+  it('exports from a device and imports on another device, then refuses older snapshots', async () => {
+    const snapshot = join(await tmp('vouch-snap-'), 'device.tar');
+    const exported = await runCli([
+      'snapshot',
+      'export',
+      '--state-dir',
+      synced,
+      '--out',
+      snapshot,
+      '-o',
+      'json',
+    ]);
+    expect(exported.exitCode, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout)).toMatchObject({ size: 1500, roots: 2 });
+    const other = await tmp('vouch-other-');
+    const imported = await runCli([
+      'snapshot',
+      'import',
+      snapshot,
+      '--root',
+      world.rootPath,
+      '--state-dir',
+      other,
+    ]);
+    expect(imported.exitCode, imported.stderr).toBe(0);
+    expect(await contents(other)).toEqual(await contents(synced));
+    // Importing it again changes nothing.
+    const again = await runCli(['snapshot', 'import', snapshot, '--state-dir', other]);
+    expect(again.stdout).toMatch(/up to date/);
+
+    // A snapshot of a smaller tree is a rollback.
+    const small = await tmp('vouch-small-');
+    const smallWorld = await testWorld();
+    await grow(smallWorld, 10);
+    const older = join(small, 'older.tar');
+    await runCli(['snapshot', 'export', '--log', smallWorld.logDir, '--out', older]);
+    const state = await tmp('vouch-rollback-');
+    await runCli([
+      'sync',
+      '--state-dir',
+      state,
+      '--root',
+      smallWorld.rootPath,
+      '--mirror',
+      smallWorld.mirror,
+    ]);
+    await grow(smallWorld, 5);
+    await runCli(['sync', '--state-dir', state, '--mirror', smallWorld.mirror]);
+    const rollback = await runCli(['snapshot', 'import', older, '--state-dir', state]);
+    expect(rollback.exitCode).toBe(65);
+    expect(rollback.stderr).toMatch(/tree of 10 entries; this device has verified 15/);
+  });
+
+  it('refuses damaged, reordered and oversized snapshots, leaving the state alone', async () => {
+    const snapshot = join(await tmp('vouch-snap-'), 'log.tar');
+    await runCli(['snapshot', 'export', '--log', world.logDir, '--out', snapshot]);
+    const bytes = await readFile(snapshot);
+    const tampered = Buffer.from(bytes);
+    // A byte of the first statement, in the first entry bundle.
+    const at = tampered.indexOf(Buffer.from('application/vnd.in-toto+json')) + 5;
+    tampered[at] = (tampered[at] as number) ^ 1;
+    const dir = await tmp('vouch-bad-');
+    const cases: [string, Buffer, number, RegExp][] = [
+      ['tampered.tar', tampered, 65, /do not give the checkpoint's root/],
+      ['garbage.tar', Buffer.alloc(4096, 7), 65, /snapshot: /],
+      [
+        'truncated.tar',
+        bytes.subarray(0, Math.floor(bytes.length / 2)),
+        65,
+        /snapshot: |bundle|tar/,
+      ],
+    ];
+    for (const [name, content, exitCode, message] of cases) {
+      const path = join(dir, name);
+      await writeFile(path, content);
+      const state = await tmp('vouch-state-');
+      const result = await runCli([
+        'snapshot',
+        'import',
+        path,
+        '--root',
+        world.rootPath,
+        '--state-dir',
+        state,
+      ]);
+      expect(result.exitCode, name).toBe(exitCode);
+      expect(result.stderr, name).toMatch(message);
+      expect(await loadState(state), name).toBeUndefined();
+    }
+    const config = join(dir, 'small.yaml');
+    await writeFile(config, 'snapshot:\n  maxBytes: 4096\n');
+    const state = await tmp('vouch-state-');
+    const capped = await runCli([
+      'snapshot',
+      'import',
+      snapshot,
+      '--root',
+      world.rootPath,
+      '--state-dir',
+      state,
+      '--config',
+      config,
+    ]);
+    expect(capped.exitCode).toBe(65);
+    expect(capped.stderr).toMatch(/over 4096 bytes/);
+  });
+
+  it('imports and answers status with no network: no socket is opened', async () => {
+    const snapshot = join(await tmp('vouch-snap-'), 'offline.tar');
+    await runCli(['snapshot', 'export', '--state-dir', synced, '--out', snapshot]);
+    const connect = vi.spyOn(Socket.prototype, 'connect');
+    try {
+      const state = await tmp('vouch-offline-');
+      const imported = await runCli([
+        'snapshot',
+        'import',
+        snapshot,
+        '--root',
+        world.rootPath,
+        '--state-dir',
+        state,
+      ]);
+      expect(imported.exitCode, imported.stderr).toBe(0);
+      const status = await runCli(['status', '--state-dir', state, '-o', 'json']);
+      expect(JSON.parse(status.stdout)).toMatchObject({ size: 1500 });
+      expect(connect).not.toHaveBeenCalled();
+    } finally {
+      connect.mockRestore();
+    }
+  });
+
+  it('imports and answers status in a network namespace with no network (unshare -n, as root)', async () => {
+    // Root and unshare are how this project's machines and CI run; say so if not.
+    expect(process.getuid?.(), 'this test needs root for unshare -n').toBe(0);
+    const cli = builtCli();
+    const snapshot = join(await tmp('vouch-snap-'), 'offline.tar');
+    await runCli(['snapshot', 'export', '--state-dir', synced, '--out', snapshot]);
+    const state = await tmp('vouch-netns-');
+    const run = (...args: string[]) =>
+      spawnSync('unshare', ['-n', process.execPath, cli, '--state-dir', state, ...args], {
+        encoding: 'utf8',
+      });
+    // The namespace really has no network: the mirror this process serves on 127.0.0.1
+    // is out of reach from inside it.
+    const server = await serveLog(world.logDir, { port: 0 });
+    try {
+      const online = run('sync', '--root', world.rootPath, '--mirror', server.url);
+      expect(online.status).toBe(69);
+      expect(online.stderr).toMatch(/ENETUNREACH/);
+    } finally {
+      await server.close();
+    }
+    const imported = run('snapshot', 'import', snapshot, '--root', world.rootPath);
+    expect(imported.status, imported.stderr).toBe(0);
+    const status = run('status', '-o', 'json');
+    expect(status.status, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ size: 1500, rootVersion: 2, stale: false });
+  });
+});

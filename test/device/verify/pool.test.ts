@@ -1,0 +1,276 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VouchError } from '../../../agent/core/errors';
+import { HashPool } from '../../../agent/device/verify/pool';
+
+const dir = mkdtempSync(join(tmpdir(), 'vouch-pool-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const chunkSize = 4096;
+let pool: HashPool;
+beforeAll(() => {
+  // Small chunks so that the properties cross many chunk boundaries quickly.
+  pool = new HashPool({ workers: 3, chunkSize, inFlightBytes: 4 * chunkSize });
+});
+afterAll(() => pool.close());
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** RFC 6962 §2.1 Merkle tree hash, written out with @noble/hashes as an independent oracle. */
+function merkleTreeHash(leaves: readonly Uint8Array[]): Uint8Array {
+  if (leaves.length === 0) return nobleSha256(new Uint8Array(0));
+  if (leaves.length === 1) return nobleSha256(new Uint8Array([0, ...(leaves[0] as Uint8Array)]));
+  let k = 1;
+  while (k * 2 < leaves.length) k *= 2;
+  const left = merkleTreeHash(leaves.slice(0, k));
+  const right = merkleTreeHash(leaves.slice(k));
+  return nobleSha256(new Uint8Array([1, ...left, ...right]));
+}
+
+function chunksOf(data: Uint8Array, size: number): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let at = 0; at < data.length; at += size) chunks.push(data.subarray(at, at + size));
+  return chunks;
+}
+
+/** Sizes around chunk boundaries (0, exact multiples, one over, one under) and in between. */
+const sizes = fc.oneof(
+  fc.constantFrom(0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 3 * chunkSize, 3 * chunkSize + 1),
+  fc.integer({ min: 0, max: 6 * chunkSize }),
+);
+const input = sizes.chain((size) =>
+  fc.record({
+    data: fc.uint8Array({ minLength: size, maxLength: size }),
+    // How a stream delivers it: piece sizes, cycled.
+    pieces: fc.array(fc.integer({ min: 1, max: 2 * chunkSize + 3 }), {
+      minLength: 1,
+      maxLength: 5,
+    }),
+  }),
+);
+
+function pieces(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0, i = 0; at < data.length; i++) {
+    const size = sizes[i % sizes.length] as number;
+    out.push(data.slice(at, at + size));
+    at += size;
+  }
+  return out;
+}
+
+describe('HashPool', () => {
+  it('hashes streams like one-shot node:crypto, whatever the size and the pieces', async () => {
+    await fc.assert(
+      fc.asyncProperty(input, async ({ data, pieces: split }) => {
+        const digest = await pool.hash(Readable.from(pieces(data, split)));
+        expect(digest).toEqual({ sha256: sha256(data), size: data.length });
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('hashes files like one-shot node:crypto, several at once', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(input, { minLength: 1, maxLength: 5 }), async (inputs) => {
+        const files = inputs.map(({ data }, i) => {
+          const path = join(dir, `file-${i}`);
+          writeFileSync(path, data);
+          return path;
+        });
+        const digests = await Promise.all(files.map((path) => pool.hash(path)));
+        expect(digests).toEqual(
+          inputs.map(({ data }) => ({ sha256: sha256(data), size: data.length })),
+        );
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('computes chunked digests as the RFC 6962 root of per-chunk leaves, from files and streams', async () => {
+    await fc.assert(
+      fc.asyncProperty(input, async ({ data, pieces: split }) => {
+        const path = join(dir, 'chunked');
+        writeFileSync(path, data);
+        const expected = {
+          root: Buffer.from(merkleTreeHash(chunksOf(data, chunkSize))).toString('hex'),
+          chunkSize,
+          chunks: Math.ceil(data.length / chunkSize),
+          size: data.length,
+        };
+        expect(await pool.hashChunked(path)).toEqual(expected);
+        expect(await pool.hashChunked(Readable.from(pieces(data, split)))).toEqual(expected);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('gives the RFC 6962 empty-tree hash for an empty input', async () => {
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '');
+    expect((await pool.hashChunked(empty)).root).toBe(sha256(new Uint8Array(0)));
+  });
+
+  it('reports unreadable files and failing streams as IO errors', async () => {
+    const missing = pool.hash(join(dir, 'missing'));
+    await expect(missing).rejects.toThrow(VouchError);
+    await expect(missing).rejects.toMatchObject({ code: 'IO' });
+    async function* failing() {
+      yield new Uint8Array(chunkSize * 2);
+      throw new Error('connection reset');
+    }
+    await expect(pool.hash(failing())).rejects.toMatchObject({
+      code: 'IO',
+      message: 'cannot read the stream: connection reset',
+    });
+    await expect(pool.hashChunked(failing())).rejects.toMatchObject({ code: 'IO' });
+    // The pool is still fine afterwards.
+    expect((await pool.hash(Readable.from([Buffer.from('abc')]))).sha256).toBe(
+      sha256(Buffer.from('abc')),
+    );
+  });
+});
+
+/** The outcome of a job, with a handler attached at once (no unhandled rejection). */
+function outcome(job: Promise<unknown>): Promise<{ digest: unknown } | { error: unknown }> {
+  return job.then(
+    (digest) => ({ digest }),
+    (error: unknown) => ({ error }),
+  );
+}
+
+/** A stream that yields `first` bytes, says when asked for more, and waits for `release()`. */
+function heldStream(data: Uint8Array, first = 1000) {
+  let pulled!: () => void;
+  let release!: () => void;
+  const started = new Promise<void>((resolve) => {
+    pulled = resolve;
+  });
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  async function* stream() {
+    yield data.subarray(0, first);
+    pulled();
+    await gate;
+    yield data.subarray(first);
+  }
+  return { stream: stream(), started, release };
+}
+
+describe('HashPool when a worker dies', () => {
+  const data = new Uint8Array(50_000).map((_, i) => i % 251);
+
+  it('fails the job of a worker that crashed, replaces it, and keeps the other job going', async () => {
+    const crashy = new HashPool({ workers: 2, chunkSize: 1024, inFlightBytes: 8192 });
+    try {
+      const a = heldStream(data);
+      const b = heldStream(data);
+      const jobs = [crashy.hash(a.stream), crashy.hash(b.stream)].map(outcome);
+      await Promise.all([a.started, b.started]);
+      const [first, second] = crashy.threads;
+      // An uncaught exception in the worker: it rejects what it does not understand.
+      first?.postMessage({ op: 'explode' });
+      await new Promise((resolve) => first?.once('exit', resolve));
+      a.release();
+      b.release();
+      const outcomes = await Promise.all(jobs);
+      const failed = outcomes.filter((outcome) => 'error' in outcome);
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatchObject({ error: { code: 'WORKER_FAILED' } });
+      expect((failed[0] as { error: Error }).error.message).toContain('unknown request');
+      expect(outcomes.find((outcome) => 'digest' in outcome)).toEqual({
+        digest: { sha256: sha256(data), size: data.length },
+      });
+      // A new thread took the dead one's place; the survivor is still there.
+      expect(crashy.threads).toHaveLength(2);
+      expect(crashy.threads).not.toContain(first);
+      expect(crashy.threads).toContain(second);
+      const again = await Promise.all([1, 2, 3].map(() => crashy.hash(Readable.from([data]))));
+      expect(again.map((digest) => digest.sha256)).toEqual(Array(3).fill(sha256(data)));
+    } finally {
+      await crashy.close();
+    }
+  });
+
+  it('fails jobs of a terminated worker — plain and chunked — instead of hanging', async () => {
+    const crashy = new HashPool({ workers: 1, chunkSize: 1024, inFlightBytes: 4096 });
+    try {
+      const plain = heldStream(data);
+      const plainJob = outcome(crashy.hash(plain.stream));
+      await plain.started;
+      await crashy.threads[0]?.terminate();
+      plain.release();
+      expect(await plainJob).toMatchObject({ error: { code: 'WORKER_FAILED' } });
+
+      // Asked for more after 3000 bytes: leaves 0 and 1 went to the (new) worker.
+      const chunked = heldStream(data, 3000);
+      const chunkedJob = outcome(crashy.hashChunked(chunked.stream));
+      await chunked.started;
+      await crashy.threads[0]?.terminate();
+      chunked.release();
+      expect(await chunkedJob).toMatchObject({ error: { code: 'WORKER_FAILED' } });
+
+      expect(await crashy.hash(Readable.from([data]))).toEqual({
+        sha256: sha256(data),
+        size: data.length,
+      });
+    } finally {
+      await crashy.close();
+    }
+  });
+
+  it('fails running jobs when closed, and refuses new ones', async () => {
+    const closing = new HashPool({ workers: 1, chunkSize: 1024, inFlightBytes: 4096 });
+    const held = heldStream(data);
+    const job = outcome(closing.hash(held.stream));
+    await held.started;
+    await closing.close();
+    held.release();
+    expect(await job).toMatchObject({
+      error: { code: 'INTERNAL', message: 'the hash pool was closed' },
+    });
+    await expect(closing.hash(Readable.from([data]))).rejects.toMatchObject({ code: 'INTERNAL' });
+  });
+});
+
+describe('HashPool memory', () => {
+  // ≈ 3 s of hashing at SHA-NI speed; minutes allowed for a loaded CI machine.
+  it('hashes a 4 GiB sparse file with RSS growing by far less than the file', {
+    timeout: 180_000,
+  }, async () => {
+    const path = join(dir, 'sparse-4g');
+    writeFileSync(path, '');
+    truncateSync(path, 4 * 2 ** 30);
+    // The plan for this machine's class of board: 2 workers, 1 MiB chunks, 8 MiB in flight.
+    const sized = new HashPool({ workers: 2, chunkSize: 2 ** 20, inFlightBytes: 8 * 2 ** 20 });
+    try {
+      await sized.hash(Readable.from([new Uint8Array(1)])); // workers up and warm
+      const baseline = process.memoryUsage.rss();
+      let peak = baseline;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, process.memoryUsage.rss());
+      }, 10);
+      const digest = await sized.hash(path);
+      clearInterval(sampler);
+      peak = Math.max(peak, process.memoryUsage.rss());
+      // `head -c 4294967296 /dev/zero | sha256sum`
+      expect(digest).toEqual({
+        sha256: '8479e43911dc45e89f934fe48d01297e16f51d17aa561d4d1c216b1ae0fcddca',
+        size: 4 * 2 ** 30,
+      });
+      // 8 MiB of buffers plus allocator and V8 slack; holding the input would be 4 GiB.
+      expect(peak - baseline).toBeLessThan(64 * 2 ** 20);
+    } finally {
+      await sized.close();
+    }
+  });
+});

@@ -1,0 +1,132 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { serializeEnvelope } from '../../agent/core/dsse';
+import { KeyType, namePublicKey, type PrivateKey } from '../../agent/core/keys';
+import type { Root } from '../../agent/core/root';
+import { loadState, type TrustState } from '../../agent/device';
+import { addEnvelopes, cosignLog, publicDir, publishLog } from '../../agent/ledger';
+import { tempLog, testOrigin } from './log';
+import { signedStatement, signRoot, type TestKey, testKey, testRoot } from './trust';
+
+/**
+ * A publisher and its trust root for device tests: a log in a temp directory, a root
+ * (v1, root key, one signer scoped to `ghcr.io/example/**`, optionally a witness), and
+ * statements about distinct digests, appended and published through the ledger.
+ */
+export interface World {
+  readonly base: string;
+  readonly logDir: string;
+  readonly logKey: PrivateKey;
+  readonly logKeyPath: string;
+  /** file:// URL of the log's published files. */
+  readonly mirror: string;
+  readonly rootKey: TestKey;
+  readonly signer: TestKey;
+  readonly witness: TestKey | undefined;
+  readonly root: Root;
+  /** The signed root v1 file. */
+  readonly rootPath: string;
+  /** Entries appended so far. */
+  size: number;
+}
+
+export const signerId = 'notary@example.org';
+
+/** The digest of statement i: distinct, reproducible. */
+export function digestOf(i: number): string {
+  return createHash('sha256').update(`subject ${i}`).digest('hex');
+}
+
+export async function testWorld(options: { readonly witness?: boolean } = {}): Promise<World> {
+  const { dir: logDir, key: logKey, keyPath: logKeyPath } = await tempLog();
+  const base = await mkdtemp(join(tmpdir(), 'vouch-world-'));
+  const rootKey = testKey('root-1');
+  const signer = testKey(signerId);
+  const witness = options.witness ? testKey('witness.example.org', KeyType.Cosignature) : undefined;
+  const root = testRoot({
+    rootKeys: [rootKey.public],
+    threshold: 1,
+    log: { origin: testOrigin, key: namePublicKey(testOrigin, logKey.raw) },
+    witnesses: witness ? [witness.public] : [],
+    witnessQuorum: witness ? 1 : 0,
+    signers: [{ id: signerId, keys: [signer.public], scopes: ['ghcr.io/example/**'] }],
+  });
+  const rootPath = join(base, 'root.json');
+  await writeFile(rootPath, serializeEnvelope(signRoot(root, [rootKey])));
+  return {
+    base,
+    logDir,
+    logKey,
+    logKeyPath,
+    mirror: pathToFileURL(publicDir(logDir)).href,
+    rootKey,
+    signer,
+    witness,
+    root,
+    rootPath,
+    size: 0,
+  };
+}
+
+/** Statement i: `trusted` by the signer, unless `status` says otherwise. */
+export function statement(
+  world: World,
+  i: number,
+  status: 'trusted' | 'revoked' | 'untrusted' = 'trusted',
+): Uint8Array {
+  return signedStatement(world.signer, {
+    signer: signerId,
+    subjects: [{ name: `ghcr.io/example/app-${i}:1.0`, sha256: digestOf(i) }],
+    status,
+    issuedAt: new Date(Date.UTC(2025, 5, 1) + i * 1000),
+  });
+}
+
+/** Appends statements for subjects from..to-1 (or the given entries), publishes, cosigns. */
+export async function grow(
+  world: World,
+  count: number,
+  entries?: readonly Uint8Array[],
+  now = new Date(),
+): Promise<void> {
+  const added =
+    entries ?? Array.from({ length: count }, (_, i) => statement(world, world.size + i));
+  await addEnvelopes(world.logDir, world.root, added, now);
+  world.size += added.length;
+  await publishLog(world.logDir, world.logKey);
+  if (world.witness) {
+    await cosignLog(
+      world.logDir,
+      world.witness.private,
+      world.witness.public.name,
+      // Each cosignature a second later than the one before.
+      new Date(now.getTime() + world.size * 1000),
+    );
+  }
+}
+
+/** The committed state of `dir`, which must have one. */
+export async function stateOf(dir: string): Promise<TrustState> {
+  const state = await loadState(dir);
+  if (!state) throw new Error(`no trust state in ${dir}`);
+  return state;
+}
+
+/**
+ * Builds the bundle and copies it (with its worker bundles) to a directory of its own,
+ * so that other tests rebuilding dist/ meanwhile cannot change it under a running
+ * process. Returns the path of vouch.cjs.
+ */
+export function builtCli(): string {
+  execFileSync('npx', ['tsx', 'scripts/build.ts'], { stdio: 'ignore' });
+  const dir = mkdtempSync(join(tmpdir(), 'vouch-cli-'));
+  for (const name of readdirSync('dist').filter((file) => file.endsWith('.cjs'))) {
+    copyFileSync(join('dist', name), join(dir, name));
+  }
+  return join(dir, 'vouch.cjs');
+}
