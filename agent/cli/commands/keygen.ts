@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { VouchError } from '../../core/errors';
 import { generateKey, isValidKeyName, namePublicKey, verifierString } from '../../core/keys';
+import { makeDirectory } from '../../files';
 import { ExitCode } from '../exit';
 import { requireAbsent, writeFileAtomic } from '../files';
 import type { Act } from '../program';
@@ -14,7 +15,7 @@ export function keygenCommand(act: Act): Command {
         '(SPKI PEM); prints the public key as a verifier string',
     )
     .requiredOption('--signer <id>', 'the key name: a signer ID, a root key name or a log origin')
-    .requiredOption('--out <dir>', 'directory for the two files')
+    .requiredOption('--out <dir>', 'directory for the two files (created when missing)')
     .action(
       act(async (_ctx, options: { signer: string; out: string }) => {
         if (!isValidKeyName(options.signer)) {
@@ -26,6 +27,7 @@ export function keygenCommand(act: Act): Command {
         const privatePath = join(options.out, `${options.signer}.key`);
         const publicPath = join(options.out, `${options.signer}.pub`);
         requireAbsent([privatePath, publicPath]);
+        await makeDirectory(options.out);
         const { privatePem, publicPem, key } = generateKey();
         await writeFileAtomic(privatePath, privatePem, { mode: 0o600, exclusive: true });
         try {

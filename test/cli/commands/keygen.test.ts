@@ -47,8 +47,14 @@ describe('vouch keygen', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it('says so when the directory is missing (exit 74)', async () => {
-    const result = await runCli(['keygen', '--signer', 'x', '--out', '/nonexistent/dir']);
+  it('creates a missing directory, and says so when it cannot (exit 74)', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'vouch-keydir-'));
+    const created = await runCli(['keygen', '--signer', 'x', '--out', join(parent, 'a', 'keys')]);
+    expect(created.exitCode).toBe(0);
+    expect(readdirSync(join(parent, 'a', 'keys')).sort()).toEqual(['x.key', 'x.pub']);
+
+    writeFileSync(join(parent, 'file'), '');
+    const result = await runCli(['keygen', '--signer', 'x', '--out', join(parent, 'file', 'keys')]);
     expect(result.exitCode).toBe(74);
   });
 

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pack } from 'tar-stream';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { serializeEnvelope } from '../../../agent/core/dsse';
 import { loadState } from '../../../agent/device';
@@ -30,6 +31,16 @@ async function sync(stateDir: string, ...extra: string[]) {
     ...extra,
   ]);
   expect(result.exitCode, result.stderr).toBe(0);
+}
+
+/** A tar file of these members, in this order. */
+async function tarOf(members: [string, Buffer][]): Promise<Buffer> {
+  const tar = pack();
+  for (const [name, data] of members) tar.entry({ name }, data);
+  tar.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of tar as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 /** The state's files that must be equal however the state was built. */
@@ -163,6 +174,15 @@ describe('incremental sync and snapshots', () => {
     const dir = await tmp('vouch-bad-');
     const cases: [string, Buffer, number, RegExp][] = [
       ['tampered.tar', tampered, 65, /do not give the checkpoint's root/],
+      [
+        'reordered.tar',
+        await tarOf([
+          ['checkpoint', await readFile(join(publicDir(world.logDir), 'checkpoint'))],
+          ['vouch-snapshot.json', Buffer.from('{}')],
+        ]),
+        65,
+        /expected vouch-snapshot.json, found checkpoint/,
+      ],
       ['garbage.tar', Buffer.alloc(4096, 7), 65, /snapshot: /],
       [
         'truncated.tar',
