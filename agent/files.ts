@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { type FileHandle, link, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { VouchError } from './core/errors';
+import { type ErrorCode, VouchError } from './core/errors';
 
 /**
  * Durable file operations shared by the device state, the publisher and the CLI. A file
@@ -46,11 +47,19 @@ export async function makeDirectory(path: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `path` durably and atomically; syncs the directory unless told not to. */
+/**
+ * Writes `data` to `path` durably and atomically; syncs the directory unless told not to.
+ * With `exclusive`, the temp file is hard-linked into place instead of renamed, which
+ * fails with FILE_EXISTS when `path` exists (keys and new roots never replace a file).
+ */
 export async function writeFileDurably(
   path: string,
   data: Uint8Array | string,
-  options: { readonly syncDirectory?: boolean; readonly mode?: number } = {},
+  options: {
+    readonly syncDirectory?: boolean;
+    readonly mode?: number;
+    readonly exclusive?: boolean;
+  } = {},
 ): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
@@ -61,17 +70,30 @@ export async function writeFileDurably(
     } finally {
       await handle.close();
     }
-    await rename(temp, path);
+    if (options.exclusive) await link(temp, path);
+    else await rename(temp, path);
   } catch (error) {
     await unlink(temp).catch(() => {});
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new VouchError('FILE_EXISTS', `${path} exists; not replacing it`, { cause: error });
+    }
     throw ioError('write', path, error);
   }
+  if (options.exclusive) await unlink(temp).catch(() => {});
   if (options.syncDirectory ?? true) await syncDirectory(dirname(path));
 }
 
+/** Fails with FILE_EXISTS when any of `paths` exists (before writing a set of files). */
+export function requireAbsent(paths: readonly string[]): void {
+  const present = paths.find((path) => existsSync(path));
+  if (present !== undefined) {
+    throw new VouchError('FILE_EXISTS', `${present} exists; not replacing it`);
+  }
+}
+
 /**
- * A whole file of at most `maxBytes` (PAYLOAD_TOO_LARGE beyond, counted while reading, as
- * a file can grow after a stat), or undefined when it does not exist.
+ * A whole file of at most `maxBytes` (PAYLOAD_TOO_LARGE beyond), or undefined when it
+ * does not exist.
  */
 export async function readFileCapped(
   path: string,
@@ -85,6 +107,32 @@ export async function readFileCapped(
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw ioError(`read ${what}`, path, error);
   }
+  try {
+    return await readOpenFileCapped(handle, path, maxBytes, what);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Like {@link readFileCapped}, but a missing file is an error with `code` (IO by default). */
+export async function readExistingFile(
+  path: string,
+  maxBytes: number,
+  what: string,
+  code: ErrorCode = 'IO',
+): Promise<Uint8Array> {
+  const bytes = await readFileCapped(path, maxBytes, what);
+  if (bytes === undefined) throw new VouchError(code, `${what} ${path} does not exist`);
+  return bytes;
+}
+
+/** The rest of an open file, of at most `maxBytes`: counted while reading too, as a file can grow after a stat. */
+export async function readOpenFileCapped(
+  handle: FileHandle,
+  path: string,
+  maxBytes: number,
+  what: string,
+): Promise<Uint8Array> {
   const tooLarge = () =>
     new VouchError('PAYLOAD_TOO_LARGE', `${what} ${path} is larger than ${maxBytes} bytes`);
   try {
@@ -104,7 +152,5 @@ export async function readFileCapped(
   } catch (error) {
     if (error instanceof VouchError) throw error;
     throw ioError(`read ${what}`, path, error);
-  } finally {
-    await handle.close();
   }
 }

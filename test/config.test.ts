@@ -3,23 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { envOverrides, loadConfig, parseConfig, resolveConfigPath } from '../agent/config';
-import { VouchError } from '../agent/core/errors';
+import { failure } from './helpers/errors';
 
 const dir = mkdtempSync(join(tmpdir(), 'vouch-config-'));
 function file(name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;
-}
-
-function failure(fn: () => unknown): VouchError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VouchError);
-    return error as VouchError;
-  }
-  throw new Error('expected a VouchError');
 }
 
 describe('configuration', () => {

@@ -1,4 +1,3 @@
-export { acquireLock, type Lock } from './lock';
 export {
   type DeviceStatus,
   deviceStatus,

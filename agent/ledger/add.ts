@@ -3,6 +3,7 @@ import { VouchError } from '../core/errors';
 import type { Root } from '../core/root';
 import { type AppendResult, appendEntries } from './entries';
 import { readConfig } from './logdir';
+import { requireRootForLog } from './roots';
 
 export interface AddResult extends AppendResult {
   readonly statements: readonly AuthorizedStatement[];
@@ -21,13 +22,7 @@ export async function addEnvelopes(
   now: Date,
 ): Promise<AddResult> {
   const config = await readConfig(dir);
-  const sameKey = Buffer.compare(root.log.key.raw, config.key.raw) === 0;
-  if (root.log.origin !== config.origin || root.log.key.name !== config.origin || !sameKey) {
-    throw new VouchError(
-      'ROOT_INVALID',
-      `the trust root is for log ${root.log.origin}, not ${config.origin} with this log's key`,
-    );
-  }
+  requireRootForLog(config, root);
   const statements = envelopes.map((envelope, i) => {
     try {
       return authorizeEnvelope(root, envelope, now);

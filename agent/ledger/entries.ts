@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { VouchError } from '../core/errors';
 import { hashLeaf, hashSize } from '../core/merkle';
 import { decodeEntryBundle, encodeEntryBundle, fullWidth, maxEntrySize } from '../core/tiles';
-import { ioError, syncDirectory } from '../files';
-import { readRequired } from './files';
+import { ioError, readExistingFile, syncDirectory } from '../files';
 import { layout, lockLog, readConfig, readState, writeState } from './logdir';
 
 /**
@@ -40,7 +39,7 @@ export async function readEntries(dir: string, start: number, end: number): Prom
     const path = stagedPath(dir, bundle);
     const first = bundle * fullWidth;
     const count = Math.min(fullWidth, end - first);
-    const bytes = await readRequired(path, maxBundleBytes, 'staged entries');
+    const bytes = await readExistingFile(path, maxBundleBytes, 'staged entries', 'LOG_INVALID');
     const all = decodeEntryBundle(bytes.subarray(0, prefixLength(bytes, count, path)), {
       level: 0,
       index: bundle,
@@ -54,7 +53,7 @@ export async function readEntries(dir: string, start: number, end: number): Prom
 /** The leaf hashes of the first `size` entries, as one buffer. */
 async function readLeafHashes(dir: string, size: number): Promise<Buffer> {
   const path = join(dir, layout.hashes);
-  const bytes = await readRequired(path, Number.MAX_SAFE_INTEGER, 'leaf hashes');
+  const bytes = await readExistingFile(path, Number.MAX_SAFE_INTEGER, 'leaf hashes', 'LOG_INVALID');
   if (bytes.length < size * hashSize) {
     throw new VouchError('LOG_INVALID', `${path} lost committed leaf hashes`);
   }
@@ -122,7 +121,7 @@ async function writeStaged(dir: string, size: number, entries: readonly Uint8Arr
     let offset = 0;
     if (committed > 0)
       offset = prefixLength(
-        await readRequired(path, maxBundleBytes, 'staged entries'),
+        await readExistingFile(path, maxBundleBytes, 'staged entries', 'LOG_INVALID'),
         committed,
         path,
       );

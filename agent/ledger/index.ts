@@ -14,4 +14,11 @@ export {
 export { type LogProof, proveConsistency, proveInclusion } from './proof';
 export { type PublishResult, publishLog } from './publish';
 export { publishedReader, readTile } from './published';
+export {
+  type PublishedRoot,
+  publishedRootVersions,
+  publishRoot,
+  requireRootForLog,
+  rootsDir,
+} from './roots';
 export { type LogServer, serveLog } from './serve';

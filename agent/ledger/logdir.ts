@@ -14,8 +14,14 @@ import {
 } from '../core/keys';
 import { checkIndex, emptyRoot } from '../core/merkle';
 import { formatNote, maxNoteSize } from '../core/note';
-import { ioError, makeDirectory, readFileCapped, writeFileDurably } from '../files';
-import { readRequired, withLock } from './files';
+import {
+  ioError,
+  makeDirectory,
+  readExistingFile,
+  readFileCapped,
+  writeFileDurably,
+} from '../files';
+import { withLock } from '../lock';
 
 /**
  * The log directory (documented in README.md, "Transparency log"):
@@ -115,7 +121,11 @@ export async function readConfig(dir: string): Promise<LogConfig> {
 export async function readState(dir: string): Promise<number> {
   const path = join(dir, layout.state);
   const result = stateSchema.safeParse(
-    parseJson(await readRequired(path, maxSmallFile, 'log state'), 'LOG_INVALID', path),
+    parseJson(
+      await readExistingFile(path, maxSmallFile, 'log state', 'LOG_INVALID'),
+      'LOG_INVALID',
+      path,
+    ),
   );
   if (!result.success)
     throw new VouchError('LOG_INVALID', `${path}: ${describeIssues(result.error)}`);
@@ -131,7 +141,10 @@ export async function writeState(dir: string, size: number): Promise<void> {
 /** The published checkpoint, verified with the log key. */
 export async function readCheckpoint(dir: string, config: LogConfig): Promise<SignedCheckpoint> {
   const path = join(publicDir(dir), layout.checkpoint);
-  return openCheckpoint(await readRequired(path, maxNoteSize, 'checkpoint'), config.key);
+  return openCheckpoint(
+    await readExistingFile(path, maxNoteSize, 'checkpoint', 'LOG_INVALID'),
+    config.key,
+  );
 }
 
 /** The private key must be the log's own. */
@@ -143,5 +156,5 @@ export function requireLogKey(config: LogConfig, key: PrivateKey): void {
 
 /** Runs `body` holding the log's lock. */
 export function lockLog<T>(dir: string, body: () => Promise<T>): Promise<T> {
-  return withLock(join(dir, layout.lock), body);
+  return withLock(join(dir, layout.lock), { code: 'LOG_LOCKED' }, body);
 }

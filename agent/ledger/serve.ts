@@ -5,11 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
+import { maxEnvelopeBytes } from '../core/dsse';
 import { VouchError } from '../core/errors';
 import { hashSize } from '../core/merkle';
 import { maxNoteSize } from '../core/note';
 import { fullWidth, maxEntrySize, parseTilePath } from '../core/tiles';
 import { layout, publicDir, readConfig } from './logdir';
+import { rootsDir } from './roots';
 
 export interface LogServer {
   /** `http://host:port/`, with the port the system chose when asked for 0. */
@@ -31,7 +33,7 @@ interface Resource {
 
 /**
  * Maps a request path to a file of public/, or undefined for 404. Only the names
- * c2sp.org/tlog-tiles defines exist, parsed strictly, so there is no directory listing
+ * c2sp.org/tlog-tiles defines exist (and `roots/<V>.json`, see roots.ts), parsed strictly, so there is no directory listing
  * and no way out of public/ (`..`, `%2e`, `//` and friends simply do not parse).
  */
 function resourceFor(path: string): Resource | undefined {
@@ -42,6 +44,17 @@ function resourceFor(path: string): Resource | undefined {
       type: 'text/plain; charset=utf-8',
       cache: 'no-cache',
       maxBytes: maxNoteSize,
+      compress: false,
+    };
+  }
+  const root = /^\/roots\/([1-9][0-9]{0,15})\.json$/.exec(path);
+  if (root) {
+    // A published root version never changes (roots.ts), but it is small: a day of caching.
+    return {
+      file: `${rootsDir}/${root[1]}.json`,
+      type: 'application/json',
+      cache: 'public, max-age=86400',
+      maxBytes: maxEnvelopeBytes,
       compress: false,
     };
   }
@@ -138,7 +151,7 @@ async function handle(root: string, request: IncomingMessage, response: ServerRe
 
 /**
  * Serves the log's public/ directory over HTTP as c2sp.org/tlog-tiles: GET and HEAD of
- * `checkpoint`, `tile/…` and `tile/entries/…`; everything else is 404 (405 for other
+ * `checkpoint`, `tile/…`, `tile/entries/…` and `roots/<V>.json`; everything else is 404 (405 for other
  * methods). Listens on 127.0.0.1 unless told otherwise.
  */
 export async function serveLog(

@@ -1,30 +1,14 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  readFileCapped,
-  readPrivateKeyFile,
-  readPublicKey,
-  sha256File,
-  writeFileAtomic,
-} from '../../agent/cli/files';
-import { VouchError } from '../../agent/core/errors';
+import { readPrivateKeyFile, readPublicKey, sha256File } from '../../agent/cli/files';
 import { KeyType, verifierString } from '../../agent/core/keys';
+import { rejectsWith } from '../helpers/errors';
 import { testKey } from '../helpers/trust';
 
 const dir = mkdtempSync(join(tmpdir(), 'vouch-files-'));
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<VouchError> {
-  const error = await promise.then(
-    () => expect.unreachable(`expected ${code}`),
-    (failure: unknown) => failure,
-  );
-  expect(error).toBeInstanceOf(VouchError);
-  expect((error as VouchError).code).toBe(code);
-  return error as VouchError;
-}
 
 describe('key files', () => {
   const key = testKey('signer');
@@ -71,25 +55,7 @@ describe('key files', () => {
   });
 });
 
-describe('capped reads and atomic writes', () => {
-  it('refuses a file over the cap and reads one at the cap', async () => {
-    writeFileSync(join(dir, 'ten'), '0123456789');
-    expect(await readFileCapped(join(dir, 'ten'), 10, 'x')).toHaveLength(10);
-    await rejectsWith(readFileCapped(join(dir, 'ten'), 9, 'x'), 'PAYLOAD_TOO_LARGE');
-  });
-
-  it('writes atomically, replaces unless exclusive, and leaves no temp file behind', async () => {
-    const sub = mkdtempSync(join(dir, 'atomic-'));
-    const path = join(sub, 'out.json');
-    await writeFileAtomic(path, 'one');
-    await writeFileAtomic(path, 'two');
-    expect(readFileSync(path, 'utf8')).toBe('two');
-    await rejectsWith(writeFileAtomic(path, 'three', { exclusive: true }), 'FILE_EXISTS');
-    expect(readFileSync(path, 'utf8')).toBe('two');
-    await rejectsWith(writeFileAtomic(join(sub, 'no/such/dir'), 'x'), 'IO');
-    expect(readdirSync(sub)).toEqual(['out.json']);
-  });
-
+describe('file digests', () => {
   it('hashes a file in a stream', async () => {
     const content = Buffer.alloc(3 * 1024 * 1024 + 7, 'z');
     writeFileSync(join(dir, 'big'), content);

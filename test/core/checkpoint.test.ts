@@ -10,16 +10,7 @@ import {
 import { VouchError } from '../../agent/core/errors';
 import { generateKey, namePublicKey } from '../../agent/core/keys';
 import { ed25519Signer, formatNote, signNote } from '../../agent/core/note';
-
-function failure(fn: () => unknown): VouchError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VouchError);
-    return error as VouchError;
-  }
-  throw new Error('expected a VouchError');
-}
+import { failure } from '../helpers/errors';
 
 const root = 'CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=';
 

@@ -6,7 +6,6 @@ import {
   cosignNote,
   verifyCosignatures,
 } from '../../agent/core/cosignature';
-import { VouchError } from '../../agent/core/errors';
 import {
   generateKey,
   KeyType,
@@ -16,16 +15,7 @@ import {
   verifierString,
 } from '../../agent/core/keys';
 import { formatNote, type Note, parseNote } from '../../agent/core/note';
-
-function failure(fn: () => unknown): VouchError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VouchError);
-    return error as VouchError;
-  }
-  throw new Error('expected a VouchError');
-}
+import { failure } from '../helpers/errors';
 
 function witness(name: string): { key: PrivateKey; name: string; pub: PublicKey } {
   const { key } = generateKey();

@@ -2,7 +2,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { VouchError } from '../../agent/core/errors';
 import {
   CompactRange,
   consistencyProof,
@@ -18,6 +17,7 @@ import {
   verifyInclusion,
 } from '../../agent/core/merkle';
 import { encodeTile, tileHashReader } from '../../agent/core/tiles';
+import { failure } from '../helpers/errors';
 
 const vectors = join(__dirname, '../vectors/rfc9162');
 
@@ -26,16 +26,6 @@ function hex(bytes: Uint8Array): string {
 }
 function b64(text: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, 'base64'));
-}
-
-function failure(fn: () => unknown): VouchError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VouchError);
-    return error as VouchError;
-  }
-  throw new Error('expected a VouchError');
 }
 
 function jsonFiles(dir: string): string[] {

@@ -18,16 +18,7 @@ import {
   signNote,
   verifyNote,
 } from '../../agent/core/note';
-
-function failure(fn: () => unknown): VouchError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VouchError);
-    return error as VouchError;
-  }
-  throw new Error('expected a VouchError');
-}
+import { failure } from '../helpers/errors';
 
 function keyPair(name: string): { key: PrivateKey; verifier: ReturnType<typeof ed25519Verifier> } {
   const { key } = generateKey();

@@ -17,16 +17,7 @@ import {
   tilePath,
   tilesForNodes,
 } from '../../agent/core/tiles';
-
-function failure(fn: () => unknown): VouchError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VouchError);
-    return error as VouchError;
-  }
-  throw new Error('expected a VouchError');
-}
+import { failure } from '../helpers/errors';
 
 async function rejection(promise: Promise<unknown>): Promise<VouchError> {
   const error = await promise.then(

@@ -8,8 +8,9 @@ import {
 import { VouchError } from '../../core/errors';
 import { verifierString } from '../../core/keys';
 import { parseStatement, statementPayloadType } from '../../core/statement';
+import { readExistingFile } from '../../files';
 import { ExitCode } from '../exit';
-import { readFileCapped, readPublicKey } from '../files';
+import { readPublicKey } from '../files';
 import { positiveInteger, repeatable } from '../options';
 import type { Act } from '../program';
 
@@ -35,7 +36,7 @@ export function envelopeCommand(act: Act): Command {
     .action(
       act(async (_ctx, path: string, options: { key: string[]; threshold: number }) => {
         const keys = await Promise.all(options.key.map((arg) => readPublicKey(arg)));
-        const parsed = parseEnvelope(await readFileCapped(path, maxEnvelopeBytes, 'envelope'));
+        const parsed = parseEnvelope(await readExistingFile(path, maxEnvelopeBytes, 'envelope'));
         requirePayloadType(parsed, statementPayloadType);
         let verified: ReturnType<typeof verifyEnvelope>;
         try {

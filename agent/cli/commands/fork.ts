@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { acquireLock, clearForkEvidence, stateFiles } from '../../device';
+import { clearForkEvidence, stateFiles } from '../../device';
+import { withLock } from '../../lock';
 import { ExitCode } from '../exit';
 import type { Act } from '../program';
 
@@ -14,17 +15,14 @@ export function forkCommand(act: Act): Command {
     .action(
       act(async (ctx) => {
         const dir = ctx.config.stateDir;
-        const lock = await acquireLock(join(dir, stateFiles.lock));
-        try {
-          const cleared = await clearForkEvidence(dir);
-          return {
-            exitCode: ExitCode.OK,
-            data: { cleared },
-            text: cleared > 0 ? `cleared ${cleared} fork evidence item(s)` : 'no fork evidence',
-          };
-        } finally {
-          await lock.release();
-        }
+        const cleared = await withLock(join(dir, stateFiles.lock), { code: 'STATE_LOCKED' }, () =>
+          clearForkEvidence(dir),
+        );
+        return {
+          exitCode: ExitCode.OK,
+          data: { cleared },
+          text: cleared > 0 ? `cleared ${cleared} fork evidence item(s)` : 'no fork evidence',
+        };
       }),
     );
   return fork;

@@ -3,9 +3,8 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { VouchError } from '../../core/errors';
 import { generateKey, isValidKeyName, namePublicKey, verifierString } from '../../core/keys';
-import { makeDirectory } from '../../files';
+import { makeDirectory, requireAbsent, writeFileDurably } from '../../files';
 import { ExitCode } from '../exit';
-import { requireAbsent, writeFileAtomic } from '../files';
 import type { Act } from '../program';
 
 export function keygenCommand(act: Act): Command {
@@ -29,9 +28,9 @@ export function keygenCommand(act: Act): Command {
         requireAbsent([privatePath, publicPath]);
         await makeDirectory(options.out);
         const { privatePem, publicPem, key } = generateKey();
-        await writeFileAtomic(privatePath, privatePem, { mode: 0o600, exclusive: true });
+        await writeFileDurably(privatePath, privatePem, { mode: 0o600, exclusive: true });
         try {
-          await writeFileAtomic(publicPath, publicPem, { exclusive: true });
+          await writeFileDurably(publicPath, publicPem, { exclusive: true });
         } catch (error) {
           // Nothing is left behind on error, not even half a key pair.
           await unlink(privatePath);

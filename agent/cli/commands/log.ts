@@ -6,6 +6,7 @@ import { VouchError } from '../../core/errors';
 import { verifierString } from '../../core/keys';
 import { parseRootEnvelope, verifyRoot } from '../../core/root';
 import { maxEntrySize } from '../../core/tiles';
+import { readExistingFile } from '../../files';
 import {
   addEnvelopes,
   cosignLog,
@@ -15,12 +16,13 @@ import {
   proveInclusion,
   publicDir,
   publishLog,
+  publishRoot,
   readConfig,
   serveLog,
 } from '../../ledger';
 import type { Report } from '../context';
 import { ExitCode } from '../exit';
-import { readFileCapped, readPrivateKeyFile } from '../files';
+import { readPrivateKeyFile } from '../files';
 import type { Act } from '../program';
 
 /** A tree size or entry index flag: a decimal without leading zeros, at most 2^53 − 1. */
@@ -102,12 +104,12 @@ export function logCommand(act: Act): Command {
     .action(
       act(async (_ctx, dir: string, files: string[], options: { root: string }) => {
         const envelope = parseRootEnvelope(
-          await readFileCapped(options.root, maxEnvelopeBytes, 'trust root'),
+          await readExistingFile(options.root, maxEnvelopeBytes, 'trust root'),
         );
         const root = verifyRoot(envelope);
         // A log entry is at most 65535 bytes (tlog-tiles entry bundles).
         const envelopes = await Promise.all(
-          files.map((file) => readFileCapped(file, maxEntrySize, 'envelope')),
+          files.map((file) => readExistingFile(file, maxEntrySize, 'envelope')),
         );
         const added = await addEnvelopes(dir, root, envelopes, new Date());
         const entries = files.map((file, i) => ({
@@ -120,6 +122,30 @@ export function logCommand(act: Act): Command {
           exitCode: ExitCode.OK,
           data: { added: entries.length, size: added.size, entries },
           text: `added ${entries.length} entries at ${added.first}..${added.size - 1}; ${added.size} committed (run vouch log publish)`,
+        };
+      }),
+    );
+
+  log
+    .command('publish-root')
+    .description(
+      'serve a signed trust root beside the tiles (roots/<V>.json), so devices take root ' +
+        'rotations from any mirror; each version must rotate from the one published before',
+    )
+    .argument('<dir>', 'the log directory')
+    .argument('<root.json>', 'the signed trust root (vouch root sign)')
+    .action(
+      act(async (_ctx, dir: string, file: string) => {
+        const published = await publishRoot(
+          dir,
+          await readExistingFile(file, maxEnvelopeBytes, 'trust root'),
+        );
+        return {
+          exitCode: ExitCode.OK,
+          data: published,
+          text: published.written
+            ? `published trust root version ${published.version} as roots/${published.version}.json`
+            : `trust root version ${published.version} was already published`,
         };
       }),
     );

@@ -18,9 +18,10 @@ import {
   verifyRootChain,
 } from '../../core/root';
 import { formatUtcTime } from '../../core/time';
+import { readExistingFile, writeFileDurably } from '../../files';
 import type { Report } from '../context';
 import { ExitCode } from '../exit';
-import { readFileCapped, readPrivateKeyFile, readPublicKey, writeFileAtomic } from '../files';
+import { readPrivateKeyFile, readPublicKey } from '../files';
 import { positiveInteger, repeatable, utcDate } from '../options';
 import type { Act } from '../program';
 
@@ -101,7 +102,7 @@ export function rootCommand(act: Act): Command {
             witnessQuorum: options.witnessQuorum ?? 0,
             signers: [],
           };
-          await writeFileAtomic(options.out, serializeEnvelope(unsignedRoot(created)), {
+          await writeFileDurably(options.out, serializeEnvelope(unsignedRoot(created)), {
             exclusive: true,
           });
           return summary(created, unsignedRoot(created), `${options.out}: new unsigned trust root`);
@@ -216,7 +217,7 @@ export function rootCommand(act: Act): Command {
             threshold: options.threshold ?? current.threshold,
           };
           const envelope = unsignedRoot(next);
-          await writeFileAtomic(options.out, serializeEnvelope(envelope), { exclusive: true });
+          await writeFileDurably(options.out, serializeEnvelope(envelope), { exclusive: true });
           return summary(next, envelope, `${options.out}: unsigned successor of ${path}`);
         },
       ),
@@ -238,7 +239,7 @@ export function rootCommand(act: Act): Command {
         const signed = addSignature(envelope, key, rootKey ? toHex(rootKey.keyId) : '');
         if (signed === envelope)
           return summary(current, envelope, `${path}: already signed by this key`);
-        await writeFileAtomic(path, serializeEnvelope(signed));
+        await writeFileDurably(path, serializeEnvelope(signed));
         const note = rootKey
           ? `signed by root key ${rootKey.name}`
           : 'signed by a key that is not one of its root keys (right when it is a key of the previous version)';
@@ -259,7 +260,7 @@ export function rootCommand(act: Act): Command {
         const chain = options.trusted === undefined ? [path] : [options.trusted, path];
         const envelopes = await Promise.all(
           chain.map(async (file) =>
-            parseRootEnvelope(await readFileCapped(file, maxEnvelopeBytes, 'trust root')),
+            parseRootEnvelope(await readExistingFile(file, maxEnvelopeBytes, 'trust root')),
           ),
         );
         const verified = verifyRootChain(envelopes, new Date());
@@ -291,7 +292,7 @@ export function rootCommand(act: Act): Command {
 
 /** A root file, parsed but not verified: for the publisher's own edits. */
 async function loadRoot(path: string): Promise<{ root: Root; envelope: Envelope }> {
-  const envelope = parseRootEnvelope(await readFileCapped(path, maxEnvelopeBytes, 'trust root'));
+  const envelope = parseRootEnvelope(await readExistingFile(path, maxEnvelopeBytes, 'trust root'));
   return { root: parseRoot(envelope.payload), envelope };
 }
 
@@ -302,7 +303,7 @@ async function rootKeys(args: readonly string[]) {
 /** Writes a changed root in place; the old signatures covered the old content, so they go. */
 async function rewrite(path: string, old: Envelope, changed: Root, what: string): Promise<Report> {
   const envelope = unsignedRoot(changed);
-  await writeFileAtomic(path, serializeEnvelope(envelope));
+  await writeFileDurably(path, serializeEnvelope(envelope));
   const dropped =
     old.signatures.length > 0 ? `; removed ${old.signatures.length} signature(s): sign again` : '';
   return summary(changed, envelope, `${path}: ${what}${dropped}`);

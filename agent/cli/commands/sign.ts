@@ -11,10 +11,11 @@ import {
   statementPayloadType,
   statementStatuses,
 } from '../../core/statement';
+import { writeFileDurably } from '../../files';
 import type { Context } from '../context';
 import { dockerFromEnv, imageSubjects } from '../docker';
 import { ExitCode } from '../exit';
-import { readPrivateKeyFile, sha256File, writeFileAtomic } from '../files';
+import { readPrivateKeyFile, sha256File } from '../files';
 import type { Act } from '../program';
 
 interface SignOptions {
@@ -86,7 +87,7 @@ function signCommand(act: Act, name: string, preset: StatementStatus | undefined
       if (options.out === undefined) {
         return { exitCode: ExitCode.OK, data: JSON.parse(envelope), text: envelope };
       }
-      await writeFileAtomic(options.out, envelope);
+      await writeFileDurably(options.out, envelope);
       return {
         exitCode: ExitCode.OK,
         data: { out: options.out, ...summary },

@@ -19,8 +19,8 @@ import {
   tilePath,
 } from '../../core/tiles';
 import { makeDirectory, readFileCapped } from '../../files';
+import { acquireLock } from '../../lock';
 import type { Logger } from '../../logger';
-import { acquireLock } from '../lock';
 import {
   loadState,
   removeStale,
@@ -80,7 +80,7 @@ export async function withState<T extends Applied>(
 ): Promise<T> {
   const dir = options.stateDir;
   await makeDirectory(dir);
-  const lock = await acquireLock(join(dir, stateFiles.lock));
+  const lock = await acquireLock(join(dir, stateFiles.lock), { code: 'STATE_LOCKED' });
   let attempt: SyncAttempt | undefined;
   try {
     await removeStale(dir);

@@ -1,9 +1,8 @@
 import { open } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { VouchError } from '../../core/errors';
 import { CompactRange } from '../../core/merkle';
+import { startWorker } from '../worker';
 import type { Reply, Request } from './protocol';
 
 /**
@@ -257,7 +256,7 @@ export class HashPool {
 
   #start(): Thread {
     const thread: Thread = {
-      worker: startWorker(),
+      worker: startWorker(import.meta.url, 'hash'),
       ready: false,
       dead: false,
       pending: 0,
@@ -322,21 +321,6 @@ interface Thread {
   /** Bytes of the pool's buffers the thread holds. */
   holding: number;
   readonly jobs: Set<Job>;
-}
-
-/**
- * The worker entry: from the bundle, dist/hash.worker.cjs beside dist/vouch.cjs
- * (scripts/build.ts bundles every *.worker.ts and points import.meta.url at the bundle
- * file); from the TypeScript sources (vitest, tsx), hash.worker.ts through tsx's require hook.
- */
-function startWorker(): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./hash.worker.cjs', here));
-  const tsx = createRequire(here).resolve('tsx/cjs');
-  const entry = fileURLToPath(new URL('./hash.worker.ts', here));
-  return new Worker(`require(${JSON.stringify(tsx)});require(${JSON.stringify(entry)});`, {
-    eval: true,
-  });
 }
 
 /** One hashing job: bytes in flight, its failure, its result. */

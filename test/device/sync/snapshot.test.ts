@@ -7,7 +7,7 @@ import { pack } from 'tar-stream';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { serializeEnvelope } from '../../../agent/core/dsse';
 import { loadState } from '../../../agent/device';
-import { publicDir, serveLog } from '../../../agent/ledger';
+import { publicDir, publishRoot, serveLog } from '../../../agent/ledger';
 import { runCli } from '../../helpers/cli';
 import { builtCli, grow, testWorld, type World } from '../../helpers/device';
 import { signRoot } from '../../helpers/trust';
@@ -68,9 +68,7 @@ beforeAll(async () => {
   await sync(synced);
   // A root update published beside the tiles: v2 adds nothing but must be picked up.
   const v2 = signRoot({ ...world.root, version: 2 }, [world.rootKey]);
-  const { mkdir } = await import('node:fs/promises');
-  await mkdir(join(publicDir(world.logDir), 'roots'), { recursive: true });
-  await writeFile(join(publicDir(world.logDir), 'roots', '2.json'), serializeEnvelope(v2));
+  await publishRoot(world.logDir, new Uint8Array(Buffer.from(serializeEnvelope(v2))));
   await grow(world, 300);
   await sync(synced);
 }, 120_000);

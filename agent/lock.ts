@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VouchError } from '../core/errors';
+import { type ErrorCode, VouchError } from './core/errors';
+import { ioError } from './files';
 
 /**
- * A cross-process lock that survives crashes: a file holding the owner's PID and process
+ * A cross-process lock that survives crashes, for the device state dir and the
+ * publisher's log dir: a file holding the owner's PID and process
  * start time, created atomically (a hard link of a complete temp file, so it is never seen
  * half-written). A lock whose owner is gone (killed, power cut) is taken over; comparing the
  * start time too keeps a recycled PID from looking like the old owner.
@@ -45,19 +47,23 @@ function isAlive(owner: string): boolean {
   return started === '-' || now === undefined || now === started;
 }
 
+export interface LockOptions {
+  /** The error when a live owner holds the lock: which resource is busy. */
+  readonly code: Extract<ErrorCode, 'STATE_LOCKED' | 'LOG_LOCKED'>;
+  /** How long to wait for a live owner to release it (ms); 0 fails at once. */
+  readonly waitMs?: number;
+}
+
 /**
- * Takes the lock at `path`, waiting up to `waitMs` for a live owner to release it; then
- * STATE_LOCKED. The same process may not take it twice (a second `acquire` waits too).
+ * Takes the lock at `path`, waiting up to `waitMs` for a live owner to release it. The
+ * same process may not take it twice (a second `acquire` waits too).
  */
-export async function acquireLock(
-  path: string,
-  options: { readonly waitMs?: number } = {},
-): Promise<Lock> {
+export async function acquireLock(path: string, options: LockOptions): Promise<Lock> {
   const mine = ownerText();
   const deadline = Date.now() + (options.waitMs ?? 0);
   const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   await writeFile(temp, mine, { mode: 0o644 }).catch((error: unknown) => {
-    throw ioError(path, error);
+    throw ioError('create lock', path, error);
   });
   try {
     for (;;) {
@@ -65,7 +71,9 @@ export async function acquireLock(
         await link(temp, path);
         return { release: () => releaseLock(path, mine) };
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(path, error);
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw ioError('create lock', path, error);
+        }
       }
       const owner = await readFile(path, 'utf8').catch(() => undefined);
       if (owner === undefined) continue; // released in between: try again
@@ -75,8 +83,9 @@ export async function acquireLock(
       }
       if (Date.now() >= deadline) {
         throw new VouchError(
-          'STATE_LOCKED',
-          `another vouch process (pid ${owner.split(' ')[0]}) is syncing ${path}`,
+          options.code,
+          `${path} is held by another vouch process (pid ${owner.split(' ')[0]}); ` +
+            'it is removed by itself when that process is gone',
         );
       }
       await sleep(50);
@@ -105,13 +114,21 @@ async function takeOver(path: string, deadOwner: string): Promise<void> {
   await unlink(aside).catch(() => {});
 }
 
+/** Runs `body` holding the lock at `path`. */
+export async function withLock<T>(
+  path: string,
+  options: LockOptions,
+  body: () => Promise<T>,
+): Promise<T> {
+  const lock = await acquireLock(path, options);
+  try {
+    return await body();
+  } finally {
+    await lock.release();
+  }
+}
+
 async function releaseLock(path: string, mine: string): Promise<void> {
   const owner = await readFile(path, 'utf8').catch(() => undefined);
   if (owner === mine) await unlink(path).catch(() => {});
-}
-
-function ioError(path: string, error: unknown): VouchError {
-  return new VouchError('IO', `cannot create lock ${path}: ${(error as Error).message}`, {
-    cause: error,
-  });
 }

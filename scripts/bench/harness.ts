@@ -1,0 +1,51 @@
+/** The benchmark harness: suites of cases, medians of repeated runs, ratios to a baseline. */
+
+export interface Case {
+  readonly name: string;
+  /** Work units done by one run (bytes, signatures, …), for the rate column. */
+  readonly units: number;
+  readonly run: () => unknown; // may return a promise: it is awaited
+}
+
+export interface Suite {
+  readonly title: string;
+  readonly unit: string;
+  /** The first case is the baseline the others are compared against. */
+  readonly cases: readonly Case[];
+  readonly repeats: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+async function measure(entry: Case, repeats: number): Promise<number> {
+  await entry.run(); // warm-up: JIT and page cache
+  const seconds: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = process.hrtime.bigint();
+    await entry.run();
+    seconds.push(Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  return median(seconds);
+}
+
+function formatRate(perSecond: number, unit: string): string {
+  if (unit === 'B') return `${(perSecond / 2 ** 20).toFixed(0).padStart(8)} MiB/s`;
+  return `${perSecond.toFixed(0).padStart(8)} ${unit}/s`;
+}
+
+export async function runSuite(suite: Suite): Promise<void> {
+  console.log(`\n${suite.title} (median of ${suite.repeats})`);
+  let baseline = 0;
+  for (const entry of suite.cases) {
+    const rate = entry.units / (await measure(entry, suite.repeats));
+    baseline ||= rate;
+    const ratio = (rate / baseline).toFixed(2);
+    console.log(`  ${entry.name.padEnd(40)} ${formatRate(rate, suite.unit)}   ×${ratio}`);
+  }
+}

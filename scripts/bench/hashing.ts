@@ -1,0 +1,130 @@
+/**
+ * SHA-256 on the data path: node:crypto against pure JS in memory, and files from the page
+ * cache through the worker pool against openssl in the same run (issue #6).
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { HashPool } from '../../agent/device/verify/pool';
+import { planHashing, readProfile } from '../../hw';
+import { runSuite, type Suite } from './harness';
+
+export async function hashingBench(benchDir: string): Promise<void> {
+  const data = Buffer.alloc(64 * 2 ** 20, 0xa5);
+  const chunk = 2 ** 20;
+
+  const suites: Suite[] = [
+    {
+      title: 'SHA-256 of 64 MiB in memory, one core',
+      unit: 'B',
+      repeats: 5,
+      cases: [
+        {
+          name: 'node:crypto one-shot (baseline)',
+          units: data.length,
+          run: () => createHash('sha256').update(data).digest(),
+        },
+        {
+          name: 'node:crypto streamed in 1 MiB chunks',
+          units: data.length,
+          run: () => {
+            const hash = createHash('sha256');
+            for (let at = 0; at < data.length; at += chunk)
+              hash.update(data.subarray(at, at + chunk));
+            return hash.digest();
+          },
+        },
+        { name: '@noble/hashes (pure JS)', units: data.length, run: () => nobleSha256(data) },
+      ],
+    },
+  ];
+
+  // Files hashed from the page cache through the worker pool, against openssl in the same run.
+  const exec = promisify(execFile);
+  const MiB = 2 ** 20;
+  const GiB = 2 ** 30;
+  const block = randomBytes(16 * MiB);
+  function writeData(name: string, bytes: number): string {
+    const path = join(benchDir, name);
+    const fd = openSync(path, 'w');
+    for (let at = 0; at < bytes; at += block.length) writeSync(fd, block, 0, block.length);
+    closeSync(fd);
+    return path;
+  }
+  const oneGiB = writeData('one-gib', GiB);
+  const parts = Array.from({ length: 8 }, (_, i) => writeData(`part-${i}`, 128 * MiB));
+  const plan = planHashing(await readProfile({ root: '/', paths: [benchDir] }));
+  const cores = cpus().length;
+  const counts = [...new Set([1, 2, 4, 8, 16, 32].filter((n) => n < cores).concat(cores))];
+  const pools = new Map(
+    counts.map((n) => [
+      n,
+      new HashPool({ workers: n, chunkSize: MiB, inFlightBytes: 4 * n * MiB }),
+    ]),
+  );
+  const planned = new HashPool(plan);
+  const hashAll = (pool: HashPool) => Promise.all(parts.map((part) => pool.hash(part)));
+  suites.push(
+    {
+      title: 'SHA-256 of one 1 GiB file (page cache)',
+      unit: 'B',
+      repeats: 3,
+      cases: [
+        {
+          name: 'openssl dgst -sha256 (baseline)',
+          units: GiB,
+          run: () => exec('openssl', ['dgst', '-sha256', oneGiB]),
+        },
+        { name: 'pool.hash (one worker streams it)', units: GiB, run: () => planned.hash(oneGiB) },
+        {
+          name: `pool.hashChunked, ${cores} workers`,
+          units: GiB,
+          run: () => (pools.get(cores) as HashPool).hashChunked(oneGiB),
+        },
+      ],
+    },
+    {
+      title: '8 × 128 MiB files (page cache)',
+      unit: 'B',
+      repeats: 3,
+      cases: [
+        {
+          name: `xargs -P${cores} -n1 openssl dgst (baseline)`,
+          units: GiB,
+          run: () =>
+            exec('sh', [
+              '-c',
+              'ls "$1"/part-* | xargs -P"$2" -n1 openssl dgst -sha256',
+              'sh',
+              benchDir,
+              String(cores),
+            ]),
+        },
+        {
+          name: `pool.hash × 8, plan: ${plan.workers} workers`,
+          units: GiB,
+          run: () => hashAll(planned),
+        },
+      ],
+    },
+    {
+      title: 'Worker scaling: pool.hash × 8 of 128 MiB',
+      unit: 'B',
+      repeats: 3,
+      cases: counts.map((n) => ({
+        name: `${n} worker${n === 1 ? '' : 's'}`,
+        units: GiB,
+        run: () => hashAll(pools.get(n) as HashPool),
+      })),
+    },
+  );
+  try {
+    for (const suite of suites) await runSuite(suite);
+  } finally {
+    await Promise.all([planned, ...pools.values()].map((pool) => pool.close()));
+  }
+}
