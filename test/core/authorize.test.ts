@@ -7,7 +7,8 @@ import {
   signEnvelope,
 } from '../../agent/core/dsse';
 import { encodeStatement } from '../../agent/core/statement';
-import { expectVouchError, signedStatement, testKey, testRoot } from '../helpers/trust';
+import { expectVouchError } from '../helpers/errors';
+import { signedStatement, testKey, testRoot } from '../helpers/trust';
 
 const now = new Date('2025-06-01T00:00:00Z');
 const rootKey = testKey('root-a');

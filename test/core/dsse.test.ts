@@ -17,7 +17,8 @@ import {
 } from '../../agent/core/dsse';
 import { VouchError } from '../../agent/core/errors';
 import { KeyType, namePublicKey, type PublicKey } from '../../agent/core/keys';
-import { expectVouchError, testKey } from '../helpers/trust';
+import { expectVouchError } from '../helpers/errors';
+import { testKey } from '../helpers/trust';
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text, 'utf8'));
 const json = (value: unknown) => bytes(JSON.stringify(value));

@@ -27,7 +27,7 @@ import {
   verifierString,
   verifyBytes,
 } from '../../agent/core/keys';
-import { expectVouchError } from '../helpers/trust';
+import { expectVouchError } from '../helpers/errors';
 
 noble.hashes.sha512 = sha512;
 

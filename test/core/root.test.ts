@@ -21,7 +21,8 @@ import {
   verifyRoot,
   verifyRootChain,
 } from '../../agent/core/root';
-import { expectVouchError, signRoot, type TestKey, testKey, testRoot } from '../helpers/trust';
+import { expectVouchError } from '../helpers/errors';
+import { signRoot, type TestKey, testKey, testRoot } from '../helpers/trust';
 
 const now = new Date('2025-06-01T00:00:00Z');
 const keys = Object.fromEntries(
@@ -336,6 +337,10 @@ describe('signer scopes and windows', () => {
     ['a+(b)[c]^$|\\', 'a+(b)[c]^$|\\', true],
     ['exact', 'exact', true],
     ['exact', 'exactly', false],
+    // By code points: `?` is one character, even outside the BMP.
+    ['ghcr.io/?', 'ghcr.io/\u{1F600}', true],
+    ['ghcr.io/??', 'ghcr.io/\u{1F600}', false],
+    ['\u{1F600}/*', '\u{1F600}/x', true],
   ])('%s covers %s: %s', (glob, name, expected) => {
     expect(scopeMatches(glob, name)).toBe(expected);
   });

@@ -8,7 +8,8 @@ import {
   statementPayloadType,
   statusPredicateType,
 } from '../../agent/core/statement';
-import { expectVouchError, testKey } from '../helpers/trust';
+import { expectVouchError } from '../helpers/errors';
+import { testKey } from '../helpers/trust';
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text, 'utf8'));
 const json = (value: unknown) => bytes(JSON.stringify(value));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatUtcTime, parseUtcTime } from '../../agent/core/time';
-import { expectVouchError } from '../helpers/trust';
+import { expectVouchError } from '../helpers/errors';
 
 describe('RFC 3339 UTC times', () => {
   it.each([

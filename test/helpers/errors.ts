@@ -24,3 +24,10 @@ export async function rejectsWith(promise: Promise<unknown>, code: string): Prom
   expect((error as VouchError).code).toBe(code);
   return error as VouchError;
 }
+
+/** Runs `run` and expects a VouchError with `code` (class and code, as CONVENTIONS.md asks). */
+export function expectVouchError(run: () => unknown, code: string): VouchError {
+  const error = failure(run);
+  expect(error.code).toBe(code);
+  return error;
+}

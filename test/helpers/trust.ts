@@ -1,11 +1,9 @@
-import { expect } from 'vitest';
 import {
   addSignature,
   type Envelope,
   serializeEnvelope,
   signEnvelope,
 } from '../../agent/core/dsse';
-import { VouchError } from '../../agent/core/errors';
 import {
   generateKey,
   KeyType,
@@ -70,16 +68,4 @@ export function signedStatement(
   });
   const envelope = signEnvelope(statementPayloadType, payload, key.private);
   return new Uint8Array(Buffer.from(serializeEnvelope(envelope)));
-}
-
-/** Runs `run` and expects a VouchError with `code` (class and code, as CONVENTIONS.md asks). */
-export function expectVouchError(run: () => unknown, code: string): VouchError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(VouchError);
-    expect((error as VouchError).code).toBe(code);
-    return error as VouchError;
-  }
-  return expect.unreachable(`expected a VouchError ${code}`);
 }
