@@ -136,18 +136,21 @@ export async function readOpenFileCapped(
   const tooLarge = () =>
     new VouchError('PAYLOAD_TOO_LARGE', `${what} ${path} is larger than ${maxBytes} bytes`);
   try {
-    if ((await handle.stat()).size > maxBytes) throw tooLarge();
+    const size = (await handle.stat()).size;
+    if (size > maxBytes) throw tooLarge();
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
-      const chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, maxBytes + 1));
+      // No larger than the stat says is left, plus a byte to see the end (or growth).
+      const left = Math.max(size - total, 0) + 1;
+      const chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, maxBytes + 1, left));
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       if (bytesRead === 0) break;
       total += bytesRead;
       if (total > maxBytes) throw tooLarge();
       chunks.push(chunk.subarray(0, bytesRead));
     }
-    const bytes = Buffer.concat(chunks);
+    const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch (error) {
     if (error instanceof VouchError) throw error;

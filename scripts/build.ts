@@ -22,6 +22,11 @@ const common: BuildOptions = {
   sourcemap: 'linked',
   legalComments: 'linked',
   logLevel: 'warning',
+  // Node reads and compiles the whole bundle at every start: a third less text starts
+  // `vouch --version` ≈ 15 % faster and 5 MB smaller (README "Performance"). Identifiers are
+  // kept, so stack traces stay readable without the source map.
+  minifyWhitespace: true,
+  minifySyntax: true,
   define: { 'import.meta.url': 'importMetaUrl' },
   banner: { js: importMetaUrl },
   // dockerode → ssh2 (for ssh:// Docker hosts) tries two optional native addons inside

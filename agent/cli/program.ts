@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { version } from '../../package.json';
 import { logLevels } from '../config';
 import { VouchError } from '../core/errors';
+import { authenticateCommand } from './commands/authenticate';
 import { configCommand } from './commands/config';
 import { envelopeCommand } from './commands/envelope';
 import { forkCommand } from './commands/fork';
@@ -13,6 +14,7 @@ import { signCommands } from './commands/sign';
 import { snapshotCommand } from './commands/snapshot';
 import { statusCommand } from './commands/status';
 import { syncCommand } from './commands/sync';
+import { verifyCommand } from './commands/verify';
 import {
   type Context,
   contextFor,
@@ -101,6 +103,8 @@ export function createProgram(act: Act, io: Io): Command {
     statusCommand(act),
     snapshotCommand(act),
     forkCommand(act),
+    verifyCommand(act),
+    authenticateCommand(act),
   ]) {
     program.addCommand(inheritSettings(program, command));
   }

@@ -1,8 +1,14 @@
 import { parseEnvelope, requirePayloadType, verifyEnvelope } from './dsse';
 import { VouchError } from './errors';
+import { parseJson } from './json';
 import type { PublicKey } from './keys';
 import { checkSigner, includesKey, type Root, requireUnexpired, rootSignerId } from './root';
-import { parseStatement, type Statement, statementPayloadType } from './statement';
+import {
+  parseStatement,
+  type Statement,
+  statementFromJson,
+  statementPayloadType,
+} from './statement';
 import { parseUtcTime } from './time';
 
 export interface AuthorizedStatement {
@@ -49,8 +55,12 @@ export function authorizeLoggedEnvelope(
 ): AuthorizedStatement {
   const envelope = parseEnvelope(envelopeBytes);
   requirePayloadType(envelope, statementPayloadType);
-  const verified = verifyEnvelope(envelope, candidateKeys(root, envelope.payload));
-  const statement = parseStatement(verified.payload);
+  const document = peekJson(envelope.payload);
+  const verified = verifyEnvelope(envelope, candidateKeys(root, document));
+  // The signatures cover the payload bytes, and `document` is what those bytes parse to:
+  // parsing them again would give the same. Bytes that are not JSON get parseStatement's error.
+  const statement =
+    document === undefined ? parseStatement(verified.payload) : statementFromJson(document);
 
   if (statement.signer === rootSignerId) {
     const keys = verified.keys.filter((key) => includesKey(root.rootKeys, key));
@@ -83,26 +93,51 @@ export function authorizeLoggedEnvelope(
   return { statement, signer: statement.signer, keys };
 }
 
+/** The payload's JSON value, or undefined when it is not JSON (not trusted before verification). */
+function peekJson(payload: Uint8Array): unknown {
+  try {
+    return parseJson(payload, 'STATEMENT_INVALID', 'statement');
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Every key of the root, those of the signer the payload names first. Only the order
  * changes (the same keys verify, see signingKeys), but a valid statement then costs one
  * signature check instead of one per key listed before its signer's: most of a device's
- * sync time. The unverified payload is only peeked at here; what is used is parsed after
- * verification.
+ * sync time. The unverified payload is only peeked at here.
  */
-function candidateKeys(root: Root, payload: Uint8Array): PublicKey[] {
-  let claimed: unknown;
-  try {
-    claimed = (
-      JSON.parse(Buffer.from(payload).toString('utf8')) as { predicate?: { signer?: unknown } }
-    )?.predicate?.signer;
-  } catch {
-    claimed = undefined;
+function candidateKeys(root: Root, document: unknown): readonly PublicKey[] {
+  const claimed = (document as { predicate?: { signer?: unknown } } | undefined)?.predicate?.signer;
+  const orders = keyOrders(root);
+  return (typeof claimed === 'string' && orders.bySigner.get(claimed)) || orders.all;
+}
+
+interface KeyOrders {
+  /** For a signer ID (or `root`): its keys, then every other key of the root. */
+  readonly bySigner: ReadonlyMap<string, readonly PublicKey[]>;
+  readonly all: readonly PublicKey[];
+}
+
+/** The orders are computed once per root: a sync checks thousands of statements under one. */
+const keyOrderCache = new WeakMap<Root, KeyOrders>();
+
+function keyOrders(root: Root): KeyOrders {
+  let orders = keyOrderCache.get(root);
+  if (!orders) {
+    const all = [...root.rootKeys, ...root.signers.flatMap((signer) => signer.keys)];
+    const order = (first: readonly PublicKey[]) => [
+      ...first,
+      ...all.filter((key) => !first.includes(key)),
+    ];
+    const bySigner = new Map<string, readonly PublicKey[]>([[rootSignerId, order(root.rootKeys)]]);
+    // The first signer of an ID, as checkSigner finds it.
+    for (const signer of root.signers) {
+      if (!bySigner.has(signer.id)) bySigner.set(signer.id, order(signer.keys));
+    }
+    orders = { bySigner, all };
+    keyOrderCache.set(root, orders);
   }
-  const first =
-    claimed === rootSignerId
-      ? root.rootKeys
-      : (root.signers.find((signer) => signer.id === claimed)?.keys ?? []);
-  const rest = [...root.rootKeys, ...root.signers.flatMap((signer) => signer.keys)];
-  return [...first, ...rest.filter((key) => !first.includes(key))];
+  return orders;
 }

@@ -42,13 +42,16 @@ export interface VerifiedEnvelope {
  * LEN is the *byte* length in ASCII decimal and type is UTF-8.
  */
 export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
-  const type = Buffer.from(payloadType, 'utf8');
-  return Buffer.concat([
-    Buffer.from(`DSSEv1 ${type.length} `, 'ascii'),
-    type,
-    Buffer.from(` ${payload.length} `, 'ascii'),
-    payload,
-  ]);
+  const type = Buffer.byteLength(payloadType, 'utf8');
+  const head = `DSSEv1 ${type} `;
+  const middle = ` ${payload.length} `;
+  // One buffer, written in place: this runs once per statement a device syncs.
+  const out = Buffer.allocUnsafe(head.length + type + middle.length + payload.length);
+  let at = out.write(head, 0, 'latin1');
+  at += out.write(payloadType, at, 'utf8');
+  at += out.write(middle, at, 'latin1');
+  out.set(payload, at);
+  return out;
 }
 
 // envelope.md "Parsing rules": payload, payloadType, signatures and sig are required;

@@ -73,6 +73,10 @@ export const errorKinds = {
   LOG_FORK: 'data',
   /** The device has no trusted root yet and none was given (`--root` or `root` in config). */
   NO_TRUST_ROOT: 'usage',
+  /** The device has no trust state yet (never synced): nothing can be checked. */
+  NO_TRUST_STATE: 'unavailable',
+  /** The trust state cannot answer now (its root has expired): sync, then ask again. */
+  CANNOT_CHECK: 'unavailable',
   /** The device state directory is damaged or inconsistent. */
   STATE_INVALID: 'data',
   /** Another process is syncing the device state. */

@@ -88,6 +88,7 @@ export {
   evaluateStatus,
   type IgnoredRecord,
   recordsOf,
+  type StatusOptions,
   type StatusRecord,
   type Verdict,
 } from './policy';

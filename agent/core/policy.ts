@@ -67,17 +67,29 @@ export function recordsOf(
   }));
 }
 
+export interface StatusOptions {
+  /**
+   * The name the subject is being checked under (e.g. the image reference about to run): a
+   * signer counts only if its scopes also cover that name, so a signer for one namespace
+   * cannot vouch for, or untrust, another's images.
+   */
+  readonly name?: string;
+  /**
+   * Only this signer's statements count (`vouch authenticate --signerID`, as CAS did); other
+   * signers' are left out, not reported. Revocations by a root key still count.
+   */
+  readonly signer?: string;
+}
+
 /**
  * The status of a subject from its records (signatures already verified when they were
- * logged and synced). With `name`, the subject is being checked under that name (e.g. the
- * image reference about to run): a signer counts only if its scopes also cover that name,
- * so a signer for one namespace cannot vouch for, or untrust, another's images.
+ * logged and synced), under `options` (see StatusOptions).
  */
 export function evaluateStatus(
   records: readonly StatusRecord[],
   root: Root,
   now: Date,
-  options: { readonly name?: string } = {},
+  options: StatusOptions = {},
 ): Verdict {
   try {
     requireUnexpired(root, now);
@@ -103,6 +115,7 @@ export function evaluateStatus(
       }
       continue;
     }
+    if (options.signer !== undefined && record.signer !== options.signer) continue;
     const check = checkSigner(root, record.signer, [record.name], record.issuedAt);
     if (!check.ok) {
       ignored.push({ record, code: check.code, reason: check.reason });

@@ -224,30 +224,36 @@ export function requireUnexpired(root: Root, now: Date): void {
  * glob length × name length steps, never exponential backtracking.
  */
 export function scopeMatches(glob: string, name: string): boolean {
-  const chars = Array.from(name);
+  // By code points; a string without surrogates is indexed as it is (no copy).
+  const chars = /[\ud800-\udfff]/.test(name) ? Array.from(name) : name;
+  const pattern = /[\ud800-\udfff]/.test(glob) ? Array.from(glob) : glob;
+  const n = chars.length;
   // matched[j]: the glob so far matches the first j characters of the name.
-  let matched = chars.map(() => false);
-  matched.push(false);
-  matched[0] = true;
-  const pattern = Array.from(glob);
+  let matched = new Uint8Array(n + 1);
+  let next = new Uint8Array(n + 1);
+  matched[0] = 1;
   for (let i = 0; i < pattern.length; i++) {
     const token = pattern[i];
     const anySegments = token === '*' && pattern[i + 1] === '*';
     if (anySegments) i++;
-    const next = matched.map(() => false);
-    for (let j = 0; j <= chars.length; j++) {
-      const char = chars[j - 1];
-      if (token === '*') {
-        const extend = j > 0 && next[j - 1] === true && (anySegments || char !== '/');
-        next[j] = matched[j] === true || extend;
-      } else {
-        const fits = token === '?' ? char !== '/' : char === token;
-        next[j] = j > 0 && matched[j - 1] === true && fits;
+    next[0] = token === '*' ? (matched[0] as number) : 0;
+    let any = next[0] as number;
+    if (token === '*') {
+      for (let j = 1; j <= n; j++) {
+        next[j] = matched[j] || (next[j - 1] && (anySegments || chars[j - 1] !== '/')) ? 1 : 0;
+        any |= next[j] as number;
+      }
+    } else {
+      for (let j = 1; j <= n; j++) {
+        const char = chars[j - 1];
+        next[j] = matched[j - 1] && (token === '?' ? char !== '/' : char === token) ? 1 : 0;
+        any |= next[j] as number;
       }
     }
-    matched = next;
+    [matched, next] = [next, matched];
+    if (!any) return false;
   }
-  return matched[chars.length] === true;
+  return matched[n] === 1;
 }
 
 export type SignerCheck =
@@ -301,7 +307,9 @@ export function checkSigner(
 
 /** Whether `key` (by its raw bytes) is one of `keys`. */
 export function includesKey(keys: readonly PublicKey[], key: PublicKey): boolean {
-  return keys.some((candidate) => toHex(candidate.raw) === toHex(key.raw));
+  return keys.some(
+    (candidate) => candidate === key || Buffer.compare(candidate.raw, key.raw) === 0,
+  );
 }
 
 function rootKey(text: string, path: string, type: KeyType): PublicKey {

@@ -98,7 +98,12 @@ export function encodeStatement(statement: {
 
 /** Reads statement payload bytes: call it on the bytes a signature was verified over. */
 export function parseStatement(payload: Uint8Array): Statement {
-  const result = statementSchema.safeParse(parseJson(payload, 'STATEMENT_INVALID', 'statement'));
+  return statementFromJson(parseJson(payload, 'STATEMENT_INVALID', 'statement'));
+}
+
+/** A statement from the JSON value of payload bytes a signature was verified over. */
+export function statementFromJson(document: unknown): Statement {
+  const result = statementSchema.safeParse(document);
   if (!result.success) {
     throw new VouchError(
       'STATEMENT_INVALID',

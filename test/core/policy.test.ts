@@ -142,6 +142,27 @@ describe('evaluateStatus', () => {
     expect(named.outcome === 'status' && named.ignored[0]?.code).toBe('SIGNER_OUT_OF_SCOPE');
   });
 
+  it('with a signer, counts only that signer, silently, and root revocations still', () => {
+    const byNotary = record({ status: 'trusted' });
+    const byCi = record({ signer: 'ci', name: 'ghcr.io/example/copy', status: 'untrusted' });
+    const byStranger = record({ signer: 'stranger', status: 'untrusted' });
+    const records = [byNotary, byCi, byStranger];
+    expect(evaluateStatus(records, root, now, { signer: 'notary' })).toMatchObject({
+      status: 'TRUSTED',
+      decidedBy: byNotary,
+      ignored: [],
+    });
+    expect(evaluateStatus(records, root, now, { signer: 'ci' })).toMatchObject({
+      status: 'UNTRUSTED',
+      decidedBy: byCi,
+    });
+    expect(statusOf(evaluateStatus(records, root, now, { signer: 'nobody' }))).toBe('UNKNOWN');
+    const revoked = record({ signer: 'root', status: 'revoked' });
+    expect(statusOf(evaluateStatus([byNotary, revoked], root, now, { signer: 'notary' }))).toBe(
+      'REVOKED',
+    );
+  });
+
   it('says "could not check", never UNTRUSTED, when the root has expired', () => {
     const verdict = evaluateStatus([record({})], { ...root, expires: '2025-05-31T00:00:00Z' }, now);
     expect(verdict).toEqual({

@@ -117,5 +117,5 @@ async function subjectsFor(ctx: Context, options: SignOptions): Promise<Subject[
     if (options.name === undefined) throw new VouchError('USAGE', '--digest needs --name');
     return [{ name: options.name, sha256: match[1] }];
   }
-  return imageSubjects(dockerFromEnv(ctx.io.env), options.image as string, options.name);
+  return imageSubjects(await dockerFromEnv(ctx.io.env), options.image as string, options.name);
 }

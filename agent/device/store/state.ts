@@ -244,19 +244,10 @@ export class EntriesWriter {
     return this.position;
   }
 
-  /** Appends entries, each with its uint16 big-endian length. */
-  async append(entries: readonly Uint8Array[]): Promise<void> {
-    let total = 0;
-    for (const entry of entries) total += 2 + entry.length;
-    const bytes = Buffer.allocUnsafe(total);
-    let at = 0;
-    for (const entry of entries) {
-      bytes.writeUInt16BE(entry.length, at);
-      bytes.set(entry, at + 2);
-      at += 2 + entry.length;
-    }
-    await this.handle.write(bytes, 0, bytes.length, this.position);
-    this.position += bytes.length;
+  /** Appends entries already encoded, each with its uint16 big-endian length. */
+  async append(encoded: Uint8Array): Promise<void> {
+    await this.handle.write(encoded, 0, encoded.length, this.position);
+    this.position += encoded.length;
   }
 
   /** Makes the appended bytes durable; call before the commit that covers them. */

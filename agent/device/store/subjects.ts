@@ -42,6 +42,26 @@ export interface NewRecord {
   readonly key: string;
 }
 
+/**
+ * Records on their way to the index, as a checker thread sends them: their rows in the
+ * index layout, with the strings beside them. A batch crosses threads as a few arrays
+ * rather than an object per record, and the main thread only fills in the string fields.
+ */
+export interface RecordBatch {
+  /**
+   * rowSize bytes per record: digest, log index, issuedAt and status; signer and key as
+   * indexes into `signers` and `keys`; name and reason still unset.
+   */
+  readonly rows: Uint8Array;
+  /** Per record: the subject name. */
+  readonly names: readonly string[];
+  /** Per record: the reason, or null. */
+  readonly reasons: readonly (string | null)[];
+  readonly signers: readonly string[];
+  /** Lowercase hex Ed25519 public keys. */
+  readonly keys: readonly string[];
+}
+
 const magic = Buffer.from('VOUCHIX1', 'ascii');
 const headerSize = magic.length + 16;
 export const rowSize = 57;
@@ -135,93 +155,20 @@ export class SubjectIndex {
   }
 
   /**
-   * A new index with these records added: a sync's verified statements, in log order,
-   * for entries after those already indexed.
+   * A builder of the next index: this one, and the records of a sync's verified
+   * statements added in log order, for entries after those already indexed (about
+   * `expectedRows` of them: room is made for as many).
    */
-  with(added: readonly NewRecord[]): SubjectIndex {
-    const bytes = this.#bytes;
-    // The tables and the heap as they are, extended in log order.
-    const signers = [...this.#signers];
-    const keys = [...this.#keys];
-    const signerIds = new Map(signers.map((signer, i) => [signer, i]));
-    const keyIds = new Map(keys.map((key, i) => [key, i]));
-    const heapBytes = bytes.readUInt32BE(12);
-    const offsets = new Map<string, number>();
-    for (let at = 0; at < heapBytes; ) {
-      const length = bytes.readUInt16BE(this.#heapStart + at);
-      const start = this.#heapStart + at + 2;
-      offsets.set(bytes.toString('latin1', start, start + length), at);
-      at += 2 + length;
-    }
-    const heap: Buffer[] = [bytes.subarray(this.#heapStart, this.#heapStart + heapBytes)];
-    let heapLength = heapBytes;
-    const intern = (text: string): number => {
-      const encoded = Buffer.from(text, 'utf8');
-      const key = encoded.toString('latin1');
-      let offset = offsets.get(key);
-      if (offset === undefined) {
-        offset = heapLength;
-        offsets.set(key, offset);
-        const entry = Buffer.allocUnsafe(2 + encoded.length);
-        entry.writeUInt16BE(encoded.length, 0);
-        encoded.copy(entry, 2);
-        heap.push(entry);
-        heapLength += entry.length;
-      }
-      return offset;
-    };
-    const tableIndex = (table: string[], ids: Map<string, number>, value: string): number => {
-      let id = ids.get(value);
-      if (id === undefined) {
-        id = table.length;
-        ids.set(value, id);
-        table.push(value);
-      }
-      return id;
-    };
-    let previous = -1;
-    const fresh = added.map((record) => {
-      if (record.logIndex < previous) {
-        throw new VouchError('INTERNAL', 'subject index: records must come in log order');
-      }
-      previous = record.logIndex;
-      return encodeRow(record, {
-        name: intern(record.name),
-        reason: record.reason === undefined ? 0 : intern(record.reason) + 1,
-        signer: tableIndex(signers, signerIds, record.signer),
-        key: tableIndex(keys, keyIds, record.key),
-      });
-    });
-    if (signers.length > 0xffff || keys.length > 0xffff || heapLength > 0xffffffff) {
-      throw new VouchError('STATE_INVALID', 'subject index: too many signers, keys or names');
-    }
-    // Hex sorts like the bytes it spells; the sort is stable, so log order within a digest.
-    fresh.sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0));
-
-    const rows = this.#rows + fresh.length;
-    const signerTable = Buffer.from(JSON.stringify(signers), 'utf8');
-    const heapStart = headerSize + rows * rowSize;
-    const out = Buffer.allocUnsafe(heapStart + heapLength + signerTable.length + keys.length * 32);
-    magic.copy(out, 0);
-    out.writeUInt32BE(rows, 8);
-    out.writeUInt32BE(heapLength, 12);
-    out.writeUInt32BE(signerTable.length, 16);
-    out.writeUInt32BE(keys.length, 20);
-    // Old rows in runs between the new ones; a new row goes after every old row of its
-    // digest (it is later in the log).
-    let at = headerSize;
-    let copied = 0;
-    for (const row of fresh) {
-      const until = this.#upperBound(row.digest);
-      at += bytes.copy(out, at, headerSize + copied * rowSize, headerSize + until * rowSize);
-      copied = until;
-      at += row.bytes.copy(out, at);
-    }
-    at += bytes.copy(out, at, headerSize + copied * rowSize, this.#heapStart);
-    for (const part of heap) at += part.copy(out, at);
-    at += signerTable.copy(out, at);
-    for (const key of keys) at += out.write(key, at, 'hex');
-    return new SubjectIndex(out);
+  extend(expectedRows = 0): IndexBuilder {
+    return new IndexBuilder(
+      this.#bytes,
+      this.#rows,
+      this.#heapStart,
+      this.#signers,
+      this.#keys,
+      (digest) => this.#upperBound(digest),
+      expectedRows,
+    );
   }
 
   /** The first row whose digest is above `digest`. */
@@ -271,42 +218,237 @@ export class SubjectIndex {
   }
 }
 
-/** A new row, its strings already in the heap and tables. */
-function encodeRow(
-  record: NewRecord,
-  refs: {
-    readonly name: number;
-    readonly reason: number;
-    readonly signer: number;
-    readonly key: number;
-  },
-): { readonly sha256: string; readonly digest: Buffer; readonly bytes: Buffer } {
-  const status = statementStatuses.indexOf(record.status);
-  if (
-    !/^[0-9a-f]{64}$/.test(record.sha256) ||
-    !/^[0-9a-f]{64}$/.test(record.key) ||
-    status < 0 ||
-    !Number.isSafeInteger(record.logIndex) ||
-    record.logIndex < 0 ||
-    record.logIndex > maxU48 ||
-    !Number.isSafeInteger(record.issuedAtMs) ||
-    record.issuedAtMs < 0 ||
-    record.issuedAtMs > maxU48 ||
-    Buffer.byteLength(record.name) > 0xffff ||
-    (record.reason !== undefined && Buffer.byteLength(record.reason) > 0xffff)
-  ) {
-    throw new VouchError('INTERNAL', `subject index: record out of range at ${record.logIndex}`);
+/** Collects records into a {@link RecordBatch}, in log order. */
+export class RecordBatchWriter {
+  #rows: Buffer = Buffer.allocUnsafe(rowSize * 256);
+  readonly #names: string[] = [];
+  readonly #reasons: (string | null)[] = [];
+  readonly #signers: string[] = [];
+  readonly #keys: string[] = [];
+  readonly #signerIds = new Map<string, number>();
+  readonly #keyIds = new Map<string, number>();
+
+  add(record: NewRecord): void {
+    const status = statementStatuses.indexOf(record.status);
+    if (
+      !/^[0-9a-f]{64}$/.test(record.sha256) ||
+      status < 0 ||
+      !Number.isSafeInteger(record.logIndex) ||
+      record.logIndex < 0 ||
+      record.logIndex > maxU48 ||
+      !Number.isSafeInteger(record.issuedAtMs) ||
+      record.issuedAtMs < 0 ||
+      record.issuedAtMs > maxU48
+    ) {
+      throw new VouchError('INTERNAL', `subject index: record out of range at ${record.logIndex}`);
+    }
+    let key = this.#keyIds.get(record.key);
+    if (key === undefined) {
+      if (!/^[0-9a-f]{64}$/.test(record.key)) {
+        throw new VouchError('INTERNAL', `subject index: not a key at ${record.logIndex}`);
+      }
+      key = tableIndex(this.#keys, this.#keyIds, record.key);
+    }
+    const signer = tableIndex(this.#signers, this.#signerIds, record.signer);
+    const count = this.#names.length;
+    if ((count + 1) * rowSize > this.#rows.length) this.#rows = grow(this.#rows, rowSize);
+    const rows = this.#rows;
+    const at = count * rowSize;
+    rows.write(record.sha256, at, 'hex');
+    rows.writeUIntBE(record.logIndex, at + 32, 6);
+    rows.writeUIntBE(record.issuedAtMs, at + 38, 6);
+    rows.fill(0, at + 44, at + 52);
+    rows.writeUInt16BE(signer, at + 52);
+    rows.writeUInt16BE(key, at + 54);
+    rows[at + 56] = status;
+    this.#names.push(record.name);
+    this.#reasons.push(record.reason ?? null);
   }
-  const bytes = Buffer.allocUnsafe(rowSize);
-  bytes.write(record.sha256, 0, 'hex');
-  bytes.writeUIntBE(record.logIndex, 32, 6);
-  bytes.writeUIntBE(record.issuedAtMs, 38, 6);
-  bytes.writeUInt32BE(refs.name, 44);
-  bytes.writeUInt32BE(refs.reason, 48);
-  bytes.writeUInt16BE(refs.signer, 52);
-  bytes.writeUInt16BE(refs.key, 54);
-  bytes[56] = status;
-  return { sha256: record.sha256, digest: bytes.subarray(0, 32), bytes };
+
+  /** The batch; its rows have a buffer of their own, which can be transferred. */
+  finish(): RecordBatch {
+    return {
+      rows: new Uint8Array(this.#rows.subarray(0, this.#names.length * rowSize)),
+      names: this.#names,
+      reasons: this.#reasons,
+      signers: this.#signers,
+      keys: this.#keys,
+    };
+  }
+}
+
+/**
+ * Record batches added to an index as a sync's results arrive, held as they will be
+ * written (57-byte rows, new heap strings) rather than as objects, so a large import stays
+ * small; {@link build} sorts the new rows and merges them with the old ones.
+ */
+class IndexBuilder {
+  #rows: Buffer;
+  #count = 0;
+  /** The heap strings new to this index, after the old heap. */
+  #heap: Buffer = Buffer.allocUnsafe(64 * 1024);
+  #heapAdded = 0;
+  readonly #heapBase: number;
+  /** Heap offsets by string (decoded from UTF-8, so equal bytes are one entry). */
+  readonly #offsets = new Map<string, number>();
+  readonly #signers: string[];
+  readonly #keys: string[];
+  readonly #signerIds: Map<string, number>;
+  readonly #keyIds: Map<string, number>;
+  #previous = -1;
+
+  constructor(
+    private readonly base: Buffer,
+    private readonly baseRows: number,
+    private readonly baseHeapStart: number,
+    signers: readonly string[],
+    keys: readonly string[],
+    private readonly upperBound: (digest: Buffer) => number,
+    expectedRows: number,
+  ) {
+    this.#rows = Buffer.allocUnsafe(rowSize * Math.max(expectedRows, 256));
+    this.#signers = [...signers];
+    this.#keys = [...keys];
+    this.#signerIds = new Map(signers.map((signer, i) => [signer, i]));
+    this.#keyIds = new Map(keys.map((key, i) => [key, i]));
+    this.#heapBase = base.readUInt32BE(12);
+    for (let at = 0; at < this.#heapBase; ) {
+      const length = base.readUInt16BE(baseHeapStart + at);
+      const start = baseHeapStart + at + 2;
+      this.#offsets.set(base.toString('utf8', start, start + length), at);
+      at += 2 + length;
+    }
+  }
+
+  /** Records added so far. */
+  get rows(): number {
+    return this.#count;
+  }
+
+  /** Adds a batch of records; batches come in log order. */
+  add(batch: RecordBatch): void {
+    const n = batch.names.length;
+    if (batch.rows.length !== n * rowSize || batch.reasons.length !== n) {
+      throw new VouchError('INTERNAL', 'subject index: a record batch does not add up');
+    }
+    const signers = batch.signers.map((signer) =>
+      tableIndex(this.#signers, this.#signerIds, signer),
+    );
+    const keys = batch.keys.map((key) => tableIndex(this.#keys, this.#keyIds, key));
+    if (this.#signers.length > 0xffff || this.#keys.length > 0xffff) {
+      throw new VouchError('STATE_INVALID', 'subject index: too many signers or keys');
+    }
+    while ((this.#count + n) * rowSize > this.#rows.length) {
+      this.#rows = grow(this.#rows, rowSize);
+    }
+    const rows = this.#rows;
+    rows.set(batch.rows, this.#count * rowSize);
+    for (let i = 0; i < n; i++) {
+      const at = (this.#count + i) * rowSize;
+      const logIndex = rows.readUIntBE(at + 32, 6);
+      const signer = signers[rows.readUInt16BE(at + 52)];
+      const key = keys[rows.readUInt16BE(at + 54)];
+      if (logIndex < this.#previous || signer === undefined || key === undefined) {
+        throw new VouchError('INTERNAL', `subject index: record out of order at ${logIndex}`);
+      }
+      this.#previous = logIndex;
+      const reason = batch.reasons[i];
+      rows.writeUInt32BE(this.#intern(batch.names[i] as string), at + 44);
+      rows.writeUInt32BE(reason == null ? 0 : this.#intern(reason) + 1, at + 48);
+      rows.writeUInt16BE(signer, at + 52);
+      rows.writeUInt16BE(key, at + 54);
+    }
+    this.#count += n;
+  }
+
+  /** The new index: the old rows and the new ones, sorted by (digest, log index). */
+  build(): SubjectIndex {
+    const base = this.base;
+    const fresh = this.#rows;
+    const n = this.#count;
+    // Hex sorts like the bytes it spells; ties keep log order (the order of adding).
+    const prefix = new Float64Array(n);
+    for (let i = 0; i < n; i++) prefix[i] = fresh.readUIntBE(i * rowSize, 6);
+    const order = new Uint32Array(n).map((_, i) => i);
+    order.sort(
+      (a, b) =>
+        (prefix[a] as number) - (prefix[b] as number) ||
+        fresh.compare(fresh, b * rowSize, b * rowSize + 32, a * rowSize, a * rowSize + 32) ||
+        a - b,
+    );
+
+    const rows = this.baseRows + n;
+    const heapLength = this.#heapBase + this.#heapAdded;
+    const signerTable = Buffer.from(JSON.stringify(this.#signers), 'utf8');
+    const heapStart = headerSize + rows * rowSize;
+    const out = Buffer.allocUnsafe(
+      heapStart + heapLength + signerTable.length + this.#keys.length * 32,
+    );
+    magic.copy(out, 0);
+    out.writeUInt32BE(rows, 8);
+    out.writeUInt32BE(heapLength, 12);
+    out.writeUInt32BE(signerTable.length, 16);
+    out.writeUInt32BE(this.#keys.length, 20);
+    // Old rows in runs between the new ones; a new row goes after every old row of its
+    // digest (it is later in the log).
+    let at = headerSize;
+    let copied = 0;
+    for (const i of order) {
+      const row = i * rowSize;
+      if (copied < this.baseRows) {
+        const until = this.upperBound(fresh.subarray(row, row + 32));
+        at += base.copy(out, at, headerSize + copied * rowSize, headerSize + until * rowSize);
+        copied = until;
+      }
+      at += fresh.copy(out, at, row, row + rowSize);
+    }
+    at += base.copy(out, at, headerSize + copied * rowSize, this.baseHeapStart + this.#heapBase);
+    at += this.#heap.copy(out, at, 0, this.#heapAdded);
+    at += signerTable.copy(out, at);
+    for (const key of this.#keys) at += out.write(key, at, 'hex');
+    return SubjectIndex.decode(out);
+  }
+
+  #intern(text: string): number {
+    // A lone surrogate is written as U+FFFD: key by what the bytes will read back as.
+    const key = /[\ud800-\udfff]/.test(text) ? Buffer.from(text, 'utf8').toString('utf8') : text;
+    let offset = this.#offsets.get(key);
+    if (offset === undefined) {
+      const length = Buffer.byteLength(key, 'utf8');
+      if (length > 0xffff) {
+        throw new VouchError('INTERNAL', 'subject index: a name or reason over 65535 bytes');
+      }
+      offset = this.#heapBase + this.#heapAdded;
+      if (offset + 2 + length > 0xffffffff) {
+        throw new VouchError('STATE_INVALID', 'subject index: too many names');
+      }
+      while (this.#heapAdded + 2 + length > this.#heap.length) this.#heap = grow(this.#heap, 1);
+      this.#heap.writeUInt16BE(length, this.#heapAdded);
+      this.#heap.write(key, this.#heapAdded + 2, 'utf8');
+      this.#heapAdded += 2 + length;
+      this.#offsets.set(key, offset);
+    }
+    return offset;
+  }
+}
+
+export type { IndexBuilder };
+
+function tableIndex(table: string[], ids: Map<string, number>, value: string): number {
+  let id = ids.get(value);
+  if (id === undefined) {
+    id = table.length;
+    ids.set(value, id);
+    table.push(value);
+  }
+  return id;
+}
+
+/** A buffer twice as large (whole units of `unit` bytes), with the old contents. */
+function grow(buffer: Buffer, unit: number): Buffer {
+  const larger = Buffer.allocUnsafe(Math.ceil((buffer.length * 2) / unit) * unit);
+  buffer.copy(larger);
+  return larger;
 }
 
 /** RFC 3339 UTC, whole seconds unless the statement gave milliseconds. */

@@ -1,5 +1,10 @@
 import { toHex } from '../../core/encoding';
-import { evaluateStatus, type IgnoredRecord, type Verdict } from '../../core/policy';
+import {
+  evaluateStatus,
+  type IgnoredRecord,
+  type StatusOptions,
+  type Verdict,
+} from '../../core/policy';
 import { rootSignerId } from '../../core/root';
 import type { TrustState } from './state';
 
@@ -13,7 +18,7 @@ export function verdictFor(
   state: TrustState,
   sha256: string,
   now: number,
-  options: { readonly name?: string } = {},
+  options: StatusOptions = {},
 ): Verdict {
   const keysOf = new Map<string, Set<string>>([
     [rootSignerId, new Set(state.root.rootKeys.map((key) => toHex(key.raw)))],
@@ -23,6 +28,9 @@ export function verdictFor(
   ]);
   const retired: IgnoredRecord[] = [];
   const current = state.index.lookup(sha256).filter((record) => {
+    // Other signers' statements are left out, not reported (StatusOptions.signer).
+    const other = record.signer !== options.signer && record.signer !== rootSignerId;
+    if (options.signer !== undefined && other) return false;
     if (keysOf.get(record.signer)?.has(record.key) ?? false) return true;
     retired.push({
       record,

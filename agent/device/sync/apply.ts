@@ -1,7 +1,8 @@
 import { encodeBase64 } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
-import { CompactRange, hashLeaf, hashSize } from '../../core/merkle';
+import { CompactRange, hashSize } from '../../core/merkle';
 import { parseRootEnvelope, type Root, requireUnexpired, verifyRoot } from '../../core/root';
+import { decodeEntryBundle, fullWidth, type TileId } from '../../core/tiles';
 import type { Logger } from '../../logger';
 import {
   commitState,
@@ -11,7 +12,7 @@ import {
   type VerifiedCheckpoint,
 } from '../store/state';
 import { addForkEvidence } from '../store/status';
-import { type NewRecord, SubjectIndex } from '../store/subjects';
+import { SubjectIndex } from '../store/subjects';
 import { EntryChecker } from './checker';
 import type { SkippedEntry } from './entries';
 
@@ -68,10 +69,10 @@ export async function updateRoots(
   return { root, newRoots };
 }
 
-/** A run of consecutive log entries, and the level-0 tile hashes for them when known. */
+/** An entry bundle as served (c2sp.org/tlog-tiles), and its level-0 tile hashes when known. */
 export interface Bundle {
-  readonly firstIndex: number;
-  readonly entries: readonly Uint8Array[];
+  readonly tile: TileId;
+  readonly bytes: Uint8Array;
   readonly tileHashes?: readonly Uint8Array[];
 }
 
@@ -220,7 +221,8 @@ export async function applyEntries(
   const writer = await EntriesWriter.open(ctx.dir, state?.entriesBytes ?? 0);
   let committed = false;
   try {
-    const records: NewRecord[] = [];
+    // Records go into the index builder as results arrive: no per-record objects are kept.
+    const index = (state?.index ?? SubjectIndex.empty()).extend(size - localSize);
     const skipped: SkippedEntry[] = [];
     let prefixDiffers = false;
     // Checks run ahead on the worker threads; their results are applied in log order.
@@ -232,7 +234,9 @@ export async function applyEntries(
       }
     };
     let next = startAt;
-    for await (const { firstIndex, entries, tileHashes } of bundles) {
+    for await (const { tile, bytes, tileHashes } of bundles) {
+      const entries = decodeEntryBundle(bytes, tile);
+      const firstIndex = tile.index * fullWidth;
       const end = firstIndex + entries.length;
       if (firstIndex > next || end <= next || end > size) {
         throw new VouchError(
@@ -240,29 +244,32 @@ export async function applyEntries(
           `${ctx.source}: entries ${firstIndex}…${end - 1} out of order (expected ${next})`,
         );
       }
-      // Entries the device already has: only re-hashed, when replaying from 0.
-      for (let i = next - firstIndex; i < Math.min(entries.length, localSize - firstIndex); i++) {
-        const leaf = hashLeaf(entries[i] as Uint8Array);
-        checkTileHash(ctx, tileHashes, i, leaf, firstIndex);
-        range.append(leaf);
-        if (range.size === localSize && local && Buffer.compare(range.root(), local.root) !== 0) {
-          prefixDiffers = true;
-        }
-      }
-      const at = Math.max(next, localSize);
+      // Entries the device already has (replayed from 0) are only hashed.
+      const from = next - firstIndex;
+      const checkFrom = Math.max(next, localSize) - firstIndex;
       next = end;
-      if (at >= end) continue;
-      const fresh = entries.slice(at - firstIndex);
-      const pending = checker.check(at, fresh).then((checked) => async () => {
-        fresh.forEach((_, i) => {
-          const leaf = checked.leafHashes.subarray(i * hashSize, (i + 1) * hashSize);
-          checkTileHash(ctx, tileHashes, at - firstIndex + i, leaf, firstIndex);
-          range.append(leaf);
+      const pending = checker
+        .check({ tile, bytes, from, checkFrom })
+        .then((checked) => async () => {
+          for (let i = from; i < entries.length; i++) {
+            const at = (i - from) * hashSize;
+            const leaf = checked.leafHashes.subarray(at, at + hashSize);
+            checkTileHash(ctx, tileHashes, i, leaf, firstIndex);
+            range.append(leaf);
+            if (
+              range.size === localSize &&
+              local &&
+              Buffer.compare(range.root(), local.root) !== 0
+            ) {
+              prefixDiffers = true;
+            }
+          }
+          index.add(checked.records);
+          skipped.push(...checked.skipped);
+          // The entries file holds the bundle encoding: the new entries are written as served.
+          const fresh = entries[checkFrom];
+          if (fresh) await writer.append(bytes.subarray(fresh.byteOffset - bytes.byteOffset - 2));
         });
-        records.push(...checked.records);
-        skipped.push(...checked.skipped);
-        await writer.append(fresh);
-      });
       // Awaited in order by drain(); a failure must not count as unhandled meanwhile.
       pending.catch(() => {});
       inFlight.push(pending);
@@ -290,7 +297,7 @@ export async function applyEntries(
         'logged entry not indexed: not a valid statement under the trust root',
       );
     }
-    const index = (state?.index ?? SubjectIndex.empty()).with(records);
+    const built = index.build();
     await writer.sync();
     const time = incoming.checkpoint.time;
     await commitState(ctx.dir, {
@@ -300,7 +307,7 @@ export async function applyEntries(
       size,
       clockFloor: Math.max(state?.clockFloor ?? 0, time ?? 0),
       range,
-      index,
+      index: built,
       entriesBytes: writer.length,
     });
     committed = true;
@@ -309,7 +316,7 @@ export async function applyEntries(
       previousSize: localSize,
       size,
       added: size - localSize,
-      indexed: records.length,
+      indexed: index.rows,
       skipped,
       rootVersion: incoming.root.version,
       checkpointTime: time,

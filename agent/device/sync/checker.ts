@@ -3,22 +3,18 @@ import type { Worker } from 'node:worker_threads';
 import { VouchError } from '../../core/errors';
 import { encodeRoot, type Root } from '../../core/root';
 import { startWorker } from '../worker';
-import { type CheckedEntries, checkEntries } from './entries';
+import { type BundleRun, type CheckedEntries, checkEntries } from './entries';
 
 /**
- * Checks log entries (entries.ts) on worker threads, one per core: the signature checks
- * are most of a sync's CPU time. Small runs are checked inline, where starting threads
- * would cost more than it saves. A thread that dies fails the sync (the state is kept).
+ * Checks entry bundles (entries.ts) on worker threads, one per core: the signature checks
+ * are most of a sync's CPU time, and the main thread only reads, hashes into the compact
+ * range, indexes and writes. Small syncs are checked inline, where starting threads would
+ * cost more than it saves. A thread that dies fails the sync (the state is kept).
  */
 
 export type CheckRequest =
   | { readonly op: 'root'; readonly payload: Uint8Array }
-  | {
-      readonly op: 'check';
-      readonly id: number;
-      readonly firstIndex: number;
-      readonly entries: readonly Uint8Array[];
-    };
+  | ({ readonly op: 'check'; readonly id: number } & BundleRun);
 
 export type CheckReply = { readonly op: 'checked'; readonly id: number } & CheckedEntries;
 
@@ -76,13 +72,13 @@ export class EntryChecker {
     return new EntryChecker(root, threads);
   }
 
-  /** Checks a run of entries starting at log index `firstIndex`. */
-  check(firstIndex: number, entries: readonly Uint8Array[]): Promise<CheckedEntries> {
+  /** Checks (part of) an entry bundle. */
+  check(run: BundleRun): Promise<CheckedEntries> {
     if (this.#failure) return Promise.reject(this.#failure);
     const [first, ...others] = this.#threads;
     if (!first) {
       try {
-        return Promise.resolve(checkEntries(this.root, firstIndex, entries));
+        return Promise.resolve(checkEntries(this.root, run));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -91,7 +87,7 @@ export class EntryChecker {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
-      thread.worker.postMessage({ op: 'check', id, firstIndex, entries } satisfies CheckRequest);
+      thread.worker.postMessage({ op: 'check', id, ...run } satisfies CheckRequest);
     });
   }
 

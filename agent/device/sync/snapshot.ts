@@ -10,7 +10,6 @@ import { VouchError } from '../../core/errors';
 import { CompactRange, hashLeaf } from '../../core/merkle';
 import { maxNoteSize, parseNote } from '../../core/note';
 import {
-  decodeEntryBundle,
   encodeEntryBundle,
   entryBundlePath,
   fullWidth,
@@ -390,8 +389,7 @@ class SnapshotReader {
     for (let index = 0; index * fullWidth < size; index++) {
       const tile = { level: 0, index, width: Math.min(fullWidth, size - index * fullWidth) };
       const cap = Math.min(maxBundleBytes, tile.width * (2 + maxEntrySize));
-      const bytes = await this.member(entryBundlePath(tile), cap);
-      yield { firstIndex: index * fullWidth, entries: decodeEntryBundle(bytes, tile) };
+      yield { tile, bytes: await this.member(entryBundlePath(tile), cap) };
     }
     const extra = await this.peek();
     if (extra !== undefined) throw invalid(`unexpected member ${extra} after the last bundle`);

@@ -9,7 +9,6 @@ import {
 } from '../../core/merkle';
 import { maxNoteSize } from '../../core/note';
 import {
-  decodeEntryBundle,
   decodeTile,
   entryBundlePath,
   fullWidth,
@@ -240,11 +239,7 @@ async function syncFromMirror(
       required(mirror, entryBundlePath(tile), cap),
       fetchTile(tile),
     ]);
-    return {
-      firstIndex: index * fullWidth,
-      entries: decodeEntryBundle(bundle, tile),
-      tileHashes: decodeTile(hashes, tile),
-    };
+    return { tile, bytes: bundle, tileHashes: decodeTile(hashes, tile) };
   };
   const first = Math.floor(localSize / fullWidth);
   async function* bundles(): AsyncGenerator<Bundle> {

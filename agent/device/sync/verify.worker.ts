@@ -5,8 +5,8 @@ import type { CheckReply, CheckRequest } from './checker';
 import { checkEntries } from './entries';
 
 /**
- * A thread of the entry checker (checker.ts): Ed25519 signature checks and statement
- * parsing for runs of log entries. The root payload comes first; the main thread verified
+ * A thread of the entry checker (checker.ts): leaf hashes, Ed25519 signature checks and
+ * statement checks for entry bundles. The root payload comes first; the main thread verified
  * its signatures.
  */
 const port = parentPort;
@@ -20,7 +20,10 @@ port.on('message', (request: CheckRequest) => {
     return;
   }
   if (!root) throw new Error('verify.worker: entries before the root');
-  const checked = checkEntries(root, request.firstIndex, request.entries);
+  const checked = checkEntries(root, request);
   const reply: CheckReply = { op: 'checked', id: request.id, ...checked };
-  port.postMessage(reply, [checked.leafHashes.buffer as ArrayBuffer]);
+  port.postMessage(reply, [
+    checked.leafHashes.buffer as ArrayBuffer,
+    checked.records.rows.buffer as ArrayBuffer,
+  ]);
 });

@@ -85,18 +85,19 @@ export class HashPool {
     return this.#threads.map((thread) => thread.worker);
   }
 
-  async hash(source: Source): Promise<Digest> {
+  /** `onProgress` gets the bytes read so far after each chunk (for a progress bar). */
+  async hash(source: Source, onProgress?: (bytes: number) => void): Promise<Digest> {
     this.#check();
     await this.#turns.take();
     try {
-      return await this.#stream(source);
+      return await this.#stream(source, onProgress);
     } finally {
       this.#turns.give();
     }
   }
 
   /** One plain digest, on one worker, read chunk after chunk while earlier ones hash. */
-  async #stream(source: Source): Promise<Digest> {
+  async #stream(source: Source, onProgress?: (bytes: number) => void): Promise<Digest> {
     const job = this.#begin();
     let input: Input | undefined;
     try {
@@ -112,6 +113,7 @@ export class HashPool {
         if (length > 0) {
           size += length;
           this.#send(thread, job, { op: 'update', job: job.id, buffer, length }, buffer);
+          onProgress?.(size);
         } else {
           this.#buffers.release(buffer);
         }

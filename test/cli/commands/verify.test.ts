@@ -1,0 +1,251 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { exitCodeOf, progressLine } from '../../../agent/cli/commands/verify';
+import type { SubjectResult } from '../../../agent/device/verify/verify';
+import { runCli } from '../../helpers/cli';
+import { builtCli } from '../../helpers/device';
+import {
+  contentDigest,
+  notary,
+  type PublishedWorld,
+  publishAndSync,
+} from '../../helpers/published';
+
+/**
+ * End to end through the CLI, as a publisher and a device would (test/helpers/published.ts:
+ * keygen → root → sign files → log add/publish → sync), then verify each outcome with its
+ * exit code. Then the exit-code rules, the progress line, and no network (a socket spy; the
+ * built bundle in a network namespace without network, as root).
+ */
+
+let world: PublishedWorld;
+let stateDir: string;
+const file = (name: string) => join(world.dir, name);
+
+beforeAll(async () => {
+  world = await publishAndSync();
+  stateDir = world.stateDir;
+});
+
+describe('vouch verify', () => {
+  it.each([
+    ['trusted', 0, 'TRUSTED'],
+    ['untrusted', 1, 'UNTRUSTED'],
+    ['unknown', 2, 'UNKNOWN'],
+    ['unsupported', 3, 'UNSUPPORTED'],
+    ['revoked', 4, 'REVOKED'],
+    ['contested', 1, 'UNTRUSTED'],
+  ])('verify file %s: exit %i (%s)', async (name, exitCode, status) => {
+    const result = await runCli(['verify', 'file', file(name), '--state-dir', stateDir]);
+    expect(result.exitCode, result.stderr).toBe(exitCode);
+    expect(result.stdout).toMatch(
+      new RegExp(`^${status} ${file(name)} sha256:${contentDigest(name)}: `),
+    );
+  });
+
+  it('several files: JSON per subject, exit code = the worst status', async () => {
+    const names = ['trusted', 'unknown', 'unsupported', 'revoked', 'untrusted'];
+    const result = await runCli([
+      'verify',
+      'file',
+      ...names.map(file),
+      '--state-dir',
+      stateDir,
+      '-o',
+      'json',
+    ]);
+    expect(result.exitCode).toBe(4);
+    const json = JSON.parse(result.stdout);
+    expect(json).toMatchObject({ state: 'ok', stale: false, size: 7, rootVersion: 1, exitCode: 4 });
+    expect(json.results.map((r: SubjectResult) => r.status)).toEqual([
+      'TRUSTED',
+      'UNKNOWN',
+      'UNSUPPORTED',
+      'REVOKED',
+      'UNTRUSTED',
+    ]);
+    expect(json.results[3]).toMatchObject({
+      subject: file('revoked'),
+      sha256: contentDigest('revoked'),
+      size: 'content of revoked'.length,
+      code: 4,
+      signer: notary,
+      name: 'revoked',
+      logIndex: 4,
+      reason: expect.stringMatching(/: key leaked$/),
+    });
+    const mild = await runCli([
+      'verify',
+      'file',
+      file('trusted'),
+      file('unknown'),
+      file('unsupported'),
+      '--state-dir',
+      stateDir,
+    ]);
+    expect(mild.exitCode).toBe(3);
+  });
+
+  it('verify digest: sha256:<hex> or bare hex, either case', async () => {
+    const trusted = contentDigest('trusted');
+    const result = await runCli([
+      'verify',
+      'digest',
+      `sha256:${trusted.toUpperCase()}`,
+      contentDigest('untrusted'),
+      '--state-dir',
+      stateDir,
+    ]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout.split('\n')[0]).toMatch(
+      new RegExp(`^TRUSTED sha256:${trusted}: marked trusted`),
+    );
+    const bad = await runCli([
+      'verify',
+      'digest',
+      'sha256:abc',
+      '--state-dir',
+      stateDir,
+      '-o',
+      'json',
+    ]);
+    expect(bad.exitCode).toBe(64);
+    expect(JSON.parse(bad.stdout).error.code).toBe('USAGE');
+  });
+
+  it('a file that cannot be read: could not check, exit 74, not a status', async () => {
+    const result = await runCli([
+      'verify',
+      'file',
+      file('revoked'),
+      file('missing'),
+      '--state-dir',
+      stateDir,
+      '-o',
+      'json',
+    ]);
+    expect(result.exitCode).toBe(74);
+    const json = JSON.parse(result.stdout);
+    expect(json.results[1]).toMatchObject({ status: null, code: null, error: { code: 'IO' } });
+  });
+
+  it('no trust state: exit 69, each subject could not be checked', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'vouch-nostate-'));
+    const result = await runCli([
+      'verify',
+      'file',
+      file('trusted'),
+      '--state-dir',
+      empty,
+      '-o',
+      'json',
+    ]);
+    expect(result.exitCode).toBe(69);
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      state: 'missing',
+      exitCode: 69,
+      results: [{ status: null, error: { code: 'NO_TRUST_STATE' } }],
+    });
+    const text = await runCli(['verify', 'digest', '0'.repeat(64), '--state-dir', empty]);
+    expect(text.exitCode).toBe(69);
+    expect(text.stdout).toMatch(/^COULD NOT CHECK sha256:[0-9a-f]{64}: no trust state in /);
+  });
+
+  it('a stale state answers and warns', async () => {
+    const config = file('stale.yaml');
+    await writeFile(config, 'sync:\n  maxAge: 1ms\n');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const result = await runCli([
+      'verify',
+      'file',
+      file('trusted'),
+      '--state-dir',
+      stateDir,
+      '--config',
+      config,
+    ]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toMatch(/warning: the trust state is stale/);
+  });
+
+  it('opens no socket', async () => {
+    const connect = vi.spyOn(Socket.prototype, 'connect');
+    try {
+      await runCli(['verify', 'file', file('trusted'), file('revoked'), '--state-dir', stateDir]);
+      await runCli(['verify', 'digest', '0'.repeat(64), '--state-dir', stateDir]);
+      await runCli(['authenticate', '--hash', '0'.repeat(64), '--state-dir', stateDir]);
+      expect(connect).not.toHaveBeenCalled();
+    } finally {
+      connect.mockRestore();
+    }
+  });
+
+  it('works in a network namespace without network (built bundle, unshare -n, as root)', () => {
+    expect(process.getuid?.(), 'this test needs root for unshare -n').toBe(0);
+    const bundle = builtCli();
+    const run = (...args: string[]) =>
+      spawnSync('unshare', ['-n', process.execPath, bundle, '--state-dir', stateDir, ...args], {
+        encoding: 'utf8',
+      });
+    expect(run('verify', 'file', file('trusted')).status).toBe(0);
+    expect(run('verify', 'file', file('revoked'), file('trusted')).status).toBe(4);
+    const auth = run(
+      'authenticate',
+      '--signerID',
+      notary,
+      '--hash',
+      contentDigest('trusted'),
+      '-o',
+      'json',
+    );
+    expect(auth.status, auth.stderr).toBe(0);
+    expect(JSON.parse(auth.stdout)).toMatchObject({ status: 0, verified: true });
+  });
+});
+
+describe('exit code rules and the progress line', () => {
+  const result = (fields: Partial<SubjectResult>): SubjectResult => ({
+    subject: 's',
+    sha256: null,
+    size: null,
+    status: null,
+    code: null,
+    signer: null,
+    name: null,
+    logIndex: null,
+    issuedAt: null,
+    reason: '',
+    ignored: [],
+    ...fields,
+  });
+
+  it('orders REVOKED > UNTRUSTED > UNSUPPORTED > UNKNOWN > TRUSTED; could-not-check first', () => {
+    const of = (...names: ('TRUSTED' | 'UNTRUSTED' | 'UNKNOWN' | 'UNSUPPORTED' | 'REVOKED')[]) =>
+      exitCodeOf(names.map((status) => result({ status })));
+    expect(of('TRUSTED', 'TRUSTED')).toBe(0);
+    expect(of('TRUSTED', 'UNKNOWN')).toBe(2);
+    expect(of('UNKNOWN', 'UNSUPPORTED')).toBe(3);
+    expect(of('UNSUPPORTED', 'UNTRUSTED')).toBe(1);
+    expect(of('UNTRUSTED', 'REVOKED', 'TRUSTED')).toBe(4);
+    expect(
+      exitCodeOf([
+        result({ status: 'REVOKED' }),
+        result({ error: { code: 'CANNOT_CHECK', message: 'root expired' } }),
+      ]),
+    ).toBe(69);
+  });
+
+  it('fits the progress line to the terminal', () => {
+    const MiB = 2 ** 20;
+    expect(progressLine('/data/image.img', 512 * MiB, 1024 * MiB, 80)).toBe(
+      '/data/image.img [##########----------]  50% 512/1024 MiB',
+    );
+    const long = progressLine(`/very/${'long/'.repeat(30)}image.img`, 0, 100 * MiB, 60);
+    expect(long.length).toBeLessThanOrEqual(59);
+    expect(long).toMatch(/^….*image\.img \[-{20}\] {3}0% 0\/100 MiB$/);
+  });
+});
