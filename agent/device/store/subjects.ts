@@ -366,17 +366,7 @@ class IndexBuilder {
     const base = this.base;
     const fresh = this.#rows;
     const n = this.#count;
-    // Hex sorts like the bytes it spells; ties keep log order (the order of adding).
-    const prefix = new Float64Array(n);
-    for (let i = 0; i < n; i++) prefix[i] = fresh.readUIntBE(i * rowSize, 6);
-    const order = new Uint32Array(n).map((_, i) => i);
-    order.sort(
-      (a, b) =>
-        (prefix[a] as number) - (prefix[b] as number) ||
-        fresh.compare(fresh, b * rowSize, b * rowSize + 32, a * rowSize, a * rowSize + 32) ||
-        a - b,
-    );
-
+    const order = sortedRows(fresh, n);
     const rows = this.baseRows + n;
     const heapLength = this.#heapBase + this.#heapAdded;
     const signerTable = Buffer.from(JSON.stringify(this.#signers), 'utf8');
@@ -433,6 +423,50 @@ class IndexBuilder {
 }
 
 export type { IndexBuilder };
+
+/**
+ * The row numbers of `rows` in (digest, row number) order: a radix sort on the digest's
+ * first 4 bytes (stable, so row order is kept among equal ones; no comparator calls),
+ * then each run of rows sharing those 4 bytes by its whole digest.
+ */
+function sortedRows(rows: Buffer, n: number): Uint32Array {
+  const prefix = new Uint32Array(n);
+  for (let i = 0; i < n; i++) prefix[i] = rows.readUInt32BE(i * rowSize);
+  let order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  let next = new Uint32Array(n);
+  const counts = new Uint32Array(257);
+  for (let shift = 0; shift < 32; shift += 8) {
+    counts.fill(0);
+    for (let i = 0; i < n; i++) {
+      (counts[(((prefix[i] as number) >>> shift) & 0xff) + 1] as number)++;
+    }
+    for (let digit = 0; digit < 256; digit++) {
+      counts[digit + 1] = (counts[digit + 1] as number) + (counts[digit] as number);
+    }
+    for (let i = 0; i < n; i++) {
+      const row = order[i] as number;
+      const digit = ((prefix[row] as number) >>> shift) & 0xff;
+      next[(counts[digit] as number)++] = row;
+    }
+    [order, next] = [next, order];
+  }
+  for (let start = 0; start < n; ) {
+    let end = start + 1;
+    while (end < n && prefix[order[end] as number] === prefix[order[start] as number]) end++;
+    if (end - start > 1) {
+      order
+        .subarray(start, end)
+        .sort(
+          (a, b) =>
+            rows.compare(rows, b * rowSize, b * rowSize + 32, a * rowSize, a * rowSize + 32) ||
+            a - b,
+        );
+    }
+    start = end;
+  }
+  return order;
+}
 
 function tableIndex(table: string[], ids: Map<string, number>, value: string): number {
   let id = ids.get(value);

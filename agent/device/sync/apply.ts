@@ -297,8 +297,11 @@ export async function applyEntries(
         'logged entry not indexed: not a valid statement under the trust root',
       );
     }
+    // The entries reach the disk while the index is built.
+    const synced = writer.sync();
+    synced.catch(() => {});
     const built = index.build();
-    await writer.sync();
+    await synced;
     const time = incoming.checkpoint.time;
     await commitState(ctx.dir, {
       newRoots: incoming.newRoots,

@@ -12,9 +12,14 @@ const hex64 = fc
   .uint8Array({ minLength: 32, maxLength: 32 })
   .map((b) => Buffer.from(b).toString('hex'));
 
+/** Digests that share their first 4 bytes: the index sorts those by the whole digest. */
+const samePrefix = fc
+  .uint8Array({ minLength: 28, maxLength: 28 })
+  .map((b) => `cafe0000${Buffer.from(b).toString('hex')}`);
+
 const record = (logIndex: number) =>
   fc.record({
-    sha256: fc.oneof(hex64, fc.constantFrom('aa'.repeat(32), 'bb'.repeat(32))),
+    sha256: fc.oneof(hex64, samePrefix, fc.constantFrom('aa'.repeat(32), 'bb'.repeat(32))),
     logIndex: fc.constant(logIndex),
     name: fc.string({ maxLength: 40 }).map((s) => `ghcr.io/x/${s}`),
     status: fc.constantFrom(...statementStatuses),
