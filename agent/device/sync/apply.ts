@@ -276,6 +276,9 @@ export async function applyEntries(
       await drain(16);
     }
     await drain(0);
+    // Every entry is checked: the threads (and their memory) go while the index is built;
+    // `finally` waits for them.
+    checker.close().catch(() => {});
     if (range.size !== size) {
       throw new VouchError(
         'TILE_INVALID',

@@ -35,6 +35,7 @@ export class EntryChecker {
   readonly #threads: Thread[] = [];
   #nextId = 0;
   #failure: VouchError | undefined;
+  #closed: Promise<void> | undefined;
 
   private constructor(
     private readonly root: Root,
@@ -91,7 +92,11 @@ export class EntryChecker {
     });
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.#threads.map((thread) => thread.worker.terminate()));
+  /** Stops the threads; a second call waits for the first. */
+  close(): Promise<void> {
+    this.#closed ??= Promise.all(this.#threads.map((thread) => thread.worker.terminate())).then(
+      () => {},
+    );
+    return this.#closed;
   }
 }
