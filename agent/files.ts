@@ -126,7 +126,14 @@ export async function readExistingFile(
   return bytes;
 }
 
-/** The rest of an open file, of at most `maxBytes`: counted while reading too, as a file can grow after a stat. */
+/** One read call reads at most this much (fs.read takes at most 2 GiB − 1 bytes). */
+const maxReadBytes = 64 * 2 ** 20;
+
+/**
+ * The rest of an open file, of at most `maxBytes`: read into one buffer of the size the stat
+ * gives (no chunks to join: a state's index is megabytes), plus a byte to see the end;
+ * counted while reading too, as a file can grow after the stat.
+ */
 export async function readOpenFileCapped(
   handle: FileHandle,
   path: string,
@@ -138,20 +145,24 @@ export async function readOpenFileCapped(
   try {
     const size = (await handle.stat()).size;
     if (size > maxBytes) throw tooLarge();
-    const chunks: Buffer[] = [];
+    let buffer = Buffer.allocUnsafe(size + 1);
     let total = 0;
     for (;;) {
-      // No larger than the stat says is left, plus a byte to see the end (or growth).
-      const left = Math.max(size - total, 0) + 1;
-      const chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, maxBytes + 1, left));
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (total === buffer.length) {
+        // It grew since the stat: read on, in a larger buffer, up to the cap.
+        const larger = Buffer.allocUnsafe(Math.min(buffer.length * 2, maxBytes + 1));
+        buffer.copy(larger);
+        buffer = larger;
+      }
+      const length = Math.min(buffer.length - total, maxReadBytes);
+      const { bytesRead } = await handle.read(buffer, total, length, null);
       if (bytesRead === 0) break;
       total += bytesRead;
       if (total > maxBytes) throw tooLarge();
-      chunks.push(chunk.subarray(0, bytesRead));
+      // A short read of a regular file is its end: no further read (each is a thread hop).
+      if (bytesRead < length && total >= size) break;
     }
-    const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, total);
   } catch (error) {
     if (error instanceof VouchError) throw error;
     throw ioError(`read ${what}`, path, error);

@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +22,23 @@ describe('capped reads', () => {
       '0123456789',
     );
     await rejectsWith(readFileCapped(join(dir, 'ten'), 9, 'x'), 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('reads on past the size the stat gave, up to the cap (a FIFO stats as 0 bytes)', async () => {
+    const data = Buffer.alloc(100_000, 7);
+    for (const [cap, fits] of [
+      [data.length, true],
+      [data.length - 1, false],
+    ] as const) {
+      const fifo = join(dir, `fifo-${cap}`);
+      execFileSync('mkfifo', [fifo]);
+      // The writer blocks until the reader opens the FIFO; the reader may stop early.
+      const writer = writeFile(fifo, data).catch(() => {});
+      const read = readFileCapped(fifo, cap, 'x');
+      if (fits) expect(Buffer.from((await read) ?? []).equals(data)).toBe(true);
+      else await rejectsWith(read, 'PAYLOAD_TOO_LARGE');
+      await writer;
+    }
   });
 
   it('tells a missing file apart: undefined, or an error with the caller’s code', async () => {

@@ -4,37 +4,21 @@
  * and index memory — each beside a native or plain-JS baseline measured in the same run.
  */
 
-import { execFile } from 'node:child_process';
 import { createHash, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cp, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import {
-  addSignature,
-  pae,
-  parseEnvelope,
-  serializeEnvelope,
-  signEnvelope,
-} from '../../agent/core/dsse';
-import { generateKey, namePublicKey } from '../../agent/core/keys';
-import { unsignedRoot } from '../../agent/core/root';
-import { encodeStatement, statementPayloadType } from '../../agent/core/statement';
-import { loadState, syncFromMirrors } from '../../agent/device';
+import { pae, parseEnvelope } from '../../agent/core/dsse';
+import { loadState } from '../../agent/device';
 import { SubjectIndex } from '../../agent/device/store/subjects';
-import { appendEntries, initLog, publicDir, publishLog } from '../../agent/ledger';
-import { createLogger } from '../../agent/logger';
+import { benchLog, exec, vouch } from './world';
 
 const statements = 100_000;
 const increment = 1_000;
-const origin = 'bench.example.org/log';
-const signerId = 'notary@example.org';
-const logger = createLogger('cli', 'silent');
-const exec = promisify(execFile);
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -56,25 +40,12 @@ function line(name: string, value: string, ratio?: number): void {
   );
 }
 
-/** Statement i, signed by the signer: a realistic image name and a distinct digest. */
-function envelopes(from: number, to: number, key: ReturnType<typeof generateKey>['key']) {
-  return Array.from({ length: to - from }, (_, k) => {
-    const i = from + k;
-    const payload = encodeStatement({
-      subjects: [
-        {
-          name: `ghcr.io/home-assistant/aarch64-addon-${i % 500}:2025.${i % 12}.${i}`,
-          sha256: createHash('sha256').update(`subject ${i}`).digest('hex'),
-        },
-      ],
-      status: 'trusted',
-      signer: signerId,
-      issuedAt: new Date(Date.UTC(2025, 0, 1) + i * 1000),
-    });
-    return new Uint8Array(
-      Buffer.from(serializeEnvelope(signEnvelope(statementPayloadType, payload, key))),
-    );
-  });
+/** Subject i: a realistic image name and a distinct digest. */
+function subject(i: number) {
+  return {
+    name: `ghcr.io/home-assistant/aarch64-addon-${i % 500}:2025.${i % 12}.${i}`,
+    sha256: createHash('sha256').update(`subject ${i}`).digest('hex'),
+  };
 }
 
 export async function deviceBench(): Promise<void> {
@@ -83,42 +54,24 @@ export async function deviceBench(): Promise<void> {
     console.log(
       `\nDevice state: sync, index (a log of ${statements.toLocaleString('en')} statements)`,
     );
-    // The log: statements signed with node:crypto, appended and published by the ledger.
-    const logKey = generateKey();
-    const signer = generateKey();
-    const rootKey = generateKey();
-    const keyPath = join(base, 'log.key');
-    await writeFile(keyPath, logKey.privatePem, { mode: 0o600 });
-    const logDir = join(base, 'log');
-    await initLog(logDir, origin, keyPath, logKey.key);
-    const all = envelopes(0, statements + increment, signer.key);
-    await appendEntries(logDir, all.slice(0, statements));
-    await publishLog(logDir, logKey.key);
+    // The log: statements signed with node:crypto, appended and published by the ledger; a
+    // copy of its tiles at 100k, then 1k more.
+    const log = await benchLog(base);
+    const subjects = Array.from({ length: statements + increment }, (_, i) => subject(i));
+    await log.add(subjects.slice(0, statements));
     const mirror100k = join(base, 'mirror-100k');
-    await cp(publicDir(logDir), mirror100k, { recursive: true });
-    await appendEntries(logDir, all.slice(statements));
-    await publishLog(logDir, logKey.key);
-    const root = {
-      version: 1,
-      expires: '2099-01-01T00:00:00Z',
-      rootKeys: [namePublicKey('root', rootKey.key.raw)],
-      threshold: 1,
-      log: { origin, key: namePublicKey(origin, logKey.key.raw) },
-      witnesses: [],
-      witnessQuorum: 0,
-      signers: [{ id: signerId, keys: [namePublicKey(signerId, signer.key.raw)], scopes: ['**'] }],
+    await cp(fileURLToPath(log.mirror), mirror100k, { recursive: true });
+    await log.add(subjects.slice(statements));
+    // The whole command, as a device runs it: `node dist/vouch.cjs sync`, start-up included.
+    const sync = async (stateDir: string, mirror: string) => {
+      const run = await vouch([
+        'sync',
+        ...['--state-dir', stateDir, '--root', log.rootPath, '--mirror', mirror],
+        ...['--log-level', 'error'],
+      ]);
+      if (run.code !== 0) throw new Error(`vouch sync exited with ${run.code}`);
+      return run;
     };
-    const rootPath = join(base, 'root.json');
-    await writeFile(rootPath, serializeEnvelope(addSignature(unsignedRoot(root), rootKey.key)));
-    const sync = (stateDir: string, mirror: string) =>
-      syncFromMirrors({
-        stateDir,
-        mirrors: [pathToFileURL(mirror).href],
-        rootPath,
-        timeoutMs: 60_000,
-        maxBundleBytes: 1 << 24,
-        logger,
-      });
 
     // Baselines: the signature checks alone — OpenSSL's own on every core, and node:crypto
     // (the same OpenSSL) on one thread.
@@ -139,8 +92,8 @@ export async function deviceBench(): Promise<void> {
       `${opensslRate.toFixed(0)} stmt/s`,
       1,
     );
-    const signerObject = namePublicKey(signerId, signer.key.raw).object;
-    const parsed = all.slice(0, statements).map(parseEnvelope);
+    const signerObject = log.signerKey.object;
+    const parsed = log.envelopes.slice(0, statements).map((bytes) => parseEnvelope(bytes));
     const verifyAll = () => {
       for (const envelope of parsed) {
         verify(
@@ -159,18 +112,23 @@ export async function deviceBench(): Promise<void> {
     );
 
     let state100k = '';
-    const imports: number[] = [];
-    for (let run = 0; run < 2; run++) {
+    const imports: { seconds: number; maxRssKiB: number | null }[] = [];
+    for (let run = 0; run < 3; run++) {
       const dir = await mkdtemp(join(base, 'import-'));
-      imports.push(await timed(() => sync(dir, mirror100k)));
+      imports.push(await sync(dir, pathToFileURL(mirror100k).href));
       if (state100k) await rm(dir, { recursive: true });
       else state100k = dir;
     }
-    const importRate = statements / median(imports);
+    const importRate = statements / median(imports.map((run) => run.seconds));
     line(
-      `initial import of ${statements.toLocaleString('en')} (sync, file:// mirror)`,
+      `initial import of ${statements.toLocaleString('en')} (vouch sync, file://)`,
       `${importRate.toFixed(0)} stmt/s`,
       importRate / opensslRate,
+    );
+    const peak = median(imports.map((run) => run.maxRssKiB ?? Number.NaN));
+    line(
+      '  its peak RSS',
+      Number.isNaN(peak) ? 'n/a (no GNU time)' : `${(peak / 1024).toFixed(0)} MiB`,
     );
 
     // Incremental: fresh copies of the 100k state, each brought to 101k.
@@ -178,11 +136,11 @@ export async function deviceBench(): Promise<void> {
     for (let run = 0; run < 3; run++) {
       const dir = await mkdtemp(join(base, 'incremental-'));
       await cp(state100k, dir, { recursive: true });
-      increments.push(await timed(() => sync(dir, publicDir(logDir))));
+      increments.push((await sync(dir, log.mirror)).seconds);
       await rm(dir, { recursive: true });
     }
     line(
-      `incremental sync of ${increment.toLocaleString('en')} (file:// mirror)`,
+      `incremental sync of ${increment.toLocaleString('en')} (vouch sync, file://)`,
       `${(median(increments) * 1000).toFixed(0)} ms`,
     );
 
@@ -199,7 +157,7 @@ export async function deviceBench(): Promise<void> {
     const indexBytes = (heap() - before + loaded.bytes.byteLength) / statements;
     before = heap();
     const records = new Map<string, unknown[]>();
-    for (const { sha256, record } of loaded.records()) records.set(sha256, [record]);
+    for (const { digest, record } of loaded.records()) records.set(digest, [record]);
     const mapBytes = (heap() - before) / statements;
     if (records.size !== loaded.rows) throw new Error('the index and the map differ');
     line('memory: Map<hex, record objects> (baseline)', `${mapBytes.toFixed(0)} B/stmt`, 1);
@@ -215,12 +173,12 @@ export async function deviceBench(): Promise<void> {
         .digest('hex'),
     );
     const map = new Map<string, unknown[]>();
-    for (const { sha256, record } of state.index.records()) map.set(sha256, [record]);
+    for (const { digest, record } of state.index.records()) map.set(digest, [record]);
     const lookMap = () => {
       for (const digest of digests) map.get(digest);
     };
     const lookIndex = () => {
-      for (const digest of digests) state.index.lookup(digest);
+      for (const digest of digests) state.index.lookup(digest, 'sha256');
     };
     lookMap();
     lookIndex();

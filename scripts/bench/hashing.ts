@@ -1,17 +1,21 @@
 /**
  * SHA-256 on the data path: node:crypto against pure JS in memory, and files from the page
- * cache through the worker pool against openssl in the same run (issue #6).
+ * cache through the worker pool and the whole `vouch verify file` command (the built bundle,
+ * start-up included, against a synced state) against openssl in the same run (issue #6).
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, truncateSync, writeSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
-import { HashPool } from '../../agent/device/verify/pool';
+import { merkleLeafSize } from '../../agent/core/statement';
+import { type Digest, HashPool } from '../../agent/device/verify/pool';
 import { planHashing, readProfile } from '../../hw';
 import { runSuite, type Suite } from './harness';
+import { benchLog, syncedState, vouch } from './world';
 
 export async function hashingBench(benchDir: string): Promise<void> {
   const data = Buffer.alloc(64 * 2 ** 20, 0xa5);
@@ -58,6 +62,22 @@ export async function hashingBench(benchDir: string): Promise<void> {
   const oneGiB = writeData('one-gib', GiB);
   const parts = Array.from({ length: 8 }, (_, i) => writeData(`part-${i}`, 128 * MiB));
   const plan = planHashing(await readProfile({ root: '/', paths: [benchDir] }));
+
+  // A device state that trusts these files, for the whole `vouch verify file` command.
+  const digester = new HashPool(plan);
+  const files = [
+    { name: 'one-gib', path: oneGiB },
+    ...parts.map((path, i) => ({ name: `part-${i}`, path })),
+  ];
+  const digests = await Promise.all(files.map(({ path }) => digester.hash(path)));
+  await digester.close();
+  const log = await benchLog(await mkdtemp(join(benchDir, 'log-')));
+  await log.add(files.map(({ name }, i) => ({ name, sha256: (digests[i] as Digest).sha256 })));
+  const stateDir = await syncedState(benchDir, log);
+  const verifyFiles = async (paths: readonly string[]) => {
+    const { code } = await vouch(['verify', 'file', '--state-dir', stateDir, ...paths]);
+    if (code !== 0) throw new Error(`vouch verify file exited with ${code}, not 0 (TRUSTED)`);
+  };
   const cores = cpus().length;
   const counts = [...new Set([1, 2, 4, 8, 16, 32].filter((n) => n < cores).concat(cores))];
   const pools = new Map(
@@ -79,11 +99,12 @@ export async function hashingBench(benchDir: string): Promise<void> {
           units: GiB,
           run: () => exec('openssl', ['dgst', '-sha256', oneGiB]),
         },
+        { name: 'vouch verify file (whole command)', units: GiB, run: () => verifyFiles([oneGiB]) },
         { name: 'pool.hash (one worker streams it)', units: GiB, run: () => planned.hash(oneGiB) },
         {
           name: `pool.hashChunked, ${cores} workers`,
           units: GiB,
-          run: () => (pools.get(cores) as HashPool).hashChunked(oneGiB),
+          run: () => (pools.get(cores) as HashPool).hashChunked(oneGiB, merkleLeafSize),
         },
       ],
     },
@@ -105,6 +126,11 @@ export async function hashingBench(benchDir: string): Promise<void> {
             ]),
         },
         {
+          name: 'vouch verify file × 8 (whole command)',
+          units: GiB,
+          run: () => verifyFiles(parts),
+        },
+        {
           name: `pool.hash × 8, plan: ${plan.workers} workers`,
           units: GiB,
           run: () => hashAll(planned),
@@ -124,6 +150,18 @@ export async function hashingBench(benchDir: string): Promise<void> {
   );
   try {
     for (const suite of suites) await runSuite(suite);
+    // Memory whatever the size: a 4 GiB sparse file (zeros, from the page cache) verified
+    // by the whole command (it is in no statement: UNKNOWN, exit 2).
+    const sparse = join(benchDir, 'sparse-4gib');
+    closeSync(openSync(sparse, 'w'));
+    truncateSync(sparse, 4 * GiB);
+    const run = await vouch(['verify', 'file', '--state-dir', stateDir, sparse]);
+    if (run.code !== 2) throw new Error(`vouch verify file exited with ${run.code}, not 2`);
+    console.log(
+      `\nvouch verify file, 4 GiB sparse file: ${run.seconds.toFixed(2)} s, peak RSS ${
+        run.maxRssKiB === null ? 'n/a (no GNU time)' : `${(run.maxRssKiB / 1024).toFixed(0)} MiB`
+      }`,
+    );
   } finally {
     await Promise.all([planned, ...pools.values()].map((pool) => pool.close()));
   }

@@ -53,4 +53,34 @@ describe('npm run build', () => {
       },
     ]);
   });
+
+  it('loads dockerode from dist/dockerode.cjs beside the bundle, only for Docker commands', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vouch-bundle-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    copyFileSync('dist/vouch.cjs', join(dir, 'vouch.cjs'));
+    const vouch = (...args: string[]) =>
+      exec(process.execPath, [join(dir, 'vouch.cjs'), ...args, '-o', 'json'], {
+        cwd: '/',
+        env: { ...process.env, DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}` },
+      }).catch((error) => error);
+    await vouch('keygen', '--out', dir, '--signer', 'author');
+    const sign = [
+      'sign',
+      '--image',
+      'example:1',
+      '--signer',
+      'author',
+      '--key',
+      join(dir, 'author.key'),
+    ];
+
+    // Without it, a Docker command says what is missing; the others never load it.
+    const missing = await vouch(...sign);
+    expect(missing.stderr + missing.stdout).toContain('dockerode.cjs');
+    // With it beside the bundle: dockerode runs and finds no daemon at DOCKER_HOST.
+    copyFileSync('dist/dockerode.cjs', join(dir, 'dockerode.cjs'));
+    const unavailable = await vouch(...sign);
+    expect(unavailable.code).toBe(69);
+    expect(JSON.parse(unavailable.stdout).error.message).toContain('no-docker.sock');
+  });
 });
