@@ -6,7 +6,7 @@
  */
 import { chmodSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { type BuildOptions, build, type Plugin } from 'esbuild';
 
 const outdir = 'dist';
@@ -14,6 +14,20 @@ const outdir = 'dist';
 // CommonJS has no import.meta: point import.meta.url at the bundle file itself, so code that
 // finds files beside it (the hash pool's dist/hash.worker.cjs) works from dist/ as from source.
 const importMetaUrl = "const importMetaUrl = require('node:url').pathToFileURL(__filename).href;";
+
+/**
+ * zod exports its error messages in 40-odd languages (`z.locales`), 0.3 of the CLI's 1.3 MB;
+ * vouch speaks English, the locale zod configures by default: the others are left out.
+ */
+const zodEnglishOnly: Plugin = {
+  name: 'zod-english-only',
+  setup(plugin) {
+    plugin.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (file) => ({
+      contents: "export { default as en } from './en.js';",
+      resolveDir: dirname(file.path),
+    }));
+  },
+};
 
 const common: BuildOptions = {
   bundle: true,
@@ -33,6 +47,7 @@ const common: BuildOptions = {
   // dockerode → ssh2 (for ssh:// Docker hosts) tries two optional native addons inside
   // try/catch and falls back to JavaScript: leave them out, so the bundle stays portable.
   external: ['cpu-features', '*.node'],
+  plugins: [zodEnglishOnly],
 };
 
 /**
@@ -62,7 +77,7 @@ await Promise.all([
     entryPoints: ['agent/cli/main.ts'],
     outfile: join(outdir, 'vouch.cjs'),
     banner: { js: `#!/usr/bin/env node\n${importMetaUrl}` },
-    plugins: [dockerodeApart],
+    plugins: [zodEnglishOnly, dockerodeApart],
   }),
   build({
     ...common,
