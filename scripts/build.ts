@@ -1,12 +1,14 @@
 /**
- * Bundles the CLI into dist/vouch.cjs and every worker entry (`*.worker.ts`) into
- * dist/<name>.cjs. CommonJS, because a Node single executable application needs a
+ * Bundles the CLI into dist/cli.cjs (started by the launcher dist/vouch.cjs from a V8 code
+ * cache, dist/cli.cjs.cache), dockerode into dist/dockerode.cjs, and every worker entry
+ * (`*.worker.ts`) into dist/<name>.cjs. CommonJS, because a Node single executable application needs a
  * CommonJS entry; one self-contained file per entry, so the same dist/ runs on arm64,
  * armv7 and x64 (no native addons).
  */
-import { chmodSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { type BuildOptions, build, type Plugin } from 'esbuild';
 
 const outdir = 'dist';
@@ -75,9 +77,17 @@ await Promise.all([
   build({
     ...common,
     entryPoints: ['agent/cli/main.ts'],
+    outfile: join(outdir, 'cli.cjs'),
+    plugins: [zodEnglishOnly, dockerodeApart],
+    // import() becomes require(): code run from a V8 code cache (the launcher) has no
+    // dynamic-import host on Node 20, and the one module loaded later is CommonJS anyway.
+    supported: { 'dynamic-import': false },
+  }),
+  build({
+    ...common,
+    entryPoints: ['agent/cli/launcher.ts'],
     outfile: join(outdir, 'vouch.cjs'),
     banner: { js: `#!/usr/bin/env node\n${importMetaUrl}` },
-    plugins: [zodEnglishOnly, dockerodeApart],
   }),
   build({
     ...common,
@@ -93,3 +103,12 @@ await Promise.all([
   ),
 ]);
 chmodSync(join(outdir, 'vouch.cjs'), 0o755);
+
+// The V8 code cache the launcher starts the CLI from (agent/cli/launcher.ts): made by this
+// Node, after a run of `vouch --help`, which compiles the program and every command.
+const cache = resolve(outdir, 'cli.cjs.cache');
+rmSync(cache, { force: true });
+execFileSync(process.execPath, [join(outdir, 'vouch.cjs'), '--help'], {
+  env: { ...process.env, VOUCH_MAKE_CODE_CACHE: cache },
+  stdio: 'ignore',
+});

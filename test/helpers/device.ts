@@ -125,7 +125,7 @@ export async function stateOf(dir: string): Promise<TrustState> {
 export function builtCli(): string {
   execFileSync('npx', ['tsx', 'scripts/build.ts'], { stdio: 'ignore' });
   const dir = mkdtempSync(join(tmpdir(), 'vouch-cli-'));
-  for (const name of readdirSync('dist').filter((file) => file.endsWith('.cjs'))) {
+  for (const name of readdirSync('dist').filter((file) => /\.cjs(\.cache)?$/.test(file))) {
     copyFileSync(join('dist', name), join(dir, name));
   }
   return join(dir, 'vouch.cjs');

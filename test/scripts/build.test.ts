@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { wrap } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Script } from 'node:vm';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { version } from '../../package.json';
 
@@ -18,20 +20,42 @@ describe('npm run build', () => {
     const { stdout } = await exec(process.execPath, ['dist/vouch.cjs', '--version']);
     expect(stdout).toBe(`${version}\n`);
 
-    // Away from node_modules, as on a device: the bundle must need nothing beside it.
-    const alone = join(mkdtempSync(join(tmpdir(), 'vouch-bundle-')), 'vouch.cjs');
-    copyFileSync('dist/vouch.cjs', alone);
-    const { stdout: config } = await exec(process.execPath, [alone, 'config', '-o', 'json'], {
-      cwd: '/',
-    });
-    expect(JSON.parse(config)).toMatchObject({ stateDir: '/var/lib/vouch', logLevel: 'info' });
+    // Away from node_modules, as on a device: the launcher and the CLI bundle need nothing
+    // else — with their code cache, with one V8 rejects, and with none.
+    const dir = mkdtempSync(join(tmpdir(), 'vouch-bundle-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    for (const name of ['vouch.cjs', 'cli.cjs']) copyFileSync(join('dist', name), join(dir, name));
+    const config = async () => {
+      const { stdout } = await exec(
+        process.execPath,
+        [join(dir, 'vouch.cjs'), 'config', '-o', 'json'],
+        {
+          cwd: '/',
+        },
+      );
+      expect(JSON.parse(stdout)).toMatchObject({ stateDir: '/var/lib/vouch', logLevel: 'info' });
+    };
+    await config();
+    writeFileSync(join(dir, 'cli.cjs.cache'), randomBytes(4096));
+    await config();
+    copyFileSync('dist/cli.cjs.cache', join(dir, 'cli.cjs.cache'));
+    await config();
+  });
+
+  it('makes a code cache that this Node accepts for the CLI bundle', () => {
+    const source = wrap(readFileSync('dist/cli.cjs', 'utf8'));
+    const fits = new Script(source, { cachedData: readFileSync('dist/cli.cjs.cache') });
+    expect(fits.cachedDataRejected).toBe(false);
+    // V8 does check: the cache of another source is refused.
+    const other = new Script(`${source};`, { cachedData: readFileSync('dist/cli.cjs.cache') });
+    expect(other.cachedDataRejected).toBe(true);
   });
 
   it('runs the hash pool from the bundle: dist/vouch.cjs finds dist/hash.worker.cjs', async () => {
     // Copied away from node_modules and the sources, as on a device.
     const dir = mkdtempSync(join(tmpdir(), 'vouch-bundle-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    copyFileSync('dist/vouch.cjs', join(dir, 'vouch.cjs'));
+    for (const name of ['vouch.cjs', 'cli.cjs']) copyFileSync(join('dist', name), join(dir, name));
     const file = join(dir, 'data.bin');
     const data = randomBytes(3 * 2 ** 20 + 5);
     writeFileSync(file, data);
@@ -57,7 +81,7 @@ describe('npm run build', () => {
   it('loads dockerode from dist/dockerode.cjs beside the bundle, only for Docker commands', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vouch-bundle-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    copyFileSync('dist/vouch.cjs', join(dir, 'vouch.cjs'));
+    for (const name of ['vouch.cjs', 'cli.cjs']) copyFileSync(join('dist', name), join(dir, name));
     const vouch = (...args: string[]) =>
       exec(process.execPath, [join(dir, 'vouch.cjs'), ...args, '-o', 'json'], {
         cwd: '/',
