@@ -3,6 +3,9 @@ import { validate as validCron } from 'node-cron';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { VouchError } from './core/errors';
+import { enforceModes } from './core/images';
+
+export type { EnforceMode } from './core/images';
 
 const durationUnits = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
@@ -31,6 +34,8 @@ const mirrorUrl = z
   .refine((text) => /^(https?|file):\/\/./.test(text) && URL.canParse(text), {
     message: 'expected an http://, https:// or file:// URL',
   });
+
+const enforceMode = z.enum(enforceModes);
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -84,9 +89,49 @@ export const configSchema = z.strictObject({
         .default(4 * 2 ** 30),
     })
     .prefault({}),
+  docker: z
+    .strictObject({
+      /**
+       * The Docker Engine API socket. DOCKER_HOST (`unix://PATH` or `tcp://HOST:PORT`) wins
+       * when set; default /var/run/docker.sock, or /run/docker.sock when only that exists (HA OS).
+       */
+      socket: z.string().min(1).max(4096).optional(),
+    })
+    .prefault({}),
+  images: z
+    .strictObject({
+      /** Images no scope matches: a statement is optional (false) or required (true). */
+      strict: z.boolean().default(false),
+      /** Enforcement for images no scope matches. */
+      enforce: enforceMode.default('warn'),
+      /** What to do with an image that could not be checked; never treated as UNTRUSTED. */
+      couldNotCheck: enforceMode.default('warn'),
+      /** Image name scopes, first matching rule wins (globs as in root signer scopes). */
+      scopes: z
+        .array(
+          z.strictObject({
+            /** A glob over the normalized name: `*` within a path segment, `**` across them. */
+            match: z.string().min(1).max(1024),
+            /** The signer an image this rule matches requires. */
+            signer: z.string().min(1).max(256).optional(),
+            enforce: enforceMode.default('warn'),
+          }),
+        )
+        .max(1024)
+        .default([
+          {
+            match: 'ghcr.io/home-assistant/**',
+            signer: 'notary@home-assistant.io',
+            enforce: 'warn',
+          },
+        ]),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
+/** The `images` section: name scopes, their signers and enforcement. */
+export type ImagePolicy = Config['images'];
 /** Values given on the command line or in the environment; unset ones leave the file's value. */
 export type ConfigOverrides = { readonly [K in keyof Config]?: Config[K] | undefined };
 

@@ -26,7 +26,70 @@ describe('configuration', () => {
         maxBundleBytes: 256 * (2 + 65_535),
       },
       snapshot: { maxBytes: 4 * 2 ** 30 },
+      docker: {},
+      images: {
+        strict: false,
+        enforce: 'warn',
+        couldNotCheck: 'warn',
+        scopes: [
+          {
+            match: 'ghcr.io/home-assistant/**',
+            signer: 'notary@home-assistant.io',
+            enforce: 'warn',
+          },
+        ],
+      },
     });
+  });
+
+  it('reads the Docker socket and the image policy; scopes replace the default list', () => {
+    const config = parseConfig(
+      {
+        docker: { socket: '/run/docker.sock' },
+        images: {
+          strict: true,
+          enforce: 'enforce',
+          couldNotCheck: 'off',
+          scopes: [{ match: 'ghcr.io/acme/*', signer: 'ci@acme.example' }, { match: '**' }],
+        },
+      },
+      'test',
+    );
+    expect(config.docker.socket).toBe('/run/docker.sock');
+    expect(config.images).toEqual({
+      strict: true,
+      enforce: 'enforce',
+      couldNotCheck: 'off',
+      scopes: [
+        { match: 'ghcr.io/acme/*', signer: 'ci@acme.example', enforce: 'warn' },
+        { match: '**', enforce: 'warn' },
+      ],
+    });
+    expect(parseConfig({ images: { scopes: [] } }, 'test').images.scopes).toEqual([]);
+    const error = failure(() =>
+      parseConfig(
+        {
+          docker: { socket: '', host: 'tcp://x' },
+          images: {
+            strict: 'yes',
+            couldNotCheck: 'untrusted',
+            scopes: [{ match: 'x', enforce: 'block' }, { signer: 'a' }],
+          },
+        },
+        'agent.yaml',
+      ),
+    );
+    expect(error.code).toBe('CONFIG_INVALID');
+    for (const path of [
+      'docker.socket',
+      'docker: Unrecognized key: "host"',
+      'images.strict',
+      'images.couldNotCheck',
+      'images.scopes.0.enforce',
+      'images.scopes.1.match',
+    ]) {
+      expect(error.message).toContain(path);
+    }
   });
 
   it('reads durations in milliseconds or with a unit, cron expressions and mirror URLs', () => {

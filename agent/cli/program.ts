@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { version } from '../../package.json';
 import { logLevels } from '../config';
 import { VouchError } from '../core/errors';
+import { allowCommand } from './commands/allow';
 import { authenticateCommand } from './commands/authenticate';
 import { configCommand } from './commands/config';
 import { envelopeCommand } from './commands/envelope';
@@ -15,6 +16,7 @@ import { snapshotCommand } from './commands/snapshot';
 import { statusCommand } from './commands/status';
 import { syncCommand } from './commands/sync';
 import { verifyCommand } from './commands/verify';
+import { watchCommand } from './commands/watch';
 import {
   type Context,
   contextFor,
@@ -105,6 +107,8 @@ export function createProgram(act: Act, io: Io): Command {
     forkCommand(act),
     verifyCommand(act),
     authenticateCommand(act),
+    watchCommand(act),
+    allowCommand(act),
   ]) {
     program.addCommand(inheritSettings(program, command));
   }

@@ -47,6 +47,8 @@ export const errorKinds = {
   SIGNER_OUT_OF_WINDOW: 'data',
   /** A Docker image that the daemon does not have. */
   IMAGE_NOT_FOUND: 'data',
+  /** `vouch allow --remove` of an image the allow-list has no entry for. */
+  ALLOW_NOT_FOUND: 'usage',
   /** An output file that exists and is not ours to replace (a key, a new root). */
   FILE_EXISTS: 'usage',
   /** A signed note that is malformed (c2sp.org/signed-note). */

@@ -32,6 +32,15 @@ export {
 } from './dsse';
 export { asVouchError, type ErrorCode, type ErrorKind, errorKinds, VouchError } from './errors';
 export {
+  type EnforceMode,
+  enforceModes,
+  type ImageRequirement,
+  type ImageScope,
+  type ImageScopePolicy,
+  normalizeImageName,
+  requirementFor,
+} from './images';
+export {
   generateKey,
   isSmallOrderKey,
   isValidKeyName,
@@ -110,7 +119,10 @@ export {
   verifyRootChain,
 } from './root';
 export {
+  type DigestAlgorithm,
   encodeStatement,
+  merkleAlgorithm,
+  merkleLeafSize,
   parseStatement,
   type Statement,
   type StatementStatus,

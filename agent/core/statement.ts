@@ -11,7 +11,8 @@ import { formatUtcTime, parseUtcTime } from './time';
  * in any language, so the format is fixed and documented in the README:
  *
  *   {"_type":"https://in-toto.io/Statement/v1",
- *    "subject":[{"name":"<name>","digest":{"sha256":"<64 hex>"}}, …],
+ *    "subject":[{"name":"<name>","digest":{"sha256":"<64 hex>",
+ *                                          "merkle-sha256-1mib":"<64 hex, optional>"}}, …],
  *    "predicateType":"urn:vouch:status:v1",
  *    "predicate":{"status":"trusted|untrusted|unsupported|revoked","signer":"<signer id>",
  *                 "issuedAt":"<RFC 3339 UTC>","reason":"<optional>"}}
@@ -28,10 +29,27 @@ export const statusPredicateType = 'urn:vouch:status:v1';
 export const statementStatuses = ['trusted', 'untrusted', 'unsupported', 'revoked'] as const;
 export type StatementStatus = (typeof statementStatuses)[number];
 
+/**
+ * vouch's chunked digest, an extra algorithm in the subject's in-toto DigestSet (in-toto
+ * attestation spec/v1/digest_set.md: a DigestSet may hold several algorithms, and consumers
+ * ignore the ones they do not know). Its value is the RFC 6962 §2.1 Merkle Tree Hash of the
+ * content split into 1 MiB chunks (the last one shorter), each chunk hashed as an RFC 6962
+ * leaf, SHA-256(0x00 ‖ chunk); no chunks (an empty file) give the empty-tree hash
+ * SHA-256(""). Chunks hash independently, so one large file is hashed on every core.
+ * The leaf size is part of the name: a recorded root is only ever recomputed with it.
+ */
+export const merkleAlgorithm = 'merkle-sha256-1mib';
+export const merkleLeafSize = 2 ** 20;
+
+/** The digest algorithms vouch looks subjects up by. */
+export type DigestAlgorithm = 'sha256' | typeof merkleAlgorithm;
+
 export interface Subject {
   readonly name: string;
   /** Lowercase hex SHA-256 of the subject's bytes (an image's config or manifest, a file). */
   readonly sha256: string;
+  /** Lowercase hex `merkle-sha256-1mib` root of the same bytes, when the statement gives one. */
+  readonly merkle?: string;
 }
 
 export interface Statement {
@@ -48,15 +66,19 @@ const maxNameLength = 1024;
 const maxReasonLength = 4096;
 const maxSubjects = 1024;
 
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex');
+
 const statementSchema = z.object({
   _type: z.literal(statementType),
   subject: z
     .array(
       z.object({
         name: z.string().min(1).max(maxNameLength),
-        // in-toto DigestSet: algorithm → lowercase hex; other algorithms may sit beside sha256.
+        // in-toto DigestSet: algorithm → lowercase hex; other algorithms may sit beside
+        // sha256 and are ignored (digest_set.md), except the one we read.
         digest: z.object({
-          sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex'),
+          sha256: hex64,
+          [merkleAlgorithm]: hex64.optional(),
         }),
       }),
     )
@@ -81,7 +103,10 @@ export function encodeStatement(statement: {
 }): Uint8Array {
   const payload = {
     _type: statementType,
-    subject: statement.subjects.map(({ name, sha256 }) => ({ name, digest: { sha256 } })),
+    subject: statement.subjects.map(({ name, sha256, merkle }) => ({
+      name,
+      digest: { sha256, ...(merkle !== undefined ? { [merkleAlgorithm]: merkle } : {}) },
+    })),
     predicateType: statusPredicateType,
     predicate: {
       status: statement.status,
@@ -114,7 +139,10 @@ export function statementFromJson(document: unknown): Statement {
   const { subject, predicate } = result.data;
   parseUtcTime(predicate.issuedAt, 'predicate.issuedAt', 'STATEMENT_INVALID');
   return {
-    subjects: subject.map(({ name, digest }) => ({ name, sha256: digest.sha256 })),
+    subjects: subject.map(({ name, digest }) => {
+      const merkle = digest[merkleAlgorithm];
+      return { name, sha256: digest.sha256, ...(merkle !== undefined ? { merkle } : {}) };
+    }),
     status: predicate.status,
     signer: predicate.signer,
     issuedAt: predicate.issuedAt,

@@ -1,3 +1,6 @@
+export { dockerClient, imageSubjects, inspectImage } from './docker/client';
+export { type DeepCheck, type DeepLayer, deepCheck, deepPool } from './docker/deep';
+export { type ImageResult, type ImageVerifyOptions, verifyImage } from './docker/image';
 export {
   type DeviceStatus,
   deviceStatus,

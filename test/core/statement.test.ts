@@ -4,6 +4,7 @@ import { signEnvelope, verifyEnvelope } from '../../agent/core/dsse';
 import { VouchError } from '../../agent/core/errors';
 import {
   encodeStatement,
+  merkleAlgorithm,
   parseStatement,
   statementPayloadType,
   statusPredicateType,
@@ -71,6 +72,28 @@ describe('in-toto Statement v1 with the urn:vouch:status:v1 predicate', () => {
     });
   });
 
+  it('writes and reads the chunked digest beside sha256 (merkle-sha256-1mib)', () => {
+    const merkle = 'c'.repeat(64);
+    const payload = encodeStatement({
+      subjects: [
+        { name: 'haos.raucb', sha256: digest, merkle },
+        { name: 'f', sha256: digest },
+      ],
+      status: 'trusted',
+      signer: 's',
+      issuedAt: new Date(0),
+    });
+    expect(Buffer.from(payload).toString()).toContain(
+      `"subject":[{"name":"haos.raucb","digest":{"sha256":"${digest}","merkle-sha256-1mib":"${merkle}"}},` +
+        `{"name":"f","digest":{"sha256":"${digest}"}}]`,
+    );
+    expect(merkleAlgorithm).toBe('merkle-sha256-1mib');
+    expect(parseStatement(payload).subjects).toEqual([
+      { name: 'haos.raucb', sha256: digest, merkle },
+      { name: 'f', sha256: digest },
+    ]);
+  });
+
   const good = {
     _type: 'https://in-toto.io/Statement/v1',
     subject: [{ name: 'f', digest: { sha256: digest } }],
@@ -93,6 +116,21 @@ describe('in-toto Statement v1 with the urn:vouch:status:v1 predicate', () => {
       json({ ...good, subject: [{ name: 'f', digest: { sha256: digest.toUpperCase() } }] }),
     ],
     ['a short digest', json({ ...good, subject: [{ name: 'f', digest: { sha256: 'abc' } }] })],
+    [
+      'an uppercase chunked digest',
+      json({
+        ...good,
+        subject: [{ name: 'f', digest: { sha256: digest, [merkleAlgorithm]: 'C'.repeat(64) } }],
+      }),
+    ],
+    [
+      'a chunked digest without sha256',
+      json({ ...good, subject: [{ name: 'f', digest: { [merkleAlgorithm]: digest } }] }),
+    ],
+    [
+      'a chunked digest that is not a string',
+      json({ ...good, subject: [{ name: 'f', digest: { sha256: digest, [merkleAlgorithm]: 1 } }] }),
+    ],
     ['an empty name', json({ ...good, subject: [{ name: '', digest: { sha256: digest } }] })],
     ['an unknown status', json(predicate({ status: 'maybe' }))],
     ['a signer with a space', json(predicate({ signer: 'a b' }))],
@@ -154,6 +192,11 @@ describe('in-toto Statement v1 with the urn:vouch:status:v1 predicate', () => {
           expect(statement.subjects.every((subject) => /^[0-9a-f]{64}$/.test(subject.sha256))).toBe(
             true,
           );
+          expect(
+            statement.subjects.every(
+              (subject) => subject.merkle === undefined || /^[0-9a-f]{64}$/.test(subject.merkle),
+            ),
+          ).toBe(true);
           expect(['trusted', 'untrusted', 'unsupported', 'revoked']).toContain(statement.status);
           expect(statement.issuedAt).toMatch(/Z$/);
         } catch (error) {

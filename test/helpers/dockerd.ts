@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
-import { startDaemon } from './process';
+import { type Daemon, startDaemon } from './process';
 import { requireBinary, waitFor } from './services';
 
 export interface Dockerd {
@@ -12,6 +12,8 @@ export interface Dockerd {
   readonly socketPath: string;
   readonly docker: Docker;
   stop(): Promise<void>;
+  /** Stops dockerd and starts it again on the same socket and data (for reconnect tests). */
+  restart(): Promise<void>;
 }
 
 /**
@@ -24,26 +26,31 @@ export async function startDockerd(): Promise<Dockerd> {
   // Short path: a unix socket path must fit in 108 bytes.
   const dir = await mkdtemp('/tmp/vouch-dockerd-');
   const socketPath = join(dir, 'docker.sock');
-  const daemon = startDaemon(binary, [
-    `--data-root=${join(dir, 'data')}`,
-    `--exec-root=${join(dir, 'exec')}`,
-    `--pidfile=${join(dir, 'docker.pid')}`,
-    `--host=unix://${socketPath}`,
-    '--storage-driver=vfs',
-    '--iptables=false',
-    '--ip6tables=false',
-    '--bridge=none',
-  ]);
   const docker = new Docker({ socketPath });
-  try {
+  let daemon: Daemon | undefined;
+  const launch = async () => {
+    daemon = startDaemon(binary, [
+      `--data-root=${join(dir, 'data')}`,
+      `--exec-root=${join(dir, 'exec')}`,
+      `--pidfile=${join(dir, 'docker.pid')}`,
+      `--host=unix://${socketPath}`,
+      '--storage-driver=vfs',
+      '--iptables=false',
+      '--ip6tables=false',
+      '--bridge=none',
+    ]);
+    const started = daemon;
     await waitFor(
       `dockerd API on ${socketPath}`,
       async () => (await docker.ping()).toString() === 'OK',
       60_000,
-      () => daemon.exitError(),
+      () => started.exitError(),
     );
+  };
+  try {
+    await launch();
   } catch (error) {
-    await daemon.stop();
+    await daemon?.stop();
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
@@ -52,25 +59,46 @@ export async function startDockerd(): Promise<Dockerd> {
     socketPath,
     docker,
     async stop() {
-      await daemon.stop();
+      await daemon?.stop();
       await rm(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await daemon?.stop();
+      await launch();
     },
   };
 }
 
+/** A file for an image: its content, or its content and mode (e.g. 0o755 for a program). */
+export type ImageFile =
+  | string
+  | Uint8Array
+  | { readonly content: string | Uint8Array; readonly mode: number };
+
+export type ImageFiles = Readonly<Record<string, ImageFile>>;
+
 /**
  * Builds an image `FROM scratch` holding `files` (path in the image → content) and tags
- * it; no registry is involved. Returns the image ID (`sha256:` + config digest).
+ * it; no registry is involved. A list of file sets gives one layer per set, in order.
+ * Returns the image ID (`sha256:` + config digest).
  */
 export async function buildScratchImage(
   docker: Docker,
   tag: string,
-  files: Readonly<Record<string, string | Uint8Array>>,
+  files: ImageFiles | readonly ImageFiles[],
 ): Promise<string> {
+  const layers: readonly ImageFiles[] = Array.isArray(files) ? files : [files as ImageFiles];
   const context = pack();
-  context.entry({ name: 'Dockerfile' }, 'FROM scratch\nCOPY rootfs/ /\n');
-  for (const [path, content] of Object.entries(files)) {
-    context.entry({ name: join('rootfs', path) }, Buffer.from(content));
+  const copies = layers.map((_, i) => `COPY layer${i}/ /\n`).join('');
+  context.entry({ name: 'Dockerfile' }, `FROM scratch\n${copies}`);
+  for (const [i, layer] of layers.entries()) {
+    for (const [path, file] of Object.entries(layer)) {
+      const { content, mode } =
+        typeof file === 'string' || file instanceof Uint8Array
+          ? { content: file, mode: 0o644 }
+          : file;
+      context.entry({ name: join(`layer${i}`, path), mode }, Buffer.from(content));
+    }
   }
   context.finalize();
   // tar-stream packs are streamx streams; dockerode wants a Node stream.

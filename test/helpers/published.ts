@@ -26,7 +26,22 @@ export function contentDigest(name: string): string {
   return createHash('sha256').update(`content of ${name}`).digest('hex');
 }
 
-export async function publishAndSync(): Promise<PublishedWorld> {
+/** What `publishAndSync`'s caller may add: its own files signed, after the standard ones. */
+export interface MoreStatements {
+  /** A path in the world's directory (keys are `keys/<signer>.key`). */
+  readonly file: (name: string) => string;
+  /** `vouch COMMAND --key … --signer SIGNER --file NAME EXTRA…`; the envelope's path. */
+  readonly sign: (
+    command: string,
+    signer: string,
+    name: string,
+    ...extra: string[]
+  ) => Promise<string>;
+}
+
+export async function publishAndSync(
+  more?: (world: MoreStatements) => Promise<string[]>,
+): Promise<PublishedWorld> {
   const dir = await mkdtemp(join(tmpdir(), 'vouch-e2e-'));
   const file = (name: string) => join(dir, name);
   const cli = async (...argv: string[]) => {
@@ -88,6 +103,7 @@ export async function publishAndSync(): Promise<PublishedWorld> {
     await sign('sign', notary, 'revoked', '--status', 'revoked', '--reason', 'key leaked'),
     await sign('notarize', notary, 'contested'),
     await sign('untrust', other, 'contested'),
+    ...((await more?.({ file, sign })) ?? []),
   ];
   await cli('log', 'add', log, '--root', root, ...statements);
   await cli('log', 'publish', log);

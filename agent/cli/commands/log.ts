@@ -43,7 +43,7 @@ function listenAddress(value: string): { host: string; port: number } {
 }
 
 /** Resolves with the name of the first SIGINT or SIGTERM, then stops listening for them. */
-function untilSignal(): Promise<NodeJS.Signals> {
+export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
     const stop = (signal: NodeJS.Signals) => {

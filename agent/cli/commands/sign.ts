@@ -6,14 +6,16 @@ import { VouchError } from '../../core/errors';
 import { isValidKeyName, KeyType, keyIdOf } from '../../core/keys';
 import {
   encodeStatement,
+  merkleAlgorithm,
   type StatementStatus,
   type Subject,
   statementPayloadType,
   statementStatuses,
 } from '../../core/statement';
+import { dockerClient, imageSubjects } from '../../device/docker/client';
+import { fileDigests } from '../../device/verify/chunked';
 import { writeFileDurably } from '../../files';
 import type { Context } from '../context';
-import { dockerFromEnv, imageSubjects } from '../docker';
 import { ExitCode } from '../exit';
 import { readPrivateKeyFile, sha256File } from '../files';
 import type { Act } from '../program';
@@ -22,6 +24,7 @@ interface SignOptions {
   readonly key: string;
   readonly signer: string;
   readonly file?: string;
+  readonly chunked?: boolean;
   readonly digest?: string;
   readonly image?: string;
   readonly name?: string;
@@ -50,6 +53,10 @@ function signCommand(act: Act, name: string, preset: StatementStatus | undefined
     .requiredOption('--key <file>', 'the signer’s private key (PKCS#8 PEM, mode 0600)')
     .requiredOption('--signer <id>', 'the signer ID, as listed in the trust root')
     .option('--file <path>', 'the subject is this file (name: its base name)')
+    .option(
+      '--chunked',
+      `with --file: also record its chunked digest (${merkleAlgorithm}), so that devices verify it on all cores`,
+    )
     .option('--digest <sha256:hex>', 'the subject is this digest (needs --name)')
     .option(
       '--image <ref>',
@@ -92,7 +99,10 @@ function signCommand(act: Act, name: string, preset: StatementStatus | undefined
         exitCode: ExitCode.OK,
         data: { out: options.out, ...summary },
         text: `${options.out}: ${status} by ${options.signer} for ${subjects
-          .map((subject) => `${subject.name} (sha256:${subject.sha256})`)
+          .map(
+            ({ name, sha256, merkle }) =>
+              `${name} (sha256:${sha256}${merkle ? `, ${merkleAlgorithm}:${merkle}` : ''})`,
+          )
           .join(', ')}`,
       };
     }),
@@ -106,10 +116,16 @@ async function subjectsFor(ctx: Context, options: SignOptions): Promise<Subject[
   if (given.length !== 1) {
     throw new VouchError('USAGE', 'give exactly one of --file, --digest or --image');
   }
+  if (options.chunked && options.file === undefined) {
+    throw new VouchError('USAGE', '--chunked goes with --file');
+  }
   if (options.file !== undefined) {
-    return [
-      { name: options.name ?? basename(options.file), sha256: await sha256File(options.file) },
-    ];
+    const name = options.name ?? basename(options.file);
+    if (options.chunked) {
+      const { sha256, merkle } = await fileDigests(options.file);
+      return [{ name, sha256, merkle }];
+    }
+    return [{ name, sha256: await sha256File(options.file) }];
   }
   if (options.digest !== undefined) {
     const match = /^sha256:([0-9a-f]{64})$/.exec(options.digest);
@@ -117,5 +133,9 @@ async function subjectsFor(ctx: Context, options: SignOptions): Promise<Subject[
     if (options.name === undefined) throw new VouchError('USAGE', '--digest needs --name');
     return [{ name: options.name, sha256: match[1] }];
   }
-  return imageSubjects(await dockerFromEnv(ctx.io.env), options.image as string, options.name);
+  return imageSubjects(
+    await dockerClient(ctx.io.env, ctx.config.docker.socket),
+    options.image as string,
+    options.name,
+  );
 }

@@ -1,11 +1,18 @@
 import { stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import { errorKinds } from '../../core/errors';
+import { merkleAlgorithm } from '../../core/statement';
 import type { StatusName } from '../../core/status';
+import { dockerClient } from '../../device/docker/client';
+import { deepPool } from '../../device/docker/deep';
+import { type ImageResult, verifyImage } from '../../device/docker/image';
+import type { DigestChoice } from '../../device/verify/chunked';
 import {
-  parseDigest,
+  openTrust,
+  parseSubjectDigest,
   type Subject,
   type SubjectResult,
+  type TrustSummary,
   type VerifyReport,
   verifySubjects,
 } from '../../device/verify/verify';
@@ -28,7 +35,7 @@ const severity: readonly StatusName[] = [
  * 65 damaged state), since then no status holds for the whole set; otherwise the worst
  * status, REVOKED > UNTRUSTED > UNSUPPORTED > UNKNOWN > TRUSTED, as its CAS number.
  */
-export function exitCodeOf(results: readonly SubjectResult[]): ExitCode {
+export function exitCodeOf(results: readonly Pick<SubjectResult, 'status' | 'error'>[]): ExitCode {
   const failed = results.find((result) => result.error);
   if (failed?.error) return exitCodeFor(errorKinds[failed.error.code]);
   const worst = severity.find((name) => results.some((result) => result.status === name));
@@ -37,17 +44,25 @@ export function exitCodeOf(results: readonly SubjectResult[]): ExitCode {
 
 function describe(report: VerifyReport): string {
   const lines = report.results.map((result) => {
-    const digest = result.sha256 ? ` sha256:${result.sha256}` : '';
+    // The digest looked up, after a file's path (a given digest is the subject already).
+    const hex = result.digest === merkleAlgorithm ? result.merkle : result.sha256;
+    const prefix = `${result.digest}:`;
+    const digest = result.digest && !result.subject.startsWith(prefix) ? ` ${prefix}${hex}` : '';
     const outcome = result.status ?? 'COULD NOT CHECK';
     const why = result.error?.message ?? result.reason;
-    return `${outcome} ${result.subject}${result.subject.startsWith('sha256:') ? '' : digest}: ${why}`;
+    return `${outcome} ${result.subject}${digest}: ${why}`;
   });
-  if (report.stale && report.state === 'ok') {
+  return describeState(lines, report).join('\n');
+}
+
+/** The result lines, and a warning when they come from stale trust data. */
+function describeState(lines: string[], summary: TrustSummary): string[] {
+  if (summary.stale && summary.state === 'ok') {
     lines.push(
-      `warning: the trust state is stale (fresh since ${report.freshSince ?? 'never'}); run vouch sync`,
+      `warning: the trust state is stale (fresh since ${summary.freshSince ?? 'never'}); run vouch sync`,
     );
   }
-  return lines.join('\n');
+  return lines;
 }
 
 /** Files over this size get a progress bar, when stderr is a terminal. */
@@ -101,7 +116,7 @@ export function progressLine(path: string, bytes: number, size: number, columns:
   return `${name}${bar}${tail}`;
 }
 
-async function verifyCommandBody(ctx: Context, subjects: Subject[]) {
+async function verifyCommandBody(ctx: Context, subjects: Subject[], digest?: DigestChoice) {
   const paths = subjects.flatMap((subject) => ('file' in subject ? [subject.file] : []));
   const progress = await progressBar(ctx, paths);
   let report: VerifyReport;
@@ -110,12 +125,53 @@ async function verifyCommandBody(ctx: Context, subjects: Subject[]) {
       stateDir: ctx.config.stateDir,
       maxAge: ctx.config.sync.maxAge,
       ...(progress && { onProgress: progress.update }),
+      ...(digest && { digest }),
     });
   } finally {
     progress?.done();
   }
   const exitCode = exitCodeOf(report.results);
   return { exitCode, data: { ...report, exitCode }, text: describe(report) };
+}
+
+async function verifyImagesBody(ctx: Context, refs: string[], options: { deep?: boolean }) {
+  // dockerode loads while the trust state does; the pool's workers start while Docker answers.
+  const [trust, docker] = await Promise.all([
+    openTrust(ctx.config.stateDir, ctx.config.sync.maxAge),
+    dockerClient(ctx.io.env, ctx.config.docker.socket),
+  ]);
+  const pool = options.deep && trust.state ? await deepPool() : undefined;
+  const results: ImageResult[] = [];
+  try {
+    // One at a time: exports of several images would only compete for the same disk.
+    for (const ref of refs) {
+      results.push(
+        await verifyImage(docker, trust.state, ref, {
+          policy: ctx.config.images,
+          now: trust.now,
+          ...(options.deep && { deep: true }),
+          ...(pool && { pool }),
+          ...(trust.error && { stateError: trust.error }),
+        }),
+      );
+    }
+  } finally {
+    await pool?.close();
+  }
+  const exitCode = exitCodeOf(results);
+  const lines = results.map((result) => {
+    const id = result.id ? ` ${result.id}` : '';
+    const deep = result.deep?.matches
+      ? ` (content matches: config and ${result.deep.layers.length} layers, ${result.deep.layout} layout)`
+      : '';
+    return `${result.status ?? 'COULD NOT CHECK'} ${result.ref}${id}: ${result.error?.message ?? result.reason}${deep}`;
+  });
+  const report = { ...trust.summary, results };
+  return {
+    exitCode,
+    data: { ...report, exitCode },
+    text: describeState(lines, report).join('\n'),
+  };
 }
 
 export function verifyCommand(act: Act): Command {
@@ -126,27 +182,55 @@ export function verifyCommand(act: Act): Command {
     )
     .addCommand(
       new Command('file')
-        .description('hash each file on this device and look its SHA-256 up')
+        .description(
+          'hash each file on this device and look it up: files of 64 MiB or more by their ' +
+            `chunked digest (${merkleAlgorithm}, on all cores) first when the trust state ` +
+            'has any, then by SHA-256',
+        )
         .argument('<paths...>', 'files to verify')
+        .option('--chunked', `look files up by their ${merkleAlgorithm} digest only`)
         .action(
-          act((ctx, paths: string[]) =>
+          act((ctx, paths: string[], options: { chunked?: boolean }) =>
             verifyCommandBody(
               ctx,
               paths.map((file) => ({ file })),
+              options.chunked ? 'chunked' : 'auto',
             ),
           ),
         ),
     )
     .addCommand(
       new Command('digest')
-        .description('look SHA-256 digests up, as given')
-        .argument('<digests...>', 'sha256:<64 hex> each')
+        .description('look digests up, as given')
+        .argument(
+          '<digests...>',
+          `sha256:<64 hex> (or bare hex) or ${merkleAlgorithm}:<64 hex> each`,
+        )
         .action(
-          act((ctx, digests: string[]) =>
-            verifyCommandBody(
-              ctx,
-              digests.map((digest) => ({ sha256: parseDigest(digest) })),
-            ),
+          act((ctx, digests: string[]) => verifyCommandBody(ctx, digests.map(parseSubjectDigest))),
+        ),
+    )
+    .addCommand(
+      new Command('image')
+        .description(
+          'verify local Docker images: statements about the image ID (config digest) or any ' +
+            'repo digest count. The first images.scopes rule whose glob matches one of its ' +
+            'names decides which signer counts and makes a statement required (default: ' +
+            'ghcr.io/home-assistant/** needs notary@home-assistant.io); other images take any ' +
+            'authorized signer, a statement optional unless images.strict. Docker: ' +
+            'DOCKER_HOST, else docker.socket, else /var/run/docker.sock',
+        )
+        .argument('<refs...>', 'image names (ubuntu, ghcr.io/x/y:1) or image IDs')
+        .option(
+          '--deep',
+          'also export each image (as docker save does, streamed) and hash its config and ' +
+            'every layer on this device: the config must hash to the image ID and each layer ' +
+            'to its diff_id, else UNTRUSTED ("content does not match image ID"); a file ' +
+            "added to a layer's directory on disk is not in the export and not caught",
+        )
+        .action(
+          act((ctx, refs: string[], options: { deep?: boolean }) =>
+            verifyImagesBody(ctx, refs, options),
           ),
         ),
     );

@@ -44,6 +44,9 @@ export const stateFiles = {
   status: 'status.json',
   fork: 'fork.json',
   lock: 'lock',
+  /** Images an operator lets run whatever their verdict (docker/allow.ts); not trust state. */
+  allow: 'allow.json',
+  allowLock: 'allow.lock',
 } as const;
 
 const indexName = (size: number) => `index-${size}.bin`;

@@ -1,6 +1,11 @@
 import { VouchError } from '../../core/errors';
 import type { StatusRecord } from '../../core/policy';
-import { type StatementStatus, statementStatuses } from '../../core/statement';
+import {
+  type DigestAlgorithm,
+  merkleAlgorithm,
+  type StatementStatus,
+  statementStatuses,
+} from '../../core/statement';
 
 /**
  * The device's index: subject digest → the statements about it, in one binary buffer that
@@ -13,6 +18,8 @@ import { type StatementStatus, statementStatuses } from '../../core/statement';
  *   rows     57 bytes each, sorted by (digest, log index):
  *            digest[32] | logIndex u48 | issuedAt u48 (ms since epoch) | name u32 (heap
  *            offset) | reason u32 (heap offset + 1, 0 = none) | signer u16 | key u16 | status u8
+ *            (bits 0–6: index in statementStatuses; bit 7 set: the digest is the subject's
+ *            merkle-sha256-1mib root, clear: its plain SHA-256)
  *   heap     strings, each u16 length + UTF-8, each once, in order of first use in log order
  *   signers  JSON array of signer IDs, in order of first use in log order
  *   keys     32-byte raw Ed25519 public keys (the key that signed each statement), likewise
@@ -20,6 +27,12 @@ import { type StatementStatus, statementStatuses } from '../../core/statement';
  * The layout is canonical: the same records give the same bytes, however they arrived
  * (one import or many syncs). Because heap and tables grow in log order, a sync only
  * appends to them: the old rows are copied as they are, the new ones slotted in.
+ *
+ * A subject with a chunked digest (core/statement.ts merkleAlgorithm) has two rows, one per
+ * digest. The two kinds share one key space but must never answer for each other: the
+ * plain SHA-256 of 0x00 ‖ G is the one-chunk root of G (RFC 6962 §2.1 leaf hash), so a
+ * lookup names the algorithm and sees only rows of that kind. An index written before
+ * chunked digests existed has no row with bit 7 set and reads the same.
  */
 
 /** A record as the index returns it: what the policy needs, and the key that signed it. */
@@ -28,10 +41,11 @@ export interface IndexedRecord extends StatusRecord {
   readonly key: string;
 }
 
-/** A record to add: one subject of one verified statement. */
+/** A record to add: one digest of one subject of one verified statement. */
 export interface NewRecord {
-  /** Lowercase hex SHA-256 of the subject. */
-  readonly sha256: string;
+  /** Lowercase hex digest of the subject, by `algorithm`. */
+  readonly digest: string;
+  readonly algorithm: DigestAlgorithm;
   readonly logIndex: number;
   readonly name: string;
   readonly status: StatementStatus;
@@ -66,6 +80,9 @@ const magic = Buffer.from('VOUCHIX1', 'ascii');
 const headerSize = magic.length + 16;
 export const rowSize = 57;
 const maxU48 = 2 ** 48 - 1;
+/** Status byte bit: the row's digest is a merkle-sha256-1mib root. */
+const merkleBit = 0x80;
+const statusOffset = 56;
 
 export class SubjectIndex {
   readonly #bytes: Buffer;
@@ -73,6 +90,7 @@ export class SubjectIndex {
   readonly #heapStart: number;
   readonly #signers: readonly string[];
   readonly #keys: readonly string[];
+  #hasMerkle: boolean | undefined;
 
   private constructor(bytes: Buffer) {
     const fail = (why: string): never => {
@@ -132,25 +150,63 @@ export class SubjectIndex {
     return this.#rows;
   }
 
-  /** The records about `sha256` (64 lowercase hex), in log order. */
-  lookup(sha256: string): IndexedRecord[] {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) {
-      throw new VouchError('BAD_DATA', `not a SHA-256 digest: ${sha256.slice(0, 80)}`);
-    }
-    const target = Buffer.from(sha256, 'hex');
+  /** The records about `digest` (64 lowercase hex) by `algorithm`, in log order. */
+  lookup(digest: string, algorithm: DigestAlgorithm): IndexedRecord[] {
     const records: IndexedRecord[] = [];
-    for (let row = this.#lowerBound(target); row < this.#rows; row++) {
-      if (this.#compareDigest(row, target) !== 0) break;
-      records.push(this.#record(row));
-    }
+    for (const row of this.#rowsOf(digest, algorithm)) records.push(this.#record(row));
     return records;
   }
 
-  /** Every record in index order, with its digest (for export, tests and re-checks). */
-  *records(): Generator<{ readonly sha256: string; readonly record: IndexedRecord }> {
+  /** Whether any record is keyed by a merkle-sha256-1mib root (a scan, on first use). */
+  get hasMerkle(): boolean {
+    if (this.#hasMerkle === undefined) {
+      let row = 0;
+      while (row < this.#rows && !this.#isMerkle(row)) row++;
+      this.#hasMerkle = row < this.#rows;
+    }
+    return this.#hasMerkle;
+  }
+
+  /**
+   * The plain SHA-256 digests that the statements behind the rows of merkle root `merkle`
+   * give the same subjects (same log index, same name): with them, a file found by its
+   * chunked digest also meets the statements that name only its SHA-256 (a revocation
+   * signed with `--digest sha256:…`). A scan of the rows: it runs once per large file.
+   */
+  plainDigestsOf(merkle: string): string[] {
+    const subjects = new Map<number, Set<number>>();
+    for (const row of this.#rowsOf(merkle, merkleAlgorithm)) {
+      const at = headerSize + row * rowSize;
+      const logIndex = this.#bytes.readUIntBE(at + 32, 6);
+      const names = subjects.get(logIndex) ?? new Set();
+      subjects.set(logIndex, names.add(this.#bytes.readUInt32BE(at + 44)));
+    }
+    if (subjects.size === 0) return [];
+    const digests = new Set<string>();
     for (let row = 0; row < this.#rows; row++) {
       const at = headerSize + row * rowSize;
-      yield { sha256: this.#bytes.toString('hex', at, at + 32), record: this.#record(row) };
+      if (this.#isMerkle(row)) continue;
+      const names = subjects.get(this.#bytes.readUIntBE(at + 32, 6));
+      if (names?.has(this.#bytes.readUInt32BE(at + 44))) {
+        digests.add(this.#bytes.toString('hex', at, at + 32));
+      }
+    }
+    return [...digests];
+  }
+
+  /** Every record in index order, with its digest (for export, tests and re-checks). */
+  *records(): Generator<{
+    readonly digest: string;
+    readonly algorithm: DigestAlgorithm;
+    readonly record: IndexedRecord;
+  }> {
+    for (let row = 0; row < this.#rows; row++) {
+      const at = headerSize + row * rowSize;
+      yield {
+        digest: this.#bytes.toString('hex', at, at + 32),
+        algorithm: this.#isMerkle(row) ? merkleAlgorithm : 'sha256',
+        record: this.#record(row),
+      };
     }
   }
 
@@ -169,6 +225,23 @@ export class SubjectIndex {
       (digest) => this.#upperBound(digest),
       expectedRows,
     );
+  }
+
+  /** The rows about `digest` by `algorithm`, in log order. */
+  *#rowsOf(digest: string, algorithm: DigestAlgorithm): Generator<number> {
+    if (!/^[0-9a-f]{64}$/.test(digest)) {
+      throw new VouchError('BAD_DATA', `not a ${algorithm} digest: ${digest.slice(0, 80)}`);
+    }
+    const merkle = algorithm === merkleAlgorithm;
+    const target = Buffer.from(digest, 'hex');
+    for (let row = this.#lowerBound(target); row < this.#rows; row++) {
+      if (this.#compareDigest(row, target) !== 0) break;
+      if (this.#isMerkle(row) === merkle) yield row;
+    }
+  }
+
+  #isMerkle(row: number): boolean {
+    return ((this.#bytes[headerSize + row * rowSize + statusOffset] as number) & merkleBit) !== 0;
   }
 
   /** The first row whose digest is above `digest`. */
@@ -209,7 +282,9 @@ export class SubjectIndex {
     return {
       logIndex: BigInt(bytes.readUIntBE(at + 32, 6)),
       name: this.#string(bytes.readUInt32BE(at + 44)),
-      status: statementStatuses[bytes[at + 56] as number] as StatementStatus,
+      status: statementStatuses[
+        (bytes[at + statusOffset] as number) & ~merkleBit
+      ] as StatementStatus,
       signer: this.#signers[bytes.readUInt16BE(at + 52)] as string,
       issuedAt: formatIssuedAt(bytes.readUIntBE(at + 38, 6)),
       ...(reason === 0 ? {} : { reason: this.#string(reason - 1) }),
@@ -231,7 +306,7 @@ export class RecordBatchWriter {
   add(record: NewRecord): void {
     const status = statementStatuses.indexOf(record.status);
     if (
-      !/^[0-9a-f]{64}$/.test(record.sha256) ||
+      !/^[0-9a-f]{64}$/.test(record.digest) ||
       status < 0 ||
       !Number.isSafeInteger(record.logIndex) ||
       record.logIndex < 0 ||
@@ -254,13 +329,13 @@ export class RecordBatchWriter {
     if ((count + 1) * rowSize > this.#rows.length) this.#rows = grow(this.#rows, rowSize);
     const rows = this.#rows;
     const at = count * rowSize;
-    rows.write(record.sha256, at, 'hex');
+    rows.write(record.digest, at, 'hex');
     rows.writeUIntBE(record.logIndex, at + 32, 6);
     rows.writeUIntBE(record.issuedAtMs, at + 38, 6);
     rows.fill(0, at + 44, at + 52);
     rows.writeUInt16BE(signer, at + 52);
     rows.writeUInt16BE(key, at + 54);
-    rows[at + 56] = status;
+    rows[at + statusOffset] = record.algorithm === merkleAlgorithm ? status | merkleBit : status;
     this.#names.push(record.name);
     this.#reasons.push(record.reason ?? null);
   }

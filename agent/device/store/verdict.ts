@@ -6,17 +6,25 @@ import {
   type Verdict,
 } from '../../core/policy';
 import { rootSignerId } from '../../core/root';
+import type { DigestAlgorithm } from '../../core/statement';
 import type { TrustState } from './state';
 
+/** A digest to look a subject up by: a string is a SHA-256; another algorithm says so. */
+export type SubjectDigest =
+  | string
+  | { readonly algorithm: DigestAlgorithm; readonly digest: string };
+
 /**
- * The status of a subject digest from the device's state (ARCHITECTURE.md "Status
- * model"), at trusted time `now`. Statements were verified when synced; a statement whose
- * signing key the current root no longer lists for its signer (a key rotated out after a
- * compromise) no longer counts, and is reported as ignored.
+ * The status of a subject from the device's state (ARCHITECTURE.md "Status model"), at
+ * trusted time `now`. A subject known by several digests (an image: its ID and its repo
+ * digests) is decided by the statements about any of them, each statement once.
+ * Statements were verified when synced; a statement whose signing key the current root no
+ * longer lists for its signer (a key rotated out after a compromise) no longer counts, and
+ * is reported as ignored.
  */
 export function verdictFor(
   state: TrustState,
-  sha256: string,
+  sha256: string | readonly SubjectDigest[],
   now: number,
   options: StatusOptions = {},
 ): Verdict {
@@ -27,7 +35,18 @@ export function verdictFor(
     ),
   ]);
   const retired: IgnoredRecord[] = [];
-  const current = state.index.lookup(sha256).filter((record) => {
+  const digests = typeof sha256 === 'string' ? [sha256] : sha256;
+  const seen = new Set<bigint>();
+  const records = digests.flatMap((digest) =>
+    typeof digest === 'string'
+      ? state.index.lookup(digest, 'sha256')
+      : state.index.lookup(digest.digest, digest.algorithm),
+  );
+  // One statement naming two of the digests is one statement (log index is unique).
+  const unique = records.filter(
+    (record) => !seen.has(record.logIndex) && seen.add(record.logIndex),
+  );
+  const current = unique.filter((record) => {
     // Other signers' statements are left out, not reported (StatusOptions.signer).
     const other = record.signer !== options.signer && record.signer !== rootSignerId;
     if (options.signer !== undefined && other) return false;

@@ -82,7 +82,7 @@ export interface Applied {
   readonly size: number;
   /** Entries added to the state. */
   readonly added: number;
-  /** Records (statement subjects) added to the index. */
+  /** Records (one per digest of a statement subject) added to the index. */
   readonly indexed: number;
   readonly skipped: readonly SkippedEntry[];
   readonly rootVersion: number;

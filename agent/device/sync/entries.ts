@@ -4,6 +4,7 @@ import { asVouchError } from '../../core/errors';
 import type { PublicKey } from '../../core/keys';
 import { hashLeaf, hashSize } from '../../core/merkle';
 import type { Root } from '../../core/root';
+import { merkleAlgorithm } from '../../core/statement';
 import { decodeEntryBundle, fullWidth, type TileId } from '../../core/tiles';
 import { parseUtcTime } from '../../core/time';
 import { type RecordBatch, RecordBatchWriter } from '../store/subjects';
@@ -11,7 +12,8 @@ import { type RecordBatch, RecordBatchWriter } from '../store/subjects';
 /**
  * Checks the entries of one entry bundle for the index: each entry's RFC 6962 leaf hash
  * (compared with the tiles and fed to the compact range by the caller), and each
- * statement's signature, signer, scope and validity window under the current root. An
+ * statement's signature, signer, scope and validity window under the current root; each
+ * subject gives a record per digest it names (sha256, and merkle-sha256-1mib when given). An
  * entry that is not a valid statement under this root is logged but not indexed, and
  * reported. Pure CPU work: runs on a worker thread (verify.worker.ts) or inline for small
  * syncs. A bundle travels as its bytes (one copy per message, no per-entry objects).
@@ -70,8 +72,7 @@ export function checkEntries(root: Root, run: BundleRun): CheckedEntries {
       const key = hexOf(keys[0] as PublicKey);
       const issuedAtMs = parseUtcTime(statement.issuedAt, 'issuedAt');
       for (const subject of statement.subjects) {
-        records.add({
-          sha256: subject.sha256,
+        const record = {
           logIndex,
           name: subject.name,
           status: statement.status,
@@ -79,7 +80,12 @@ export function checkEntries(root: Root, run: BundleRun): CheckedEntries {
           issuedAtMs,
           ...(statement.reason !== undefined ? { reason: statement.reason } : {}),
           key,
-        });
+        };
+        records.add({ digest: subject.sha256, algorithm: 'sha256', ...record });
+        // A chunked digest gets a row of its own kind (store/subjects.ts: never confused).
+        if (subject.merkle !== undefined) {
+          records.add({ digest: subject.merkle, algorithm: merkleAlgorithm, ...record });
+        }
       }
     } catch (error) {
       const failure = asVouchError(error);

@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { Worker } from 'node:worker_threads';
+import { planHashing, readProfile } from '../../../hw';
 import { VouchError } from '../../core/errors';
 import { CompactRange } from '../../core/merkle';
 import { startWorker } from '../worker';
@@ -14,8 +15,12 @@ import type { Reply, Request } from './protocol';
  * - `hash(source)`: the plain SHA-256 of a file or a byte stream (an image layer, a
  *   download). One digest is sequential, so one job runs on one worker; jobs run in
  *   parallel up to one per worker, and more wait their turn.
- * - `hashChunked(source)`: the RFC 6962 Merkle root over the SHA-256 leaf hashes of
- *   `chunkSize`-byte chunks, which spreads one large file over every worker.
+ * - `hashChunked(source, leafSize)`: the RFC 6962 §2.1 Merkle Tree Hash over the chunks of
+ *   `leafSize` bytes (the last one shorter), each hashed as an RFC 6962 leaf,
+ *   SHA-256(0x00 ‖ chunk) (core/merkle.ts hashLeaf, in hash.worker.ts); no chunks give the
+ *   empty-tree hash SHA-256(""). Chunks hash independently, which spreads one large file over
+ *   every worker. The leaf size is the caller's: a digest that is recorded (statement.ts
+ *   `merkle-sha256-1mib`) fixes it, whatever the plan's chunk size.
  *
  * A worker that dies fails the jobs it held with WORKER_FAILED and is replaced; a job never
  * waits for a thread that is gone.
@@ -24,7 +29,7 @@ import type { Reply, Request } from './protocol';
 export interface PoolOptions {
   /** Worker threads. */
   readonly workers: number;
-  /** Bytes per read and per message; also the leaf size of chunked digests. */
+  /** Bytes per read and per message of plain digests. */
   readonly chunkSize: number;
   /** Bytes read but not yet hashed, at most. At least one chunk. */
   readonly inFlightBytes: number;
@@ -43,9 +48,14 @@ export interface Digest {
 export interface ChunkedDigest {
   /** RFC 6962 Merkle tree hash over the leaf hashes of the chunks, lowercase hex. */
   readonly root: string;
-  readonly chunkSize: number;
+  readonly leafSize: number;
   readonly chunks: number;
   readonly size: number;
+}
+
+/** A pool sized by the hashing plan for this board and the storage `paths` are on. */
+export async function plannedPool(paths: readonly string[]): Promise<HashPool> {
+  return new HashPool(planHashing(await readProfile({ root: '/', paths })));
 }
 
 export class HashPool {
@@ -130,9 +140,16 @@ export class HashPool {
     }
   }
 
-  async hashChunked(source: Source): Promise<ChunkedDigest> {
+  /** `onProgress` as for {@link hash}: bytes read so far, in whatever order chunks come. */
+  async hashChunked(
+    source: Source,
+    leafSize: number,
+    onProgress?: (bytes: number) => void,
+  ): Promise<ChunkedDigest> {
     this.#check();
-    const chunkSize = this.#chunkSize;
+    if (!Number.isSafeInteger(leafSize) || leafSize < 1) {
+      throw new VouchError('INTERNAL', 'hash pool: leaf size must be an integer ≥ 1');
+    }
     const job = this.#begin();
     let input: Input | undefined;
     try {
@@ -155,7 +172,8 @@ export class HashPool {
       const from = input;
       const lane = async () => {
         for (;;) {
-          const buffer = await this.#buffers.take(chunkSize);
+          // Leaf-sized buffers: one chunk per message, whatever the plan's chunk size.
+          const buffer = await this.#buffers.take(leafSize);
           if (index >= end) {
             this.#buffers.release(buffer);
             return;
@@ -164,13 +182,14 @@ export class HashPool {
           // in between, so that concurrent lanes cannot swap them.
           const at = index++;
           const length = await this.#fill(from, buffer, job);
-          if (length < chunkSize) end = Math.min(end, length === 0 ? at : at + 1);
+          if (length < leafSize) end = Math.min(end, length === 0 ? at : at + 1);
           if (length === 0) {
             this.#buffers.release(buffer);
             continue;
           }
           chunks++;
           size += length;
+          onProgress?.(size);
           const thread = this.#lightest((t) => t.holding);
           thread.jobs.add(job);
           job.threads.add(thread);
@@ -187,7 +206,7 @@ export class HashPool {
       if (chunks !== end || range.size !== chunks) {
         throw new VouchError('BAD_DATA', 'the input changed while it was being hashed');
       }
-      return { root: hex(range.root()), chunkSize, chunks, size };
+      return { root: hex(range.root()), leafSize, chunks, size };
     } finally {
       this.#end(job);
       await input?.close();

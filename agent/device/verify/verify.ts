@@ -1,12 +1,14 @@
-import { planHashing, readProfile } from '../../../hw';
 import { asVouchError, type ErrorCode, VouchError } from '../../core/errors';
+import type { IgnoredRecord, StatusOptions, Verdict } from '../../core/policy';
+import { type DigestAlgorithm, merkleAlgorithm } from '../../core/statement';
 import type { StatusName } from '../../core/status';
 import { formatUtcTime } from '../../core/time';
 import { freshness, trustedNow } from '../status';
 import { loadState, type TrustState } from '../store/state';
 import { readSyncStatus } from '../store/status';
 import { verdictFor } from '../store/verdict';
-import { HashPool } from './pool';
+import { type DigestChoice, type FileVerdict, merkleVerdict, verifyFile } from './chunked';
+import { type HashPool, plannedPool } from './pool';
 
 /**
  * `vouch verify` and `vouch authenticate`: hash files on the device (HashPool sized by the
@@ -16,8 +18,11 @@ import { HashPool } from './pool';
  * its own with its error, never UNTRUSTED.
  */
 
-/** A file to hash, or a SHA-256 digest (64 lowercase hex) taken as given. */
-export type Subject = { readonly file: string } | { readonly sha256: string };
+/** A file to hash, or a digest (64 lowercase hex) taken as given: SHA-256 or merkle-sha256-1mib. */
+export type Subject =
+  | { readonly file: string }
+  | { readonly sha256: string }
+  | { readonly merkle: string };
 
 export interface VerifyOptions {
   readonly stateDir: string;
@@ -27,6 +32,8 @@ export interface VerifyOptions {
   readonly signer?: string;
   /** Bytes read so far of a file being hashed, after each chunk. */
   readonly onProgress?: (path: string, bytes: number) => void;
+  /** Which digest of a file to look up (chunked.ts verifyFile); default `auto`. */
+  readonly digest?: DigestChoice;
   readonly clock?: () => number;
 }
 
@@ -38,10 +45,14 @@ export interface IgnoredStatement {
 }
 
 export interface SubjectResult {
-  /** The path as given, or `sha256:<hex>`. */
+  /** The path as given, or `sha256:<hex>` / `merkle-sha256-1mib:<hex>`. */
   readonly subject: string;
-  /** The digest looked up; null when a file could not be hashed or was not read. */
+  /** Which digest was looked up; null when a file could not be hashed or was not read. */
+  readonly digest: DigestAlgorithm | null;
+  /** The SHA-256; null when not computed (a file decided by its chunked digest) or not read. */
   readonly sha256: string | null;
+  /** The merkle-sha256-1mib root, when it was computed or given; else null. */
+  readonly merkle: string | null;
   /** Bytes hashed (files only). */
   readonly size: number | null;
   /** null when the subject could not be checked (then `error` says why). */
@@ -83,43 +94,103 @@ export function parseDigest(text: string): string {
   return match[1].toLowerCase();
 }
 
+const merklePattern = new RegExp(`^${merkleAlgorithm}:([0-9a-fA-F]{64})$`);
+
+/** For `vouch verify digest`: `merkle-sha256-1mib:<hex>`, or a SHA-256 as parseDigest reads it. */
+export function parseSubjectDigest(text: string): Subject {
+  const merkle = merklePattern.exec(text)?.[1];
+  if (merkle) return { merkle: merkle.toLowerCase() };
+  try {
+    return { sha256: parseDigest(text) };
+  } catch {
+    throw new VouchError(
+      'USAGE',
+      `not a digest (sha256:<64 hex> or ${merkleAlgorithm}:<64 hex>): ${text.slice(0, 80)}`,
+    );
+  }
+}
+
+/** What every verify report says about the trust state it answered from. */
+export type TrustSummary = Omit<VerifyReport, 'results'>;
+
+export interface OpenedTrust {
+  /** undefined when the device has none, or a damaged one (then `error` says which). */
+  readonly state: TrustState | undefined;
+  readonly error: VouchError | undefined;
+  /** Trusted time (ms) the policy is applied at: the clock, never below the clock floor. */
+  readonly now: number;
+  readonly summary: TrustSummary;
+}
+
+/**
+ * The device's trust state for answering questions, with what a report says about it.
+ * No state, or a damaged one, is not thrown: each answer is then "could not check".
+ */
+export async function openTrust(
+  stateDir: string,
+  maxAge: number,
+  clock: () => number = Date.now,
+): Promise<OpenedTrust> {
+  let state: TrustState | undefined;
+  let error: VouchError | undefined;
+  try {
+    state = await loadState(stateDir);
+    if (!state) {
+      error = new VouchError(
+        'NO_TRUST_STATE',
+        `no trust state in ${stateDir}: run vouch sync --root ROOT (or snapshot import) first`,
+      );
+    }
+  } catch (failure) {
+    error = asVouchError(failure);
+  }
+  const now = trustedNow(state, clock);
+  const lastSuccess = state ? (await readSyncStatus(stateDir)).lastSuccess?.at : undefined;
+  const fresh = freshness(state, lastSuccess, now, maxAge);
+  return {
+    state,
+    error,
+    now,
+    summary: {
+      stateDir,
+      state: state ? 'ok' : error?.code === 'NO_TRUST_STATE' ? 'missing' : 'invalid',
+      stale: fresh.stale,
+      freshSince: fresh.since === undefined ? null : formatUtcTime(fresh.since),
+      size: state?.checkpoint.checkpoint.size ?? null,
+      rootVersion: state?.root.version ?? null,
+      now: formatUtcTime(now),
+    },
+  };
+}
+
 export async function verifySubjects(
   subjects: readonly Subject[],
   options: VerifyOptions,
 ): Promise<VerifyReport> {
-  const clock = options.clock ?? Date.now;
-  let state: TrustState | undefined;
-  let stateError: VouchError | undefined;
+  // The hash workers boot while the state loads (each takes tens of milliseconds).
+  const paths = subjects.flatMap((subject) => ('file' in subject ? [subject.file] : []));
+  const starting = paths.length > 0 ? plannedPool(paths) : undefined;
+  starting?.catch(() => {}); // awaited below: a failure is not unhandled meanwhile
+  let trust: OpenedTrust;
+  let files: Awaited<ReturnType<typeof verifyFiles>> | undefined;
   try {
-    state = await loadState(options.stateDir);
-    if (!state) {
-      stateError = new VouchError(
-        'NO_TRUST_STATE',
-        `no trust state in ${options.stateDir}: run vouch sync --root ROOT (or snapshot import) first`,
-      );
-    }
-  } catch (error) {
-    stateError = asVouchError(error);
+    trust = await openTrust(options.stateDir, options.maxAge, options.clock);
+    const pool = await starting;
+    // Files are hashed only when there is something to check them against.
+    if (trust.state && pool)
+      files = await verifyFiles(pool, subjects, trust.state, trust.now, options);
+  } finally {
+    await (await starting?.catch(() => undefined))?.close();
   }
-  const now = trustedNow(state, clock);
-  const lastSuccess = state ? (await readSyncStatus(options.stateDir)).lastSuccess?.at : undefined;
-  const fresh = freshness(state, lastSuccess, now, options.maxAge);
-  // Files are hashed only when there is something to check them against.
-  const digests = stateError ? undefined : await hashAll(subjects, options.onProgress);
+  const { state, error: stateError, now, summary } = trust;
+  const status = { signer: options.signer };
   const results = subjects.map((subject, i): SubjectResult => {
-    const label = 'file' in subject ? subject.file : `sha256:${subject.sha256}`;
-    const hashed = digests?.[i];
-    const base = {
-      subject: label,
-      sha256:
-        'file' in subject ? (hashed && 'sha256' in hashed ? hashed.sha256 : null) : subject.sha256,
-      size: hashed && 'size' in hashed ? hashed.size : null,
-    };
-    const failure = stateError ?? (hashed && 'error' in hashed ? hashed.error : undefined);
-    if (failure || !state || base.sha256 === null) {
-      return couldNotCheck(base, failure ?? new VouchError('INTERNAL', 'no digest'));
+    const looked = files?.[i];
+    const failure = stateError ?? (looked && 'error' in looked ? looked.error : undefined);
+    const { base, verdict } = lookUp(subject, looked, state && { state, now, status });
+    if (failure || !verdict) {
+      return couldNotCheck(base, failure ?? new VouchError('INTERNAL', 'no verdict'));
     }
-    const verdict = verdictFor(state, base.sha256, now, { signer: options.signer });
     if (verdict.outcome === 'could-not-check') {
       return couldNotCheck(base, new VouchError('CANNOT_CHECK', verdict.reason));
     }
@@ -133,30 +204,69 @@ export async function verifySubjects(
       logIndex: decided ? Number(decided.logIndex) : null,
       issuedAt: decided?.issuedAt ?? null,
       reason: verdict.reason,
-      ignored: verdict.ignored.map(({ record, code, reason }) => ({
-        signer: record.signer,
-        logIndex: Number(record.logIndex),
-        code,
-        reason,
-      })),
+      ignored: describeIgnored(verdict.ignored),
     };
   });
+  return { ...summary, results };
+}
+
+/** The statements a verdict left out, and why, as results report them. */
+export function describeIgnored(ignored: readonly IgnoredRecord[]): IgnoredStatement[] {
+  return ignored.map(({ record, code, reason }) => ({
+    signer: record.signer,
+    logIndex: Number(record.logIndex),
+    code,
+    reason,
+  }));
+}
+
+/** What a result says about its subject and its digests, whatever the verdict. */
+type Base = Pick<SubjectResult, 'subject' | 'digest' | 'sha256' | 'merkle' | 'size'>;
+
+/** A subject's digests and verdict: a file's from verifyFile, a given digest's looked up here. */
+function lookUp(
+  subject: Subject,
+  looked: FileVerdict | { readonly error: VouchError } | undefined,
+  trust: { state: TrustState; now: number; status: StatusOptions } | undefined,
+): { readonly base: Base; readonly verdict: Verdict | undefined } {
+  if ('file' in subject) {
+    const found = looked && 'verdict' in looked ? looked : undefined;
+    return {
+      base: {
+        subject: subject.file,
+        digest: found?.digest ?? null,
+        sha256: found?.sha256 ?? null,
+        merkle: found?.merkle ?? null,
+        size: found?.size ?? null,
+      },
+      verdict: found?.verdict,
+    };
+  }
+  if ('sha256' in subject) {
+    return {
+      base: {
+        subject: `sha256:${subject.sha256}`,
+        digest: 'sha256',
+        sha256: subject.sha256,
+        merkle: null,
+        size: null,
+      },
+      verdict: trust && verdictFor(trust.state, subject.sha256, trust.now, trust.status),
+    };
+  }
   return {
-    stateDir: options.stateDir,
-    state: state ? 'ok' : stateError?.code === 'NO_TRUST_STATE' ? 'missing' : 'invalid',
-    stale: fresh.stale,
-    freshSince: fresh.since === undefined ? null : formatUtcTime(fresh.since),
-    size: state?.checkpoint.checkpoint.size ?? null,
-    rootVersion: state?.root.version ?? null,
-    now: formatUtcTime(now),
-    results,
+    base: {
+      subject: `${merkleAlgorithm}:${subject.merkle}`,
+      digest: merkleAlgorithm,
+      sha256: null,
+      merkle: subject.merkle,
+      size: null,
+    },
+    verdict: trust && merkleVerdict(trust.state, subject.merkle, trust.now, trust.status),
   };
 }
 
-function couldNotCheck(
-  base: Pick<SubjectResult, 'subject' | 'sha256' | 'size'>,
-  error: VouchError,
-): SubjectResult {
+function couldNotCheck(base: Base, error: VouchError): SubjectResult {
   return {
     ...base,
     status: null,
@@ -171,30 +281,24 @@ function couldNotCheck(
   };
 }
 
-type Hashed = { readonly sha256: string; readonly size: number } | { readonly error: VouchError };
-
-/** Digests of the file subjects (undefined for given digests), on a pool sized for their storage. */
-async function hashAll(
+/** Each file subject hashed and looked up on `pool` (undefined for given digests). */
+async function verifyFiles(
+  pool: HashPool,
   subjects: readonly Subject[],
-  onProgress: VerifyOptions['onProgress'],
-): Promise<(Hashed | undefined)[]> {
-  const paths = subjects.flatMap((subject) => ('file' in subject ? [subject.file] : []));
-  if (paths.length === 0) return subjects.map(() => undefined);
-  const pool = new HashPool(planHashing(await readProfile({ root: '/', paths })));
-  try {
-    return await Promise.all(
-      subjects.map((subject) =>
-        'file' in subject
-          ? pool
-              .hash(subject.file, onProgress && ((bytes) => onProgress(subject.file, bytes)))
-              .then(
-                (digest): Hashed => digest,
-                (error): Hashed => ({ error: asVouchError(error) }),
-              )
-          : undefined,
-      ),
-    );
-  } finally {
-    await pool.close();
-  }
+  state: TrustState,
+  now: number,
+  options: VerifyOptions,
+): Promise<(FileVerdict | { readonly error: VouchError } | undefined)[]> {
+  const { onProgress } = options;
+  return Promise.all(
+    subjects.map((subject) =>
+      'file' in subject
+        ? verifyFile(pool, subject.file, state, now, {
+            choice: options.digest ?? 'auto',
+            status: { signer: options.signer },
+            onProgress: onProgress && ((bytes) => onProgress(subject.file, bytes)),
+          }).catch((error) => ({ error: asVouchError(error) }))
+        : undefined,
+    ),
+  );
 }

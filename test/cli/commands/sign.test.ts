@@ -2,11 +2,8 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imageSubjects } from '../../../agent/cli/docker';
 import { parseEnvelope, verifyEnvelope } from '../../../agent/core/dsse';
-import { VouchError } from '../../../agent/core/errors';
 import { parseStatement } from '../../../agent/core/statement';
 import { runCli } from '../../helpers/cli';
 import { buildScratchImage, type Dockerd, startDockerd } from '../../helpers/dockerd';
@@ -93,6 +90,10 @@ describe('vouch sign', () => {
     ['a digest that is not sha256', ['--digest', `sha512:${'0'.repeat(64)}`, '--name', 'n']],
     ['an uppercase digest', ['--digest', `sha256:${'A'.repeat(64)}`, '--name', 'n']],
     ['an unknown status', ['--file', file, '--status', 'maybe']],
+    [
+      '--chunked without --file',
+      ['--digest', `sha256:${'0'.repeat(64)}`, '--name', 'n', '--chunked'],
+    ],
   ])('refuses %s with exit 64', async (_what, args) => {
     const result = await runCli(['sign', ...base, ...args]);
     expect(result.exitCode).toBe(64);
@@ -164,62 +165,27 @@ describe('vouch sign', () => {
 
   it('reports a file it cannot read with exit 74 and writes nothing', async () => {
     const out = join(dir, 'never.json');
-    const result = await runCli(['sign', ...base, '--file', join(dir, 'missing'), '--out', out]);
-    expect(result.exitCode).toBe(74);
+    for (const chunked of [[], ['--chunked']]) {
+      const missing = join(dir, 'missing');
+      const result = await runCli(['sign', ...base, '--file', missing, ...chunked, '--out', out]);
+      expect(result.exitCode).toBe(74);
+    }
     expect(readdirSync(dir)).not.toContain('never.json');
   });
-});
 
-describe('imageSubjects', () => {
-  /** The Engine API answer for an image pulled from a registry (repo digests need a registry). */
-  const fakeDocker = (inspect: object | Error) =>
-    ({
-      getImage: () => ({
-        inspect: async () => {
-          if (inspect instanceof Error) throw inspect;
-          return inspect;
-        },
-      }),
-    }) as unknown as Docker;
-  const id = `sha256:${'1'.repeat(64)}`;
-  const pulled = {
-    Id: id,
-    RepoTags: ['ghcr.io/home-assistant/core:2025.6.0', 'ghcr.io/home-assistant/core:stable'],
-    RepoDigests: [
-      `ghcr.io/home-assistant/core@sha256:${'2'.repeat(64)}`,
-      `docker.io/homeassistant/core@sha256:${'3'.repeat(64)}`,
-    ],
-  };
-
-  it('names the image ID by the reference and each repo digest by its repository', async () => {
-    expect(await imageSubjects(fakeDocker(pulled), 'ghcr.io/home-assistant/core:stable')).toEqual([
-      { name: 'ghcr.io/home-assistant/core:stable', sha256: '1'.repeat(64) },
-      { name: 'ghcr.io/home-assistant/core', sha256: '2'.repeat(64) },
-      { name: 'docker.io/homeassistant/core', sha256: '3'.repeat(64) },
+  it('--file --chunked records the merkle-sha256-1mib digest beside sha256', async () => {
+    // One chunk: the root is the RFC 6962 leaf hash SHA-256(0x00 ‖ content).
+    const merkle = createHash('sha256').update('\0disk image bytes').digest('hex');
+    const out = join(dir, 'chunked.json');
+    const result = await runCli(['sign', ...base, '--file', file, '--chunked', '--out', out]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toBe(
+      `${out}: trusted by notary@home-assistant.io for haos_rpi5-64-14.0.img.xz ` +
+        `(sha256:${fileDigest}, merkle-sha256-1mib:${merkle})\n`,
+    );
+    expect(statementIn(readFileSync(out, 'utf8')).subjects).toEqual([
+      { name: 'haos_rpi5-64-14.0.img.xz', sha256: fileDigest, merkle },
     ]);
-    expect((await imageSubjects(fakeDocker(pulled), id))[0]?.name).toBe(
-      'ghcr.io/home-assistant/core:2025.6.0',
-    );
-    expect((await imageSubjects(fakeDocker(pulled), id, 'given'))[0]?.name).toBe('given');
-  });
-
-  it('maps Docker failures to typed errors', async () => {
-    const missing = Object.assign(new Error('no such image'), { statusCode: 404 });
-    await expect(imageSubjects(fakeDocker(missing), 'x')).rejects.toMatchObject({
-      code: 'IMAGE_NOT_FOUND',
-    });
-    const down = Object.assign(new Error('connect ENOENT /var/run/docker.sock'), {
-      code: 'ENOENT',
-    });
-    await expect(imageSubjects(fakeDocker(down), 'x')).rejects.toMatchObject({
-      code: 'UNAVAILABLE',
-    });
-    await expect(imageSubjects(fakeDocker({ ...pulled, RepoTags: [] }), id)).rejects.toBeInstanceOf(
-      VouchError,
-    );
-    await expect(
-      imageSubjects(fakeDocker({ ...pulled, Id: 'sha512:00' }), 'x'),
-    ).rejects.toMatchObject({ code: 'BAD_DATA' });
   });
 });
 

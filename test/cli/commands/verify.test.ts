@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, truncate, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -207,10 +208,172 @@ describe('vouch verify', () => {
   });
 });
 
+describe('chunked digests (merkle-sha256-1mib): sign --chunked, verify file [--chunked]', () => {
+  const MiB = 2 ** 20;
+  let chunked: PublishedWorld;
+  const at = (name: string) => join(chunked.dir, name);
+  /** G: signed --chunked; its one-chunk root SHA-256(0x00 ‖ G) is the plain SHA-256 of 0x00 ‖ G. */
+  const g = 'content of g';
+  const leafOf = (text: string) => createHash('sha256').update(`\0${text}`).digest('hex');
+  const verify = async (...args: string[]) => {
+    const result = await runCli([...args, '--state-dir', chunked.stateDir, '-o', 'json']);
+    return { exitCode: result.exitCode, json: JSON.parse(result.stdout), stderr: result.stderr };
+  };
+
+  beforeAll(async () => {
+    chunked = await publishAndSync(async ({ file, sign }) => {
+      // Files of 64 MiB and more are looked up by their chunked digest first.
+      const big = async (name: string) => {
+        await writeFile(file(name), `content of ${name}`);
+        await truncate(file(name), 65 * MiB + 7);
+      };
+      for (const name of ['bundle.raucb', 'plain.raucb', 'pulled.raucb']) await big(name);
+      await writeFile(file('g'), g);
+      await writeFile(file('y'), `\0content of g2`);
+      const envelopes = [
+        await sign('notarize', notary, 'bundle.raucb', '--chunked'),
+        await sign('notarize', notary, 'plain.raucb'),
+        await sign('notarize', notary, 'pulled.raucb', '--chunked'),
+        await sign('notarize', notary, 'g', '--chunked'),
+        // y = 0x00 ‖ G2: its plain SHA-256 is the one-chunk root of G2, which nobody signed.
+        await sign('notarize', notary, 'y'),
+      ];
+      // A revocation that names only the SHA-256 (made without the file).
+      const sha256 = createHash('sha256')
+        .update('content of pulled.raucb')
+        .update(Buffer.alloc(65 * MiB + 7 - 'content of pulled.raucb'.length))
+        .digest('hex');
+      const revocation = file('pulled-revoked.json');
+      const revoke = await runCli([
+        'sign',
+        '--key',
+        file(`keys/${notary}.key`),
+        '--signer',
+        notary,
+        '--digest',
+        `sha256:${sha256}`,
+        '--name',
+        'pulled.raucb',
+        '--status',
+        'revoked',
+        '--reason',
+        'pulled',
+        '--out',
+        revocation,
+      ]);
+      expect(revoke.exitCode, revoke.stderr).toBe(0);
+      return [...envelopes, revocation];
+    });
+    await writeFile(at('a'), `\0${g}`);
+    await writeFile(at('g2'), 'content of g2');
+  });
+
+  it('a large file signed --chunked is decided by its chunked digest, on all cores', async () => {
+    const { exitCode, json } = await verify('verify', 'file', at('bundle.raucb'));
+    expect(exitCode).toBe(0);
+    expect(json.results[0]).toMatchObject({
+      status: 'TRUSTED',
+      digest: 'merkle-sha256-1mib',
+      merkle: expect.stringMatching(/^[0-9a-f]{64}$/),
+      sha256: null,
+      size: 65 * MiB + 7,
+      name: 'bundle.raucb',
+      logIndex: 7,
+    });
+    const forced = await verify('verify', 'file', '--chunked', at('bundle.raucb'));
+    expect(forced.exitCode).toBe(0);
+    expect(forced.json.results[0]).toMatchObject({
+      digest: 'merkle-sha256-1mib',
+      merkle: json.results[0].merkle,
+    });
+    const text = await runCli([
+      'verify',
+      'file',
+      at('bundle.raucb'),
+      '--state-dir',
+      chunked.stateDir,
+    ]);
+    expect(text.stdout).toMatch(
+      new RegExp(`^TRUSTED ${at('bundle.raucb')} merkle-sha256-1mib:${json.results[0].merkle}: `),
+    );
+    const digest = await verify('verify', 'digest', `merkle-sha256-1mib:${json.results[0].merkle}`);
+    expect(digest.exitCode).toBe(0);
+    expect(digest.json.results[0]).toMatchObject({
+      subject: `merkle-sha256-1mib:${json.results[0].merkle}`,
+      digest: 'merkle-sha256-1mib',
+      status: 'TRUSTED',
+    });
+  });
+
+  it('a large file signed without --chunked still verifies, by SHA-256 (not with --chunked)', async () => {
+    const { exitCode, json } = await verify('verify', 'file', at('plain.raucb'));
+    expect(exitCode).toBe(0);
+    expect(json.results[0]).toMatchObject({
+      status: 'TRUSTED',
+      digest: 'sha256',
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      // Computed first, found nothing: reported all the same.
+      merkle: expect.stringMatching(/^[0-9a-f]{64}$/),
+      logIndex: 8,
+    });
+    const forced = await verify('verify', 'file', '--chunked', at('plain.raucb'));
+    expect(forced.exitCode).toBe(2);
+    expect(forced.json.results[0]).toMatchObject({ status: 'UNKNOWN', sha256: null });
+  });
+
+  it('a revocation naming only the SHA-256 reaches the file found by its chunked digest', async () => {
+    for (const args of [[], ['--chunked']]) {
+      const { exitCode, json } = await verify('verify', 'file', ...args, at('pulled.raucb'));
+      expect(exitCode).toBe(4);
+      expect(json.results[0]).toMatchObject({
+        status: 'REVOKED',
+        digest: 'merkle-sha256-1mib',
+        reason: expect.stringMatching(/pulled$/),
+      });
+    }
+  });
+
+  it('one digest kind never answers for the other (SHA-256(0x00 ‖ G) = root of G)', async () => {
+    // a = 0x00 ‖ G: its SHA-256 is G's chunked root, which was signed; a was not.
+    const a = await verify('verify', 'file', at('a'));
+    expect(a.exitCode).toBe(2);
+    expect(a.json.results[0]).toMatchObject({ status: 'UNKNOWN', sha256: leafOf(g) });
+    const asSha256 = await verify('verify', 'digest', `sha256:${leafOf(g)}`);
+    expect(asSha256.json.results[0]).toMatchObject({ status: 'UNKNOWN' });
+    const asRoot = await verify('verify', 'digest', `merkle-sha256-1mib:${leafOf(g)}`);
+    expect(asRoot.json.results[0]).toMatchObject({ status: 'TRUSTED', name: 'g' });
+    // g2's chunked root is the SHA-256 of y, which was signed; g2 was not.
+    const g2 = await verify('verify', 'file', '--chunked', at('g2'));
+    expect(g2.exitCode).toBe(2);
+    expect(g2.json.results[0]).toMatchObject({
+      status: 'UNKNOWN',
+      merkle: leafOf('content of g2'),
+    });
+    const asRootY = await verify(
+      'verify',
+      'digest',
+      `merkle-sha256-1mib:${leafOf('content of g2')}`,
+    );
+    expect(asRootY.json.results[0]).toMatchObject({ status: 'UNKNOWN' });
+  });
+
+  it('verify digest refuses what is neither digest (exit 64)', async () => {
+    const { exitCode, json } = await verify(
+      'verify',
+      'digest',
+      `merkle-sha256-4mib:${'0'.repeat(64)}`,
+    );
+    expect(exitCode).toBe(64);
+    expect(json.error.code).toBe('USAGE');
+  });
+});
+
 describe('exit code rules and the progress line', () => {
   const result = (fields: Partial<SubjectResult>): SubjectResult => ({
     subject: 's',
+    digest: null,
     sha256: null,
+    merkle: null,
     size: null,
     status: null,
     code: null,

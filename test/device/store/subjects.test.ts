@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { VouchError } from '../../../agent/core/errors';
-import { statementStatuses } from '../../../agent/core/statement';
+import { merkleAlgorithm, statementStatuses } from '../../../agent/core/statement';
 import {
   type NewRecord,
   RecordBatchWriter,
@@ -17,9 +17,13 @@ const samePrefix = fc
   .uint8Array({ minLength: 28, maxLength: 28 })
   .map((b) => `cafe0000${Buffer.from(b).toString('hex')}`);
 
+const algorithms = ['sha256', merkleAlgorithm] as const;
+
 const record = (logIndex: number) =>
   fc.record({
-    sha256: fc.oneof(hex64, samePrefix, fc.constantFrom('aa'.repeat(32), 'bb'.repeat(32))),
+    // Both kinds draw from the same digests, so a digest can be one kind here, the other there.
+    digest: fc.oneof(hex64, samePrefix, fc.constantFrom('aa'.repeat(32), 'bb'.repeat(32))),
+    algorithm: fc.constantFrom(...algorithms),
     logIndex: fc.constant(logIndex),
     name: fc.string({ maxLength: 40 }).map((s) => `ghcr.io/x/${s}`),
     status: fc.constantFrom(...statementStatuses),
@@ -29,7 +33,7 @@ const record = (logIndex: number) =>
     key: fc.constantFrom('11'.repeat(32), '22'.repeat(32)),
   });
 
-/** Records for log indexes 0..n-1, each with one to three subjects. */
+/** Records for log indexes 0..n-1, each with one to three subject digests. */
 const records = fc
   .integer({ min: 0, max: 60 })
   .chain((n) =>
@@ -57,19 +61,25 @@ function strip(r: NewRecord) {
 }
 
 describe('SubjectIndex', () => {
-  it('looks up every record by digest, in log order, like a map would', () => {
+  it('looks up every record by digest and algorithm, in log order, like a map would', () => {
     fc.assert(
       fc.property(records, (all) => {
         const index = extended(SubjectIndex.empty(), all);
         expect(index.rows).toBe(all.length);
-        for (const digest of new Set(all.map((r) => r.sha256))) {
-          const expected = all.filter((r) => r.sha256 === digest);
-          const found = index.lookup(digest);
+        expect(index.hasMerkle).toBe(all.some((r) => r.algorithm === merkleAlgorithm));
+        const keys = [...new Set(all.map((r) => r.digest))].flatMap((digest) =>
+          algorithms.map((algorithm) => [digest, algorithm] as const),
+        );
+        for (const [digest, algorithm] of keys) {
+          // Never a record of the other kind: the kinds share digests in this property.
+          const expected = all.filter((r) => r.digest === digest && r.algorithm === algorithm);
+          const found = index.lookup(digest, algorithm);
           expect(found.map((r) => Number(r.logIndex))).toEqual(expected.map((r) => r.logIndex));
           found.forEach((r, i) => {
             const want = strip(expected[i] as NewRecord);
             expect({
-              sha256: digest,
+              digest,
+              algorithm,
               logIndex: Number(r.logIndex),
               name: r.name,
               status: r.status,
@@ -80,10 +90,81 @@ describe('SubjectIndex', () => {
             }).toEqual(want);
           });
         }
-        expect(index.lookup('cc'.repeat(32))).toEqual([]);
+        expect(index.lookup('cc'.repeat(32), 'sha256')).toEqual([]);
+        expect([...index.records()].map(({ digest, algorithm }) => [digest, algorithm])).toEqual(
+          all
+            .map((r, i) => ({ r, i }))
+            .sort((a, b) => a.r.digest.localeCompare(b.r.digest) || a.i - b.i)
+            .map(({ r }) => [r.digest, r.algorithm]),
+        );
       }),
       { numRuns: 50 },
     );
+  });
+
+  it('gives the SHA-256 digests the statements of a merkle root pair it with', () => {
+    fc.assert(
+      fc.property(records, (all) => {
+        const index = extended(SubjectIndex.empty(), all);
+        for (const root of new Set(
+          all.filter((r) => r.algorithm === merkleAlgorithm).map((r) => r.digest),
+        )) {
+          const subjects = all.filter((r) => r.algorithm === merkleAlgorithm && r.digest === root);
+          const expected = all.filter(
+            (r) =>
+              r.algorithm === 'sha256' &&
+              subjects.some((s) => s.logIndex === r.logIndex && s.name === r.name),
+          );
+          expect(index.plainDigestsOf(root).sort()).toEqual(
+            [...new Set(expected.map((r) => r.digest))].sort(),
+          );
+        }
+        expect(index.plainDigestsOf('cc'.repeat(32))).toEqual([]);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('never answers for one digest kind with the other (SHA-256(0x00 ‖ G) is G’s one-chunk root)', () => {
+    const digest = 'dd'.repeat(32);
+    const base = {
+      name: 'bundle.raucb',
+      status: 'trusted',
+      signer: 'a@example.org',
+      issuedAtMs: 0,
+      key: '11'.repeat(32),
+    } as const;
+    const index = extended(SubjectIndex.empty(), [
+      { ...base, digest: 'ee'.repeat(32), algorithm: 'sha256', logIndex: 0 },
+      { ...base, digest, algorithm: merkleAlgorithm, logIndex: 0 },
+      { ...base, digest, algorithm: 'sha256', logIndex: 1, status: 'revoked', name: 'other' },
+    ]);
+    expect(index.lookup(digest, merkleAlgorithm).map((r) => [r.logIndex, r.status])).toEqual([
+      [0n, 'trusted'],
+    ]);
+    expect(index.lookup(digest, 'sha256').map((r) => [r.logIndex, r.status])).toEqual([
+      [1n, 'revoked'],
+    ]);
+    expect(index.plainDigestsOf(digest)).toEqual(['ee'.repeat(32)]);
+    expect(index.lookup('ee'.repeat(32), merkleAlgorithm)).toEqual([]);
+  });
+
+  it('reads an index with no chunked digests as before: status bytes 0–3, no kind bit', () => {
+    const index = extended(SubjectIndex.empty(), [
+      {
+        digest: 'aa'.repeat(32),
+        algorithm: 'sha256',
+        logIndex: 0,
+        name: 'n',
+        status: 'revoked',
+        signer: 's',
+        issuedAtMs: 0,
+        key: '11'.repeat(32),
+      },
+    ]);
+    // header 24 bytes, then the row: status is its last byte.
+    expect(index.bytes[24 + 56]).toBe(statementStatuses.indexOf('revoked'));
+    expect(index.hasMerkle).toBe(false);
   });
 
   it('is canonical: the same records in any number of batches give the same bytes', () => {
@@ -122,6 +203,6 @@ describe('SubjectIndex', () => {
     expect(() => SubjectIndex.decode(Buffer.concat([good, Buffer.alloc(1)]))).toThrowError(
       /do not add up/,
     );
-    expect(() => SubjectIndex.empty().lookup('xyz')).toThrowError(/not a SHA-256 digest/);
+    expect(() => SubjectIndex.empty().lookup('xyz', 'sha256')).toThrowError(/not a sha256 digest/);
   });
 });

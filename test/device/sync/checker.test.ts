@@ -83,14 +83,14 @@ describe('entry bundle checks', () => {
     const records = indexed([checked.records]);
     // One record per subject of each valid statement: 256 − 15 skipped, + 1 per two-subject one.
     expect(records).toHaveLength(fullWidth - 15 + 5);
-    const revocation = records.find((r) => r.sha256 === digest(17));
+    const revocation = records.find((r) => r.digest === digest(17));
     expect(revocation?.record).toMatchObject({ signer: 'root', status: 'revoked' });
     const twoSubjects = records.filter((r) => Number(r.record.logIndex) === 19);
-    expect(twoSubjects.map((r) => [r.sha256, r.record.reason])).toEqual([
+    expect(twoSubjects.map((r) => [r.digest, r.record.reason])).toEqual([
       [digest(19), 'reason 19'],
       [digest(20), 'reason 19'],
     ]);
-    expect(records.find((r) => r.sha256 === digest(0))?.record.key).toBe(
+    expect(records.find((r) => r.digest === digest(0))?.record.key).toBe(
       Buffer.from(signer.public.raw).toString('hex'),
     );
   });

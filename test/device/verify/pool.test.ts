@@ -7,6 +7,7 @@ import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VouchError } from '../../../agent/core/errors';
+import { merkleLeafSize } from '../../../agent/core/statement';
 import { HashPool } from '../../../agent/device/verify/pool';
 
 const dir = mkdtempSync(join(tmpdir(), 'vouch-pool-'));
@@ -27,12 +28,22 @@ function sha256(data: Uint8Array): string {
 /** RFC 6962 §2.1 Merkle tree hash, written out with @noble/hashes as an independent oracle. */
 function merkleTreeHash(leaves: readonly Uint8Array[]): Uint8Array {
   if (leaves.length === 0) return nobleSha256(new Uint8Array(0));
-  if (leaves.length === 1) return nobleSha256(new Uint8Array([0, ...(leaves[0] as Uint8Array)]));
+  if (leaves.length === 1) return nobleSha256(concat([0], leaves[0] as Uint8Array));
   let k = 1;
   while (k * 2 < leaves.length) k *= 2;
   const left = merkleTreeHash(leaves.slice(0, k));
   const right = merkleTreeHash(leaves.slice(k));
-  return nobleSha256(new Uint8Array([1, ...left, ...right]));
+  return nobleSha256(concat([1], left, right));
+}
+
+function concat(...parts: ArrayLike<number>[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 function chunksOf(data: Uint8Array, size: number): Uint8Array[] {
@@ -102,12 +113,14 @@ describe('HashPool', () => {
         writeFileSync(path, data);
         const expected = {
           root: Buffer.from(merkleTreeHash(chunksOf(data, chunkSize))).toString('hex'),
-          chunkSize,
+          leafSize: chunkSize,
           chunks: Math.ceil(data.length / chunkSize),
           size: data.length,
         };
-        expect(await pool.hashChunked(path)).toEqual(expected);
-        expect(await pool.hashChunked(Readable.from(pieces(data, split)))).toEqual(expected);
+        expect(await pool.hashChunked(path, chunkSize)).toEqual(expected);
+        expect(await pool.hashChunked(Readable.from(pieces(data, split)), chunkSize)).toEqual(
+          expected,
+        );
       }),
       { numRuns: 40 },
     );
@@ -116,7 +129,7 @@ describe('HashPool', () => {
   it('gives the RFC 6962 empty-tree hash for an empty input', async () => {
     const empty = join(dir, 'empty');
     writeFileSync(empty, '');
-    expect((await pool.hashChunked(empty)).root).toBe(sha256(new Uint8Array(0)));
+    expect((await pool.hashChunked(empty, chunkSize)).root).toBe(sha256(new Uint8Array(0)));
   });
 
   it('reports unreadable files and failing streams as IO errors', async () => {
@@ -131,7 +144,7 @@ describe('HashPool', () => {
       code: 'IO',
       message: 'cannot read the stream: connection reset',
     });
-    await expect(pool.hashChunked(failing())).rejects.toMatchObject({ code: 'IO' });
+    await expect(pool.hashChunked(failing(), chunkSize)).rejects.toMatchObject({ code: 'IO' });
     // The pool is still fine afterwards.
     expect((await pool.hash(Readable.from([Buffer.from('abc')]))).sha256).toBe(
       sha256(Buffer.from('abc')),
@@ -165,6 +178,65 @@ function heldStream(data: Uint8Array, first = 1000) {
   }
   return { stream: stream(), started, release };
 }
+
+describe('merkle-sha256-1mib: hashChunked with the fixed 1 MiB leaves', () => {
+  const MiB = 2 ** 20;
+  /** Byte i is i mod 251: no chunk equals another. */
+  const pattern = (size: number) => Uint8Array.from({ length: size }, (_, i) => i % 251);
+  const write = (data: Uint8Array) => {
+    const path = join(dir, `merkle-${data.length}`);
+    writeFileSync(path, data);
+    return path;
+  };
+
+  // Computed with Python's hashlib over the same bytes (RFC 6962 §2.1 written out); the
+  // 1-byte root is also `printf '\x00\x00' | openssl dgst -sha256` (one leaf: 0x00 ‖ 0x00).
+  it.each([
+    [0, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
+    [1, '96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7'],
+    [MiB, 'f4e53704c07aef05b5b12a89d6c1e54292fa7d9d8c3ee431c40b6f6ef6d19280'],
+    [MiB + 1, 'c782cd77b0f9139f9d7fab306f384a6cab7f6c65426252d0f67ef5aadffcc3f3'],
+    [3 * MiB + 5, '19cc3f2db5bad6ffe7c2538ca892fbee5afa64cce958b830b60bea68a155d4a4'],
+  ])('%i bytes: the known root, whatever the pool’s own chunk size', async (size, root) => {
+    const data = pattern(size);
+    const expected = { root, leafSize: MiB, chunks: Math.ceil(size / MiB), size };
+    expect(merkleLeafSize).toBe(MiB);
+    // The shared pool reads plain digests in 4 KiB chunks: the leaf size is the caller's.
+    expect(await pool.hashChunked(write(data), merkleLeafSize)).toEqual(expected);
+    expect(Buffer.from(merkleTreeHash(chunksOf(data, MiB))).toString('hex')).toBe(root);
+  });
+
+  it('equals the independent computation for random sizes and contents', async () => {
+    const sized = new HashPool({ workers: 2, chunkSize: MiB, inFlightBytes: 8 * MiB });
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            fc.integer({ min: 0, max: 5 * MiB }),
+            fc.constantFrom(MiB - 1, 2 * MiB, 4 * MiB + 1),
+          ),
+          fc.integer(),
+          async (size, seed) => {
+            // xorshift32 from the seed: megabytes of varied bytes, quickly.
+            const data = new Uint8Array(size);
+            let x = seed | 1;
+            for (let i = 0; i < size; i++) {
+              x ^= x << 13;
+              x ^= x >>> 17;
+              x ^= x << 5;
+              data[i] = x & 0xff;
+            }
+            const root = Buffer.from(merkleTreeHash(chunksOf(data, MiB))).toString('hex');
+            expect((await sized.hashChunked(write(data), merkleLeafSize)).root).toBe(root);
+          },
+        ),
+        { numRuns: 12 },
+      );
+    } finally {
+      await sized.close();
+    }
+  });
+});
 
 describe('HashPool when a worker dies', () => {
   const data = new Uint8Array(50_000).map((_, i) => i % 251);
@@ -213,7 +285,7 @@ describe('HashPool when a worker dies', () => {
 
       // Asked for more after 3000 bytes: leaves 0 and 1 went to the (new) worker.
       const chunked = heldStream(data, 3000);
-      const chunkedJob = outcome(crashy.hashChunked(chunked.stream));
+      const chunkedJob = outcome(crashy.hashChunked(chunked.stream, 1024));
       await chunked.started;
       await crashy.threads[0]?.terminate();
       chunked.release();

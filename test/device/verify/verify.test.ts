@@ -56,7 +56,9 @@ describe('verifySubjects', () => {
     expect(report).toMatchObject({ state: 'ok', stale: false, size: 3, rootVersion: 1 });
     expect(report.results[0]).toEqual({
       subject: `sha256:${digestOf(2)}`,
+      digest: 'sha256',
       sha256: digestOf(2),
+      merkle: null,
       size: null,
       status: 'TRUSTED',
       code: 0,

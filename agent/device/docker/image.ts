@@ -1,0 +1,193 @@
+import type Docker from 'dockerode';
+import type { ImagePolicy } from '../../config';
+import { asVouchError, type ErrorCode, VouchError } from '../../core/errors';
+import { type ImageRequirement, normalizeImageName, requirementFor } from '../../core/images';
+import { scopeMatches } from '../../core/root';
+import { Status, type StatusName } from '../../core/status';
+import type { TrustState } from '../store/state';
+import { verdictFor } from '../store/verdict';
+import type { HashPool } from '../verify/pool';
+import { describeIgnored, type IgnoredStatement } from '../verify/verify';
+import { digestHex, inspectImage } from './client';
+import { type DeepCheck, deepCheck } from './deep';
+
+/**
+ * `vouch verify image`: a local Docker image's status from the device's trust state. The
+ * image is known by its ID (the SHA-256 of its config, what the daemon runs) and its repo
+ * digests (registry manifests); a statement about any of them counts. Its names choose the
+ * local policy's scope rule, which may require one signer. With `deep`, the image's content
+ * as Docker exports it is hashed and compared with the ID (deep.ts). Docker unreachable, an
+ * image Docker does not have, or no trust state: "could not check", never UNTRUSTED.
+ */
+
+export interface ImageVerifyOptions {
+  readonly policy: ImagePolicy;
+  /** Trusted time (ms) the policy is applied at (status.ts trustedNow). */
+  readonly now: number;
+  /** Also export the image and compare its content with its ID (deep.ts). */
+  readonly deep?: boolean;
+  /** For `deep`: the pool to hash on; one sized by the hardware plan otherwise. */
+  readonly pool?: HashPool;
+  /** Why `state` is undefined (a damaged state dir); NO_TRUST_STATE when not given. */
+  readonly stateError?: VouchError;
+}
+
+export interface ImageResult {
+  /** The reference as given. */
+  readonly ref: string;
+  /** `sha256:<hex>` image ID (config digest); null when the image could not be inspected. */
+  readonly id: string | null;
+  /** Normalized RepoTags. */
+  readonly names: readonly string[];
+  /** Normalized RepoDigests (`name@sha256:<hex>`). */
+  readonly repoDigests: readonly string[];
+  readonly requirement: ImageRequirement;
+  /** null: could not check (then `error` says why). */
+  readonly status: StatusName | null;
+  /** The CAS status number. */
+  readonly code: number | null;
+  readonly signer: string | null;
+  readonly logIndex: number | null;
+  readonly issuedAt: string | null;
+  readonly reason: string;
+  readonly ignored: readonly IgnoredStatement[];
+  readonly deep?: {
+    readonly matches: boolean;
+    readonly layout: 'docker' | 'oci';
+    readonly layers: readonly { readonly diffId: string; readonly bytes: number }[];
+  };
+  readonly error?: { readonly code: ErrorCode; readonly message: string };
+}
+
+const imageIdPattern = /^(?:sha256:)?[0-9a-f]{12,64}$/;
+
+export async function verifyImage(
+  docker: Docker,
+  state: TrustState | undefined,
+  ref: string,
+  options: ImageVerifyOptions,
+): Promise<ImageResult> {
+  const asGiven = imageIdPattern.test(ref) ? [] : namesOf([ref]);
+  let inspected: Docker.ImageInspectInfo;
+  try {
+    inspected = await inspectImage(docker, ref);
+  } catch (error) {
+    const base = {
+      ref,
+      id: null,
+      names: asGiven,
+      repoDigests: [],
+      requirement: requirementFor(asGiven, options.policy),
+    };
+    return couldNotCheck(base, asVouchError(error));
+  }
+  const names = namesOf(inspected.RepoTags ?? []);
+  const repoDigests = namesOf(inspected.RepoDigests ?? []);
+  const requirement = requirementFor([...names, ...repoDigests], options.policy);
+  const base = { ref, id: inspected.Id, names, repoDigests, requirement };
+  if (!state) {
+    return couldNotCheck(
+      base,
+      options.stateError ??
+        new VouchError(
+          'NO_TRUST_STATE',
+          'no trust state: run vouch sync --root ROOT (or snapshot import) first',
+        ),
+    );
+  }
+  let digests: string[];
+  let deep: DeepCheck | undefined;
+  try {
+    digests = [
+      digestHex(inspected.Id, 'image ID'),
+      ...repoDigests.map((name) => digestHex(name.slice(name.lastIndexOf('@') + 1), 'repo digest')),
+    ];
+    if (options.deep) deep = await deepCheck(docker, inspected.Id, options.pool);
+  } catch (error) {
+    return couldNotCheck(base, asVouchError(error));
+  }
+  // The name the signer must be authorized for: the one the scope rule matched.
+  const matched = requirement.match;
+  const name =
+    matched === null
+      ? (names[0] ?? repoDigests[0])
+      : [...names, ...repoDigests].find((candidate) => scopeMatches(matched, candidate));
+  const verdict = verdictFor(state, digests, options.now, {
+    ...(requirement.signer !== null && { signer: requirement.signer }),
+    ...(name !== undefined && { name }),
+  });
+  if (verdict.outcome === 'could-not-check') {
+    return couldNotCheck(base, new VouchError('CANNOT_CHECK', verdict.reason));
+  }
+  const decided = verdict.decidedBy;
+  const deepPart = deep && {
+    deep: { matches: deep.matches, layout: deep.layout, layers: deep.layers },
+  };
+  const ignored = describeIgnored(verdict.ignored);
+  if (deep && !deep.matches) {
+    // The bytes Docker holds are not the image the ID (and so any statement) names.
+    return {
+      ...base,
+      status: 'UNTRUSTED',
+      code: Status.UNTRUSTED,
+      signer: null,
+      logIndex: null,
+      issuedAt: null,
+      reason: `content does not match image ID: ${deep.mismatch}`,
+      ignored,
+      ...deepPart,
+    };
+  }
+  return {
+    ...base,
+    status: verdict.status,
+    code: verdict.code,
+    signer: decided?.signer ?? null,
+    logIndex: decided ? Number(decided.logIndex) : null,
+    issuedAt: decided?.issuedAt ?? null,
+    reason:
+      verdict.status === 'UNKNOWN' ? unknownReason(verdict.reason, requirement) : verdict.reason,
+    ignored,
+    ...deepPart,
+  };
+}
+
+/** Says what the policy asks of an image nothing vouches for. */
+function unknownReason(reason: string, requirement: ImageRequirement): string {
+  if (requirement.match === null) {
+    return `${reason}; no scope matches this image, so a statement is ${requirement.required ? 'required (strict mode)' : 'optional'}`;
+  }
+  const by = requirement.signer === null ? 'an authorized signer' : requirement.signer;
+  return `${reason}; images matching ${requirement.match} require a statement by ${by}`;
+}
+
+/** Docker's names, normalized; `<none>` placeholders (and anything unparsable) left out. */
+function namesOf(refs: readonly string[]): string[] {
+  const names: string[] = [];
+  for (const ref of refs) {
+    if (ref.startsWith('<none>')) continue;
+    try {
+      names.push(normalizeImageName(ref));
+    } catch {
+      // A name Docker holds that is not a reference cannot match a scope either.
+    }
+  }
+  return names;
+}
+
+function couldNotCheck(
+  base: Pick<ImageResult, 'ref' | 'id' | 'names' | 'repoDigests' | 'requirement'>,
+  error: VouchError,
+): ImageResult {
+  return {
+    ...base,
+    status: null,
+    code: null,
+    signer: null,
+    logIndex: null,
+    issuedAt: null,
+    reason: `could not check: ${error.message}`,
+    ignored: [],
+    error: { code: error.code, message: error.message },
+  };
+}

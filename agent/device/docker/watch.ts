@@ -1,0 +1,463 @@
+import { EventEmitter } from 'node:events';
+import { type FSWatcher, watch } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Docker from 'dockerode';
+import { z } from 'zod';
+import type { ImagePolicy } from '../../config';
+import { asVouchError, VouchError } from '../../core/errors';
+import type { Logger } from '../../logger';
+import { trustedNow } from '../status';
+import { loadState, stateFiles, type TrustState } from '../store/state';
+import { type AllowEntry, readAllowList } from './allow';
+import {
+  type ContainerRef,
+  containerName,
+  type Decision,
+  decide,
+  type EnforcementAction,
+  enforce,
+} from './enforce';
+import { type ImageResult, verifyImage } from './image';
+
+/**
+ * The Docker watcher (`vouch watch`, and the daemon): verifies images as they arrive and
+ * applies enforcement (enforce.ts). It follows the Engine's event stream (image pull, load,
+ * tag, untag, import, delete; container create, start), keeps the latest verdict per image
+ * ID, and checks every local image again
+ *   - when it (re)connects, since events may have been missed while it was not connected;
+ *   - after each commit of the trust state (checkpoint.json, written last by a sync in any
+ *     process) or change of the allow-list, seen by fs.watch with a slow poll behind it,
+ *     so a revocation takes effect without a restart.
+ * When dockerd restarts or its socket goes away, it reconnects with exponential backoff
+ * (doubling up to a cap, back to the first delay after a successful check). Everything
+ * runs one task at a time, so verdicts and actions come in a well-defined order.
+ */
+
+/** What caused a check: the watcher starting, reconnecting, a state change, or an event. */
+export type Trigger =
+  | 'startup'
+  | 'reconnect'
+  | 'state'
+  | 'once'
+  | `image ${string}`
+  | `container ${string}`;
+
+export interface VerdictEvent {
+  readonly result: ImageResult;
+  readonly decision: Decision;
+  readonly trigger: Trigger;
+  /** The first verdict for this image, or its status, error or override differs from the last. */
+  readonly changed: boolean;
+  /** The container whose start caused the check. */
+  readonly container?: ContainerRef;
+}
+
+export interface Checked {
+  readonly verdicts: readonly VerdictEvent[];
+  readonly actions: readonly EnforcementAction[];
+}
+
+export interface WatcherEvents {
+  verdict: [VerdictEvent];
+  action: [EnforcementAction];
+  /** An image ID that is gone from Docker; its verdict is forgotten. */
+  removed: [string];
+  connected: [];
+  disconnected: [{ readonly error: VouchError; readonly retryInMs: number }];
+  /** The trust state was (re)loaded: its size and root version, or why there is none. */
+  state: [
+    { readonly size: number | null; readonly rootVersion: number | null; readonly error?: string },
+  ];
+}
+
+export interface ImageWatcherOptions {
+  readonly docker: Docker;
+  readonly stateDir: string;
+  readonly policy: ImagePolicy;
+  readonly logger: Logger;
+  readonly clock?: () => number;
+  /** Reconnect delays (ms): the first, doubled after each failure up to the cap. */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** How often the state dir is polled besides fs.watch (ms). */
+  readonly statePollMs?: number;
+}
+
+const defaultBackoff = { initialMs: 1000, maxMs: 60_000 } as const;
+const defaultStatePollMs = 30_000;
+/** A Docker event is a few hundred bytes; a longer line is not one. */
+const maxEventLineBytes = 64 * 1024;
+const imageActions = ['pull', 'load', 'tag', 'untag', 'import', 'delete'] as const;
+const containerActions = ['create', 'start'] as const;
+
+const eventSchema = z.object({
+  Type: z.enum(['image', 'container']),
+  Action: z.string().max(256),
+  Actor: z.object({ ID: z.string().min(1).max(1024) }),
+});
+type DockerEvent = z.infer<typeof eventSchema>;
+
+/** Which containers a verdict is applied to: all running ones of the image, one, or none. */
+type ApplyTo = 'running' | 'none' | ContainerRef;
+
+export class ImageWatcher extends EventEmitter<WatcherEvents> {
+  private readonly verdicts = new Map<string, VerdictEvent>();
+  private state: TrustState | undefined;
+  private stateError: VouchError | undefined;
+  private allowList: readonly AllowEntry[] = [];
+  /** The state files as last loaded (inode, size, mtime of each). */
+  private seenFiles = '';
+  private refreshQueued = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly stopping = new AbortController();
+  private running: Promise<void> | undefined;
+  private stream: NodeJS.ReadableStream | undefined;
+  private fsWatcher: FSWatcher | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ImageWatcherOptions) {
+    super();
+  }
+
+  /** The latest verdict per image ID. */
+  get latest(): ReadonlyMap<string, VerdictEvent> {
+    return this.verdicts;
+  }
+
+  /**
+   * Verifies every local image and applies enforcement once (`vouch watch --once`);
+   * UNAVAILABLE when Docker cannot be reached.
+   */
+  async checkOnce(): Promise<Checked> {
+    await this.loadTrust();
+    return this.serial(() => this.checkAll('once'));
+  }
+
+  /**
+   * Starts watching. Resolves once the first connection attempt is over: connected and
+   * every image checked, or failed with retries under way. Never rejects for Docker.
+   */
+  async start(): Promise<void> {
+    await this.loadTrust();
+    this.watchStateDir();
+    this.pollTimer = setInterval(() => {
+      this.watchStateDir();
+      void this.checkStateFiles();
+    }, this.options.statePollMs ?? defaultStatePollMs);
+    this.pollTimer.unref();
+    let attempted = () => {};
+    const first = new Promise<void>((resolve) => {
+      attempted = resolve;
+    });
+    this.running = this.run(attempted);
+    await first;
+  }
+
+  /** Stops watching; the task under way finishes first. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    clearInterval(this.pollTimer);
+    clearTimeout(this.debounceTimer);
+    this.fsWatcher?.close();
+    (this.stream as { destroy?: () => void } | undefined)?.destroy?.();
+    await this.running;
+    await this.queue;
+  }
+
+  private get logger(): Logger {
+    return this.options.logger;
+  }
+
+  /** Connect, check everything, follow events; on any failure wait and do it again. */
+  private async run(attempted: () => void): Promise<void> {
+    const { initialMs, maxMs } = this.options.backoff ?? defaultBackoff;
+    let delay = initialMs;
+    let connectedBefore = false;
+    while (!this.stopping.signal.aborted) {
+      try {
+        const stream = await this.options.docker.getEvents({
+          filters: {
+            type: ['image', 'container'],
+            event: [...imageActions, ...containerActions],
+          },
+        });
+        this.stream = stream;
+        // Subscribed before the full check, so that nothing arriving meanwhile is missed.
+        const ended = this.follow(stream);
+        if (this.stopping.signal.aborted) break;
+        this.publish('connected');
+        this.logger.info('following Docker events');
+        await this.serial(() => this.checkAll(connectedBefore ? 'reconnect' : 'startup'));
+        connectedBefore = true;
+        delay = initialMs;
+        attempted();
+        throw await ended;
+      } catch (error) {
+        attempted();
+        (this.stream as { destroy?: () => void } | undefined)?.destroy?.();
+        if (this.stopping.signal.aborted) break;
+        const failure = unavailable(error, 'Docker');
+        this.logger.warn(
+          { code: failure.code, retryInMs: delay },
+          `Docker connection lost: ${failure.message}`,
+        );
+        this.publish('disconnected', { error: failure, retryInMs: delay });
+        await sleep(delay, undefined, { signal: this.stopping.signal }).catch(() => {});
+        delay = Math.min(delay * 2, maxMs);
+      }
+    }
+  }
+
+  /**
+   * Reads the event stream (JSON lines) and queues each event; resolves with why it ended
+   * (never rejects).
+   */
+  private follow(stream: NodeJS.ReadableStream): Promise<Error> {
+    return new Promise((resolve) => {
+      const decoder = new StringDecoder('utf8');
+      let pending = '';
+      stream.on('data', (chunk: Buffer) => {
+        pending += decoder.write(chunk);
+        for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n')) {
+          const line = pending.slice(0, end).trim();
+          pending = pending.slice(end + 1);
+          if (line) this.onEventLine(line);
+        }
+        if (pending.length > maxEventLineBytes) {
+          resolve(new VouchError('BAD_DATA', 'Docker sent an event line over 64 KiB'));
+        }
+      });
+      stream.once('error', (error: Error) => resolve(error));
+      stream.once('end', () => resolve(new Error('Docker ended the event stream')));
+      stream.once('close', () => resolve(new Error('Docker closed the event stream')));
+    });
+  }
+
+  private onEventLine(line: string): void {
+    let event: DockerEvent;
+    try {
+      event = eventSchema.parse(JSON.parse(line));
+    } catch {
+      this.logger.debug({ line: line.slice(0, 200) }, 'ignored a Docker event');
+      return;
+    }
+    this.serial(() => this.onEvent(event)).catch((error: unknown) => {
+      const failure = asVouchError(error);
+      this.logger.warn(
+        { code: failure.code, event: `${event.Type} ${event.Action}` },
+        `cannot handle a Docker event: ${failure.message}`,
+      );
+    });
+  }
+
+  private async onEvent(event: DockerEvent): Promise<void> {
+    const trigger = `${event.Type} ${event.Action}` as const;
+    const id = event.Actor.ID;
+    if (event.Type === 'image') {
+      if (event.Action === 'delete') this.forget(id);
+      else if ((imageActions as readonly string[]).includes(event.Action)) {
+        await this.check(id, trigger, 'running');
+      }
+      return;
+    }
+    if (!(containerActions as readonly string[]).includes(event.Action)) return;
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.options.docker.getContainer(id).inspect();
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return; // gone already
+      throw unavailable(error, `Docker, about container ${id}`);
+    }
+    const container = { id: info.Id, name: containerName(info.Name) };
+    // A created container is not running yet: its start is what enforcement acts on.
+    await this.check(info.Image, trigger, event.Action === 'start' ? container : 'none');
+  }
+
+  /** Verifies every local image, forgets those that are gone. Run through serial(). */
+  private async checkAll(trigger: Trigger): Promise<Checked> {
+    let images: Docker.ImageInfo[];
+    try {
+      images = await this.options.docker.listImages();
+    } catch (error) {
+      throw unavailable(error, 'Docker, for its images');
+    }
+    const present = new Set(images.map((image) => image.Id));
+    for (const id of [...this.verdicts.keys()]) if (!present.has(id)) this.forget(id);
+    const verdicts: VerdictEvent[] = [];
+    const actions: EnforcementAction[] = [];
+    for (const image of images) {
+      const checked = await this.check(image.Id, trigger, 'running');
+      if (checked) {
+        verdicts.push(checked.verdict);
+        actions.push(...checked.actions);
+      }
+    }
+    return { verdicts, actions };
+  }
+
+  /** Verifies one image, records and publishes the verdict, applies it. Run through serial(). */
+  private async check(
+    ref: string,
+    trigger: Trigger,
+    applyTo: ApplyTo,
+  ): Promise<{ verdict: VerdictEvent; actions: EnforcementAction[] } | undefined> {
+    const { docker, policy, clock } = this.options;
+    const result = await verifyImage(docker, this.state, ref, {
+      policy,
+      now: trustedNow(this.state, clock),
+      ...(this.stateError && { stateError: this.stateError }),
+    });
+    // Docker went away: the reconnect checks everything again. An image deleted since the
+    // event: its delete event (or the next full check) forgets it.
+    if (result.error?.code === 'UNAVAILABLE') throw new VouchError('UNAVAILABLE', result.reason);
+    if (result.id === null) return undefined;
+    const previous = this.verdicts.get(result.id);
+    const decision = decide(result, policy, this.allowList);
+    const verdict: VerdictEvent = {
+      result,
+      decision,
+      trigger,
+      changed:
+        previous === undefined ||
+        previous.result.status !== result.status ||
+        previous.result.error?.code !== result.error?.code ||
+        JSON.stringify(previous.decision.allowedBy) !== JSON.stringify(decision.allowedBy),
+      ...(typeof applyTo === 'object' && { container: applyTo }),
+    };
+    this.verdicts.set(result.id, verdict);
+    // A verdict that flipped is news; first verdicts and repeats are the caller's to show.
+    this.logger[previous && verdict.changed ? 'info' : 'debug'](
+      {
+        image: result.id,
+        name: result.names[0] ?? null,
+        status: result.status,
+        trigger,
+        action: decision.action,
+      },
+      `${result.status ?? 'could not check'}: ${result.names[0] ?? result.id}`,
+    );
+    this.publish('verdict', verdict);
+    const actions =
+      applyTo === 'none'
+        ? []
+        : await enforce(docker, result, decision, {
+            logger: this.logger,
+            ...(typeof applyTo === 'object' && { container: applyTo }),
+          });
+    for (const action of actions) this.publish('action', action);
+    return { verdict, actions };
+  }
+
+  private forget(id: string): void {
+    if (this.verdicts.delete(id)) this.publish('removed', id);
+  }
+
+  /** Loads the trust state and the allow-list as they are now. */
+  private async loadTrust(): Promise<void> {
+    const { stateDir } = this.options;
+    this.seenFiles = await this.stateFilesKey();
+    try {
+      this.state = await loadState(stateDir);
+      this.stateError = undefined;
+    } catch (error) {
+      this.state = undefined;
+      this.stateError = asVouchError(error);
+      this.logger.error(
+        { code: this.stateError.code },
+        `cannot load the trust state: ${this.stateError.message}`,
+      );
+    }
+    try {
+      this.allowList = await readAllowList(stateDir);
+    } catch (error) {
+      const failure = asVouchError(error);
+      this.logger.error(
+        { code: failure.code },
+        `cannot read the allow-list, keeping the one read before: ${failure.message}`,
+      );
+    }
+    const size = this.state?.checkpoint.checkpoint.size ?? null;
+    const rootVersion = this.state?.root.version ?? null;
+    this.logger.info({ size, rootVersion }, 'trust state loaded');
+    this.publish('state', {
+      size,
+      rootVersion,
+      ...(this.stateError && { error: this.stateError.message }),
+    });
+  }
+
+  /** Identity of the commit point and the allow-list: a durable replace changes the inode. */
+  private async stateFilesKey(): Promise<string> {
+    const keys = await Promise.all(
+      [stateFiles.commit, stateFiles.allow].map((name) =>
+        stat(join(this.options.stateDir, name)).then(
+          (info) => `${info.ino}:${info.size}:${info.mtimeMs}`,
+          () => '-',
+        ),
+      ),
+    );
+    return keys.join(' ');
+  }
+
+  /** When the state or the allow-list changed since loaded: reload, check everything. */
+  private async checkStateFiles(): Promise<void> {
+    if (this.refreshQueued || this.stopping.signal.aborted) return;
+    const key = await this.stateFilesKey();
+    if (key === this.seenFiles || this.refreshQueued) return;
+    this.refreshQueued = true;
+    this.serial(async () => {
+      this.refreshQueued = false;
+      await this.loadTrust();
+      await this.checkAll('state');
+    }).catch((error: unknown) => {
+      // Docker unreachable: the reconnect checks everything under the new state.
+      const failure = asVouchError(error);
+      this.logger.warn({ code: failure.code }, `cannot check images again: ${failure.message}`);
+    });
+  }
+
+  /** fs.watch on the state dir; when it does not exist yet (or the watch fails), the poll retries. */
+  private watchStateDir(): void {
+    if (this.fsWatcher || this.stopping.signal.aborted) return;
+    const names = new Set<string>([stateFiles.commit, stateFiles.allow]);
+    try {
+      this.fsWatcher = watch(this.options.stateDir, { persistent: false }, (_, name) => {
+        if (name !== null && !names.has(name.toString())) return;
+        clearTimeout(this.debounceTimer);
+        // A sync replaces several files; look once things settle.
+        this.debounceTimer = setTimeout(() => void this.checkStateFiles(), 50);
+      });
+      this.fsWatcher.on('error', () => {
+        this.fsWatcher?.close();
+        this.fsWatcher = undefined;
+      });
+    } catch {
+      this.fsWatcher = undefined;
+    }
+  }
+
+  private serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Emits to listeners; a failing listener is logged and cannot stop the watcher. */
+  private publish<K extends keyof WatcherEvents>(event: K, ...args: WatcherEvents[K]): void {
+    try {
+      (this.emit as (name: K, ...rest: WatcherEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      this.logger.error({ event, error: asVouchError(error).message }, 'a listener failed');
+    }
+  }
+}
+
+function unavailable(error: unknown, what: string): VouchError {
+  if (error instanceof VouchError) return error;
+  return new VouchError('UNAVAILABLE', `cannot reach ${what}: ${(error as Error).message}`, {
+    cause: error,
+  });
+}

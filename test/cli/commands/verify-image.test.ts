@@ -1,0 +1,447 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type Docker from 'dockerode';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { ImageResult } from '../../../agent/device/docker/image';
+import { runCli } from '../../helpers/cli';
+import {
+  buildScratchImage,
+  type Dockerd,
+  type ImageFiles,
+  startDockerd,
+} from '../../helpers/dockerd';
+import { imageArchive, tarOf } from '../../helpers/oci';
+import { describeWith } from '../../helpers/services';
+
+/**
+ * `vouch verify image` against a real dockerd (vfs storage): images built FROM scratch with
+ * several layers and an OCI archive made here and `docker load`ed; signed with `vouch sign
+ * --image`, logged, published and synced through the CLI like a publisher and a device.
+ */
+
+const notary = 'notary@home-assistant.io';
+const other = 'other@example.org';
+const ha = (name: string) => `ghcr.io/home-assistant/${name}:1`;
+
+interface Report {
+  readonly stateDir: string;
+  readonly state: string;
+  readonly stale: boolean;
+  readonly now: string;
+  readonly results: ImageResult[];
+  readonly exitCode: number;
+}
+
+describeWith('docker', 'vouch verify image', () => {
+  let daemon: Dockerd;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  const ids = new Map<string, string>();
+  const file = (name: string) => join(dir, name);
+  const cli = async (...argv: string[]) => {
+    const result = await runCli([...argv, '--log-level', 'silent'], env);
+    expect(result.exitCode, `${argv.join(' ')}: ${result.stderr}${result.stdout}`).toBe(0);
+  };
+  const verify = async (...argv: string[]) => {
+    const result = await runCli(
+      ['verify', 'image', ...argv, '--state-dir', file('state'), '--output', 'json'],
+      env,
+    );
+    return { exitCode: result.exitCode, report: JSON.parse(result.stdout) as Report };
+  };
+  const only = async (...argv: string[]) => {
+    const { exitCode, report } = await verify(...argv);
+    expect(report.exitCode).toBe(exitCode);
+    return { exitCode, result: report.results[0] as ImageResult };
+  };
+  let signed = 0;
+  /** `vouch <command> --image ref` by `signer`; the envelope's path. */
+  const sign = async (command: string, signer: string, ref: string, ...extra: string[]) => {
+    const out = file(`statement-${signed++}.json`);
+    await cli(
+      command,
+      '--key',
+      file(`keys/${signer}.key`),
+      '--signer',
+      signer,
+      '--image',
+      ref,
+      ...extra,
+      '--out',
+      out,
+    );
+    return out;
+  };
+  const publish = async (statements: string[]) => {
+    await cli('log', 'add', file('log'), '--root', file('root.json'), ...statements);
+    await cli('log', 'publish', file('log'));
+    await cli('sync', '--state-dir', file('state'), '--mirror', `file://${file('log/public')}`);
+  };
+
+  beforeAll(async () => {
+    daemon = await startDockerd();
+    dir = await mkdtemp(join(tmpdir(), 'vouch-verify-image-'));
+    env = { DOCKER_HOST: daemon.dockerHost };
+    // Three layers each, distinct content, so each image has its own ID.
+    for (const name of [
+      'trusted',
+      'untrusted',
+      'unsupported',
+      'revoked',
+      'unknown',
+      'by-other',
+      'tamper',
+      'later',
+    ]) {
+      const layers: ImageFiles[] = [
+        { 'a.txt': `a of ${name}` },
+        { 'b.txt': `b of ${name}` },
+        { 'c/d.txt': name },
+      ];
+      ids.set(name, await buildScratchImage(daemon.docker, ha(name), layers));
+    }
+    ids.set('plain', await buildScratchImage(daemon.docker, 'plain:1', { 'p.txt': 'plain' }));
+    // An OCI image layout (gzip layers) with the manifest.json Docker writes beside it.
+    const oci = await imageArchive({
+      layers: [{ 'x.txt': 'oci one' }, { 'y.txt': 'oci two' }],
+      layout: 'oci',
+      gzip: true,
+      repoTag: ha('oci'),
+    });
+    await load(daemon.docker, await tarOf(oci.entries));
+    ids.set('oci', oci.id);
+
+    for (const id of ['root-1', 'log', notary, other]) {
+      await cli('keygen', '--signer', id, '--out', file('keys'));
+    }
+    await cli(
+      'root',
+      'init',
+      '--out',
+      file('root.json'),
+      '--threshold',
+      '1',
+      '--root-key',
+      file('keys/root-1.pub'),
+      '--log-origin',
+      'log.example.org/vouch',
+      '--log-key',
+      file('keys/log.pub'),
+      '--expires',
+      '30',
+    );
+    await cli(
+      'root',
+      'add-signer',
+      file('root.json'),
+      '--id',
+      notary,
+      '--key',
+      file(`keys/${notary}.pub`),
+      '--scope',
+      'ghcr.io/home-assistant/**',
+    );
+    await cli(
+      'root',
+      'add-signer',
+      file('root.json'),
+      '--id',
+      other,
+      '--key',
+      file(`keys/${other}.pub`),
+    );
+    await cli('root', 'sign', file('root.json'), '--key', file('keys/root-1.key'));
+    await cli(
+      'log',
+      'init',
+      file('log'),
+      '--origin',
+      'log.example.org/vouch',
+      '--key',
+      file('keys/log.key'),
+    );
+    const statements = [
+      await sign('notarize', notary, ha('trusted')),
+      await sign('untrust', notary, ha('untrusted')),
+      await sign('unsupport', notary, ha('unsupported')),
+      await sign('notarize', notary, ha('revoked')),
+      await sign('sign', notary, ha('revoked'), '--status', 'revoked', '--reason', 'key leaked'),
+      await sign('notarize', other, ha('by-other')),
+      await sign('notarize', notary, ha('tamper')),
+      await sign('notarize', notary, ha('later')),
+      await sign('notarize', notary, ha('oci')),
+      await sign('notarize', other, 'plain:1'),
+    ];
+    await cli('log', 'add', file('log'), '--root', file('root.json'), ...statements);
+    await cli('log', 'publish', file('log'));
+    await cli(
+      'sync',
+      '--state-dir',
+      file('state'),
+      '--root',
+      file('root.json'),
+      '--mirror',
+      `file://${file('log/public')}`,
+    );
+  }, 300_000);
+
+  afterAll(async () => {
+    await daemon?.stop();
+  });
+
+  it('gives each status with its exit code, from statements about the image ID', async () => {
+    const expected = [
+      ['trusted', 'TRUSTED', 0, 'marked trusted by notary@home-assistant.io'],
+      ['untrusted', 'UNTRUSTED', 1, 'marked untrusted by notary@home-assistant.io'],
+      [
+        'unknown',
+        'UNKNOWN',
+        2,
+        'no statement by an authorized signer; images matching ghcr.io/home-assistant/** require a statement by notary@home-assistant.io',
+      ],
+      ['unsupported', 'UNSUPPORTED', 3, 'marked unsupported by notary@home-assistant.io'],
+      ['revoked', 'REVOKED', 4, 'marked revoked by notary@home-assistant.io'],
+    ] as const;
+    for (const [name, status, code, reason] of expected) {
+      const { exitCode, result } = await only(ha(name));
+      expect(exitCode, name).toBe(code);
+      expect(result).toMatchObject({
+        ref: ha(name),
+        id: ids.get(name),
+        names: [ha(name)],
+        repoDigests: [],
+        requirement: {
+          match: 'ghcr.io/home-assistant/**',
+          signer: notary,
+          required: true,
+          mode: 'warn',
+        },
+        status,
+        code,
+      });
+      expect(result.reason.startsWith(reason), result.reason).toBe(true);
+      expect(result.error).toBeUndefined();
+    }
+    const { result } = await only(ha('revoked'));
+    expect(result).toMatchObject({ signer: notary, logIndex: 4 });
+    expect(result.reason).toMatch(/: key leaked$/);
+  });
+
+  it('reports several images with the worst status as the exit code, in text too', async () => {
+    const { exitCode, report } = await verify(ha('trusted'), ha('unsupported'), ha('unknown'));
+    expect(exitCode).toBe(3);
+    expect(report).toMatchObject({
+      stateDir: file('state'),
+      state: 'ok',
+      stale: false,
+      exitCode: 3,
+    });
+    expect(report.results.map((result) => result.status)).toEqual([
+      'TRUSTED',
+      'UNSUPPORTED',
+      'UNKNOWN',
+    ]);
+    const text = await runCli(
+      ['verify', 'image', ha('trusted'), ha('revoked'), '--state-dir', file('state')],
+      env,
+    );
+    expect(text.exitCode).toBe(4);
+    expect(text.stdout).toMatch(
+      new RegExp(`^TRUSTED ${ha('trusted')} ${ids.get('trusted')}: marked trusted`),
+    );
+    expect(text.stdout).toMatch(new RegExp(`\nREVOKED ${ha('revoked')} ${ids.get('revoked')}: `));
+  });
+
+  it('finds an image by its ID or a short ID, and names it by its tags', async () => {
+    const id = ids.get('trusted') as string;
+    for (const ref of [id, id.slice(7), id.slice(7, 19)]) {
+      const { exitCode, result } = await only(ref);
+      expect(exitCode).toBe(0);
+      expect(result).toMatchObject({ ref, id, names: [ha('trusted')], status: 'TRUSTED' });
+    }
+  });
+
+  it('requires the scope’s signer: another authorized signer does not count for it', async () => {
+    const { exitCode, result } = await only(ha('by-other'));
+    expect(exitCode).toBe(2);
+    expect(result.status).toBe('UNKNOWN');
+    expect(result.reason).toMatch(/require a statement by notary@home-assistant\.io$/);
+    // The same statement counts once no scope asks for a particular signer.
+    const config = file('open.yaml');
+    await writeFile(config, 'images:\n  scopes: []\n');
+    const open = await only(ha('by-other'), '--config', config);
+    expect(open.exitCode).toBe(0);
+    expect(open.result).toMatchObject({
+      status: 'TRUSTED',
+      signer: other,
+      requirement: { match: null, signer: null, required: false },
+    });
+    // An image no scope matches: any authorized signer; normalized names.
+    const plain = await only('plain:1');
+    expect(plain.result).toMatchObject({
+      status: 'TRUSTED',
+      signer: other,
+      names: ['docker.io/library/plain:1'],
+      requirement: { match: null, signer: null, required: false, mode: 'warn' },
+    });
+  });
+
+  it('verifies an OCI archive that was docker load-ed, and --deep checks it', async () => {
+    const { exitCode, result } = await only(ha('oci'), '--deep');
+    expect(exitCode).toBe(0);
+    expect(result).toMatchObject({ id: ids.get('oci'), status: 'TRUSTED' });
+    // dockerd 20.10 (here) exports in the legacy layout, whatever the image came in.
+    expect(result.deep).toMatchObject({ matches: true, layers: [{}, {}] });
+  });
+
+  it('--deep: the config and every layer of an intact image match its ID', async () => {
+    const inspect = await daemon.docker.getImage(ha('trusted')).inspect();
+    const { exitCode, result } = await only(ha('trusted'), '--deep');
+    expect(exitCode).toBe(0);
+    expect(result.status).toBe('TRUSTED');
+    expect(result.deep).toEqual({
+      matches: true,
+      layout: 'docker',
+      // A file per layer (512-byte header, content block, 1 KiB end); the third has c/ too.
+      layers: inspect.RootFS.Layers?.map((diffId, i) => ({ diffId, bytes: i === 2 ? 2560 : 2048 })),
+    });
+  });
+
+  it('--deep: a file changed in a layer on disk is UNTRUSTED (dockerd stops the export)', async () => {
+    const layerDir = await vfsLayerDir(daemon.docker, ha('tamper'), 1);
+    const path = join(layerDir, 'b.txt');
+    expect(await readFile(path, 'utf8')).toBe('b of tamper');
+    // Before: the image is intact.
+    expect((await only(ha('tamper'), '--deep')).result.status).toBe('TRUSTED');
+    await writeFile(path, 'B OF TAMPER');
+    // Without --deep nothing reads the content: the image ID still has its statement.
+    expect((await only(ha('tamper'))).result.status).toBe('TRUSTED');
+    const { exitCode, result } = await only(ha('tamper'), '--deep');
+    expect(exitCode).toBe(1);
+    expect(result).toMatchObject({
+      status: 'UNTRUSTED',
+      code: 1,
+      reason: 'content does not match image ID: file integrity checksum failed for "b.txt"',
+      deep: { matches: false, layers: [] },
+    });
+    expect(result.error).toBeUndefined();
+    await writeFile(path, 'b of tamper');
+    expect((await only(ha('tamper'), '--deep')).result.status).toBe('TRUSTED');
+  });
+
+  it('--deep: a layer whose rebuilt tar does not hash to its diff_id is UNTRUSTED', async () => {
+    // Edit one tar header in the layer's tar-split record: no file changes, the tar does.
+    const { tarSplit, diffId } = await layerRecord(daemon.docker, ha('tamper'), 1);
+    const original = await readFile(tarSplit);
+    const lines = gunzipSync(original).toString().split('\n');
+    const header = lines.findIndex((line) => line.includes('"type":2'));
+    const segment = JSON.parse(lines[header] as string) as { payload: string };
+    const bytes = Buffer.from(segment.payload, 'base64');
+    bytes[136] = bytes[136] === 0x30 ? 0x31 : 0x30; // a digit of the mtime field
+    lines[header] = JSON.stringify({ ...segment, payload: bytes.toString('base64') });
+    await writeFile(tarSplit, gzipSync(lines.join('\n')));
+    try {
+      const { exitCode, result } = await only(ha('tamper'), '--deep');
+      expect(exitCode).toBe(1);
+      // dockerd 20.10 checks the digest itself before it answers (layer store
+      // verifiedReadCloser); a streaming dockerd leaves it to our own comparison.
+      expect(result.reason).toBe(
+        `content does not match image ID: could not verify layer data for: ${diffId}`,
+      );
+    } finally {
+      await writeFile(tarSplit, original);
+    }
+    expect((await only(ha('tamper'), '--deep')).result.status).toBe('TRUSTED');
+  });
+
+  it('--deep: a file added to a layer directory is not in the export, and not caught', async () => {
+    const layerDir = await vfsLayerDir(daemon.docker, ha('tamper'), 2);
+    await writeFile(join(layerDir, 'added.txt'), 'not in any layer record');
+    const { result } = await only(ha('tamper'), '--deep');
+    expect(result.status).toBe('TRUSTED');
+    expect(result.deep?.matches).toBe(true);
+  });
+
+  it('flips to REVOKED once a revocation is synced', async () => {
+    expect((await only(ha('later'))).result.status).toBe('TRUSTED');
+    await publish([
+      await sign('sign', notary, ha('later'), '--status', 'revoked', '--reason', 'CVE'),
+    ]);
+    const { exitCode, result } = await only(ha('later'));
+    expect(exitCode).toBe(4);
+    expect(result.reason).toMatch(/: CVE$/);
+  });
+
+  it('cannot check without trust state, or an image Docker does not have', async () => {
+    const empty = await runCli(
+      ['verify', 'image', ha('trusted'), '--state-dir', file('none'), '--output', 'json'],
+      env,
+    );
+    expect(empty.exitCode).toBe(69);
+    const report = JSON.parse(empty.stdout) as Report;
+    expect(report.state).toBe('missing');
+    expect(report.results[0]).toMatchObject({
+      status: null,
+      id: ids.get('trusted'),
+      error: { code: 'NO_TRUST_STATE' },
+    });
+    const { exitCode, result } = await only('ghcr.io/home-assistant/nowhere:1');
+    expect(exitCode).toBe(65);
+    expect(result).toMatchObject({
+      status: null,
+      id: null,
+      names: ['ghcr.io/home-assistant/nowhere:1'],
+      requirement: { signer: notary },
+      error: { code: 'IMAGE_NOT_FOUND' },
+    });
+  });
+
+  // Last: it stops the daemon.
+  it('could not check, not UNTRUSTED, when dockerd is down (exit 69)', async () => {
+    await daemon.stop();
+    for (const deep of [[], ['--deep']]) {
+      const { exitCode, result } = await only(ha('trusted'), ...deep);
+      expect(exitCode).toBe(69);
+      expect(result).toMatchObject({ status: null, code: null, error: { code: 'UNAVAILABLE' } });
+      expect(result.reason).toMatch(/^could not check: cannot ask Docker about /);
+    }
+  });
+});
+
+/** `docker load` of an archive. */
+async function load(docker: Docker, archive: Buffer): Promise<void> {
+  const stream = await docker.loadImage(Readable.from([archive]));
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString();
+  if (text.includes('"error"')) throw new Error(`docker load: ${text}`);
+}
+
+/**
+ * Where layer `index` of an image keeps its record (vfs driver): the chain ID of the
+ * layers up to it names the layerdb entry (image spec v1.2 "ChainID"), which holds the
+ * tar-split file and the cache ID of its directory.
+ */
+async function layerRecord(docker: Docker, ref: string, index: number) {
+  const root = (await docker.info()).DockerRootDir as string;
+  const diffIds = (await docker.getImage(ref).inspect()).RootFS.Layers ?? [];
+  let chain = diffIds[0] as string;
+  for (const diffId of diffIds.slice(1, index + 1)) {
+    chain = `sha256:${createHash('sha256').update(`${chain} ${diffId}`).digest('hex')}`;
+  }
+  const record = join(root, 'image/vfs/layerdb/sha256', chain.slice(7));
+  const cacheId = (await readFile(join(record, 'cache-id'), 'utf8')).trim();
+  return {
+    diffId: diffIds[index] as string,
+    tarSplit: join(record, 'tar-split.json.gz'),
+    dir: join(root, 'vfs/dir', cacheId),
+  };
+}
+
+async function vfsLayerDir(docker: Docker, ref: string, index: number): Promise<string> {
+  return (await layerRecord(docker, ref, index)).dir;
+}
