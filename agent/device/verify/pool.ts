@@ -60,6 +60,7 @@ export async function plannedPool(paths: readonly string[]): Promise<HashPool> {
 
 export class HashPool {
   readonly #chunkSize: number;
+  readonly #workers: number;
   /** Bytes one plain-digest job may have in flight: its share of the pool's budget. */
   readonly #window: number;
   readonly #buffers: Buffers;
@@ -84,13 +85,16 @@ export class HashPool {
       }
     }
     this.#chunkSize = chunkSize;
+    this.#workers = workers;
     this.#window = Math.max(chunkSize, Math.floor(inFlightBytes / workers / chunkSize) * chunkSize);
     this.#buffers = new Buffers(inFlightBytes);
     this.#turns = new Semaphore(workers);
-    for (let i = 0; i < workers; i++) this.#threads.push(this.#start());
+    // One worker boots now; the others when there is work for them (#lightest): one
+    // file's plain digest needs one, and each boot costs ≈ 0.1 s of a core (README).
+    this.#threads.push(this.#start());
   }
 
-  /** The worker threads, for observing them (tests stop one to check recovery). */
+  /** The worker threads started so far, for observing them (tests stop one to check recovery). */
   get threads(): readonly Worker[] {
     return this.#threads.map((thread) => thread.worker);
   }
@@ -197,7 +201,7 @@ export class HashPool {
         }
       };
       // A file is read at several offsets at once (one reader per worker); a stream in order.
-      const lanes = input.positional ? this.#threads.length : 1;
+      const lanes = input.positional ? this.#workers : 1;
       const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
       const failed = results.find((result) => result.status === 'rejected');
       if (failed) throw failed.reason;
@@ -253,10 +257,15 @@ export class HashPool {
     }
   }
 
+  /** The live thread with the least `load`; a new one while none is idle and there is room. */
   #lightest(load: (thread: Thread) => number): Thread {
     let best: Thread | undefined;
     for (const thread of this.#threads) {
       if (!thread.dead && (!best || load(thread) < load(best))) best = thread;
+    }
+    if ((!best || load(best) > 0) && this.#threads.length < this.#workers && !this.#broken) {
+      best = this.#start();
+      this.#threads.push(best);
     }
     if (!best) throw this.#broken ?? new VouchError('WORKER_FAILED', 'no hash worker is running');
     return best;

@@ -126,6 +126,32 @@ describe('HashPool', () => {
     );
   });
 
+  it('starts a worker when there is work for it: one for one plain digest, all for a chunked one', async () => {
+    const lazy = new HashPool({ workers: 3, chunkSize: 1024, inFlightBytes: 12 * 1024 });
+    try {
+      const data = new Uint8Array(10_000).map((_, i) => i % 7);
+      expect(lazy.threads).toHaveLength(1);
+      await lazy.hash(Readable.from([data]));
+      await lazy.hash(Readable.from([data]));
+      expect(lazy.threads).toHaveLength(1);
+      // Two at once: the first worker is busy, a second one starts.
+      const a = heldStream(data);
+      const b = heldStream(data);
+      const both = Promise.all([lazy.hash(a.stream), lazy.hash(b.stream)]);
+      await Promise.all([a.started, b.started]);
+      expect(lazy.threads).toHaveLength(2);
+      a.release();
+      b.release();
+      expect((await both).map((digest) => digest.sha256)).toEqual([sha256(data), sha256(data)]);
+      const file = join(dir, 'lazy');
+      writeFileSync(file, new Uint8Array(64 * 1024));
+      await lazy.hashChunked(file, 1024);
+      expect(lazy.threads).toHaveLength(3);
+    } finally {
+      await lazy.close();
+    }
+  });
+
   it('gives the RFC 6962 empty-tree hash for an empty input', async () => {
     const empty = join(dir, 'empty');
     writeFileSync(empty, '');
