@@ -33,6 +33,8 @@ export interface PoolOptions {
   readonly chunkSize: number;
   /** Bytes read but not yet hashed, at most. At least one chunk. */
   readonly inFlightBytes: number;
+  /** Workers booted with the pool (default 1); the others start when there is work for them. */
+  readonly warm?: number;
 }
 
 /** A file path, or bytes from a stream (a Node Readable is an AsyncIterable<Buffer>). */
@@ -55,7 +57,9 @@ export interface ChunkedDigest {
 
 /** A pool sized by the hashing plan for this board and the storage `paths` are on. */
 export async function plannedPool(paths: readonly string[]): Promise<HashPool> {
-  return new HashPool(planHashing(await readProfile({ root: '/', paths })));
+  const plan = planHashing(await readProfile({ root: '/', paths }));
+  // Several files are hashed at once from the start: their workers boot right away.
+  return new HashPool({ ...plan, warm: paths.length });
 }
 
 export class HashPool {
@@ -74,7 +78,7 @@ export class HashPool {
   /** Set when workers keep dying before they load: their code is missing or broken. */
   #broken: VouchError | undefined;
 
-  constructor({ workers, chunkSize, inFlightBytes }: PoolOptions) {
+  constructor({ workers, chunkSize, inFlightBytes, warm = 1 }: PoolOptions) {
     for (const [name, value, min] of [
       ['workers', workers, 1],
       ['chunkSize', chunkSize, 1],
@@ -89,9 +93,10 @@ export class HashPool {
     this.#window = Math.max(chunkSize, Math.floor(inFlightBytes / workers / chunkSize) * chunkSize);
     this.#buffers = new Buffers(inFlightBytes);
     this.#turns = new Semaphore(workers);
-    // One worker boots now; the others when there is work for them (#lightest): one
+    // `warm` workers boot now, the others when there is work for them (#lightest): one
     // file's plain digest needs one, and each boot costs ≈ 0.1 s of a core (README).
-    this.#threads.push(this.#start());
+    for (let i = 0; i < Math.min(Math.max(warm, 1), workers); i++)
+      this.#threads.push(this.#start());
   }
 
   /** The worker threads started so far, for observing them (tests stop one to check recovery). */

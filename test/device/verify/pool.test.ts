@@ -150,6 +150,15 @@ describe('HashPool', () => {
     } finally {
       await lazy.close();
     }
+    // Asked for, more boot with the pool (never more than `workers`).
+    for (const [warm, booted] of [
+      [2, 2],
+      [8, 3],
+    ] as const) {
+      const warmed = new HashPool({ workers: 3, chunkSize: 1024, inFlightBytes: 12 * 1024, warm });
+      expect(warmed.threads).toHaveLength(booted);
+      await warmed.close();
+    }
   });
 
   it('gives the RFC 6962 empty-tree hash for an empty input', async () => {
