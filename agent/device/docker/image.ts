@@ -7,7 +7,7 @@ import { Status, type StatusName } from '../../core/status';
 import type { TrustState } from '../store/state';
 import { verdictFor } from '../store/verdict';
 import type { HashPool } from '../verify/pool';
-import { describeIgnored, type IgnoredStatement } from '../verify/verify';
+import { couldNotCheckOutcome, type IgnoredStatement, outcomeOf } from '../verify/verify';
 import { digestHex, inspectImage } from './client';
 import { type DeepCheck, deepCheck } from './deep';
 
@@ -119,11 +119,10 @@ export async function verifyImage(
   if (verdict.outcome === 'could-not-check') {
     return couldNotCheck(base, new VouchError('CANNOT_CHECK', verdict.reason));
   }
-  const decided = verdict.decidedBy;
   const deepPart = deep && {
     deep: { matches: deep.matches, layout: deep.layout, layers: deep.layers },
   };
-  const ignored = describeIgnored(verdict.ignored);
+  const outcome = outcomeOf(verdict);
   if (deep && !deep.matches) {
     // The bytes Docker holds are not the image the ID (and so any statement) names.
     return {
@@ -134,20 +133,15 @@ export async function verifyImage(
       logIndex: null,
       issuedAt: null,
       reason: `content does not match image ID: ${deep.mismatch}`,
-      ignored,
+      ignored: outcome.ignored,
       ...deepPart,
     };
   }
   return {
     ...base,
-    status: verdict.status,
-    code: verdict.code,
-    signer: decided?.signer ?? null,
-    logIndex: decided ? Number(decided.logIndex) : null,
-    issuedAt: decided?.issuedAt ?? null,
+    ...outcome,
     reason:
       verdict.status === 'UNKNOWN' ? unknownReason(verdict.reason, requirement) : verdict.reason,
-    ignored,
     ...deepPart,
   };
 }
@@ -179,15 +173,5 @@ function couldNotCheck(
   base: Pick<ImageResult, 'ref' | 'id' | 'names' | 'repoDigests' | 'requirement'>,
   error: VouchError,
 ): ImageResult {
-  return {
-    ...base,
-    status: null,
-    code: null,
-    signer: null,
-    logIndex: null,
-    issuedAt: null,
-    reason: `could not check: ${error.message}`,
-    ignored: [],
-    error: { code: error.code, message: error.message },
-  };
+  return { ...base, ...couldNotCheckOutcome(error) };
 }

@@ -194,24 +194,47 @@ export async function verifySubjects(
     if (verdict.outcome === 'could-not-check') {
       return couldNotCheck(base, new VouchError('CANNOT_CHECK', verdict.reason));
     }
-    const decided = verdict.decidedBy;
-    return {
-      ...base,
-      status: verdict.status,
-      code: verdict.code,
-      signer: decided?.signer ?? null,
-      name: decided?.name ?? null,
-      logIndex: decided ? Number(decided.logIndex) : null,
-      issuedAt: decided?.issuedAt ?? null,
-      reason: verdict.reason,
-      ignored: describeIgnored(verdict.ignored),
-    };
+    return { ...base, ...outcomeOf(verdict), name: verdict.decidedBy?.name ?? null };
   });
   return { ...summary, results };
 }
 
+/** What a result says of its verdict (file and image results alike). */
+export type Outcome = Pick<
+  SubjectResult,
+  'status' | 'code' | 'signer' | 'logIndex' | 'issuedAt' | 'reason' | 'ignored' | 'error'
+>;
+
+/** The outcome of a verdict with a status: the statement that decided, and those left out. */
+export function outcomeOf(verdict: Extract<Verdict, { outcome: 'status' }>): Outcome {
+  const decided = verdict.decidedBy;
+  return {
+    status: verdict.status,
+    code: verdict.code,
+    signer: decided?.signer ?? null,
+    logIndex: decided ? Number(decided.logIndex) : null,
+    issuedAt: decided?.issuedAt ?? null,
+    reason: verdict.reason,
+    ignored: describeIgnored(verdict.ignored),
+  };
+}
+
+/** "Could not check", with its error: no status, never UNTRUSTED. */
+export function couldNotCheckOutcome(error: VouchError): Outcome {
+  return {
+    status: null,
+    code: null,
+    signer: null,
+    logIndex: null,
+    issuedAt: null,
+    reason: `could not check: ${error.message}`,
+    ignored: [],
+    error: { code: error.code, message: error.message },
+  };
+}
+
 /** The statements a verdict left out, and why, as results report them. */
-export function describeIgnored(ignored: readonly IgnoredRecord[]): IgnoredStatement[] {
+function describeIgnored(ignored: readonly IgnoredRecord[]): IgnoredStatement[] {
   return ignored.map(({ record, code, reason }) => ({
     signer: record.signer,
     logIndex: Number(record.logIndex),
@@ -267,18 +290,7 @@ function lookUp(
 }
 
 function couldNotCheck(base: Base, error: VouchError): SubjectResult {
-  return {
-    ...base,
-    status: null,
-    code: null,
-    signer: null,
-    name: null,
-    logIndex: null,
-    issuedAt: null,
-    reason: `could not check: ${error.message}`,
-    ignored: [],
-    error: { code: error.code, message: error.message },
-  };
+  return { ...base, ...couldNotCheckOutcome(error), name: null };
 }
 
 /** Each file subject hashed and looked up on `pool` (undefined for given digests). */
