@@ -15,7 +15,7 @@ export interface Suite {
   readonly repeats: number;
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2
@@ -39,13 +39,18 @@ function formatRate(perSecond: number, unit: string): string {
   return `${perSecond.toFixed(0).padStart(8)} ${unit}/s`;
 }
 
-export async function runSuite(suite: Suite): Promise<void> {
+/** Prints the suite; returns each case's median seconds per run, in order. */
+export async function runSuite(suite: Suite): Promise<number[]> {
   console.log(`\n${suite.title} (median of ${suite.repeats})`);
   let baseline = 0;
+  const medians: number[] = [];
   for (const entry of suite.cases) {
-    const rate = entry.units / (await measure(entry, suite.repeats));
+    const seconds = await measure(entry, suite.repeats);
+    medians.push(seconds);
+    const rate = entry.units / seconds;
     baseline ||= rate;
     const ratio = (rate / baseline).toFixed(2);
     console.log(`  ${entry.name.padEnd(40)} ${formatRate(rate, suite.unit)}   ×${ratio}`);
   }
+  return medians;
 }

@@ -3,19 +3,18 @@
  * cache through the worker pool and the whole `vouch verify file` command (the built bundle,
  * start-up included, against a synced state) against openssl in the same run (issue #6).
  */
-import { execFile } from 'node:child_process';
+
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, truncateSync, writeSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { dirname, join } from 'node:path';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { merkleLeafSize } from '../../agent/core/statement';
 import { type Digest, HashPool } from '../../agent/device/verify/pool';
 import { planHashing, readProfile } from '../../hw';
-import { runSuite, type Suite } from './harness';
-import { benchLog, syncedState, vouch } from './world';
+import { median, runSuite, type Suite } from './harness';
+import { benchLog, build, cliPath, exec, syncedState, vouch } from './world';
 
 export async function hashingBench(benchDir: string): Promise<void> {
   const data = Buffer.alloc(64 * 2 ** 20, 0xa5);
@@ -48,7 +47,6 @@ export async function hashingBench(benchDir: string): Promise<void> {
   ];
 
   // Files hashed from the page cache through the worker pool, against openssl in the same run.
-  const exec = promisify(execFile);
   const MiB = 2 ** 20;
   const GiB = 2 ** 30;
   const block = randomBytes(16 * MiB);
@@ -163,7 +161,14 @@ export async function hashingBench(benchDir: string): Promise<void> {
     },
   );
   try {
-    for (const suite of suites) await runSuite(suite);
+    const medians: number[][] = [];
+    for (const suite of suites) medians.push(await runSuite(suite));
+    await printFloors({
+      hashSecondsPerByte: (medians[0]?.[0] as number) / data.length,
+      openssl: medians[1]?.[0] as number,
+      xargs: medians[2]?.[0] as number,
+      cores,
+    });
     // Memory whatever the size: a 4 GiB sparse file (zeros, from the page cache) verified
     // by the whole command (it is in no statement: UNKNOWN, exit 2).
     const sparse = join(benchDir, 'sparse-4gib');
@@ -178,5 +183,58 @@ export async function hashingBench(benchDir: string): Promise<void> {
     );
   } finally {
     await Promise.all([planned, ...pools.values()].map((pool) => pool.close()));
+  }
+}
+
+/**
+ * The lowest time any whole `vouch verify file` command could take on this machine, against
+ * each issue #6 target: Node's own start-up, then one hash worker's boot (hashing starts on
+ * a worker, which the started process creates), then the hashing itself with no overhead —
+ * for one plain digest the pure in-memory SHA-256 time (sequential: one core; the reads
+ * overlap on another), for work spread over every core openssl's own time for the same
+ * 1 GiB (read and hash) divided by the cores.
+ */
+async function printFloors(run: {
+  hashSecondsPerByte: number;
+  openssl: number;
+  xargs: number;
+  cores: number;
+}): Promise<void> {
+  const medianOf5 = async (seconds: () => Promise<number>) => {
+    const runs: number[] = [];
+    for (let i = 0; i < 5; i++) runs.push(await seconds());
+    return median(runs);
+  };
+  await build();
+  const nodeStart = await medianOf5(async () => {
+    const start = process.hrtime.bigint();
+    await exec(process.execPath, ['-e', '0']);
+    return Number(process.hrtime.bigint() - start) / 1e9;
+  });
+  // In a fresh process, as the command boots it (a busy process boots workers slower).
+  const bootScript = `const { Worker } = require('node:worker_threads');
+    const start = performance.now();
+    new Worker(${JSON.stringify(join(dirname(cliPath), 'hash.worker.cjs'))})
+      .once('message', function () { console.log(performance.now() - start); this.terminate(); });`;
+  const workerBoot = await medianOf5(
+    async () => Number((await exec(process.execPath, ['-e', bootScript])).stdout) / 1000,
+  );
+  const GiB = 2 ** 30;
+  const start = nodeStart + workerBoot;
+  const floors = [
+    ['1 GiB, plain digest', start + GiB * run.hashSecondsPerByte, run.openssl, 'openssl', 1.0],
+    ['1 GiB, chunked', start + run.openssl / run.cores, run.openssl, 'openssl', 0.6],
+    ['8 × 128 MiB', start + run.openssl / run.cores, run.xargs, 'xargs', 1.1],
+  ] as const;
+  console.log(
+    `\nLowest possible whole-command time here: node -e 0 ${nodeStart.toFixed(3)} s + hash ` +
+      `worker boot ${workerBoot.toFixed(3)} s + hashing with no overhead (${run.cores} cores)`,
+  );
+  for (const [name, floor, baseline, against, target] of floors) {
+    const ratio = floor / baseline;
+    console.log(
+      `  ${name.padEnd(22)} floor ${floor.toFixed(2)} s = ${ratio.toFixed(2)}× ${against}'s ` +
+        `time; target ≤ ${target.toFixed(1)}×${ratio > target ? ', under the floor: unreachable here' : ''}`,
+    );
   }
 }

@@ -5,10 +5,9 @@ import { createGunzip } from 'node:zlib';
 import type Docker from 'dockerode';
 import { extract as tarExtract } from 'tar-stream';
 import { z } from 'zod';
-import { planHashing, readProfile } from '../../../hw';
 import { VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
-import { HashPool } from '../verify/pool';
+import { type HashPool, plannedPool } from '../verify/pool';
 import { dockerError } from './client';
 import { exportImage, type ImageExport } from './export';
 
@@ -113,9 +112,8 @@ export async function deepCheck(docker: Docker, id: string, pool?: HashPool): Pr
 }
 
 /** A pool for exports: hashing one layer while the next is read needs two workers. */
-export async function deepPool(): Promise<HashPool> {
-  const plan = planHashing(await readProfile({ root: '/', paths: [] }));
-  return new HashPool({ ...plan, workers: Math.max(2, plan.workers) });
+export function deepPool(): Promise<HashPool> {
+  return plannedPool([], 2);
 }
 
 async function readExport(

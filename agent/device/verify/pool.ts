@@ -55,11 +55,32 @@ export interface ChunkedDigest {
   readonly size: number;
 }
 
-/** A pool sized by the hashing plan for this board and the storage `paths` are on. */
-export async function plannedPool(paths: readonly string[]): Promise<HashPool> {
-  const plan = planHashing(await readProfile({ root: '/', paths }));
-  // Several files are hashed at once from the start: their workers boot right away.
-  return new HashPool({ ...plan, warm: paths.length });
+/**
+ * A pool sized by the hashing plan for this board and the storage `paths` are on, with at
+ * least `minWorkers` workers.
+ */
+export async function plannedPool(paths: readonly string[], minWorkers = 1): Promise<HashPool> {
+  // Every plan has a worker: the first one boots (tens of milliseconds) while the profile
+  // is read.
+  const first = startHashWorker();
+  try {
+    const plan = planHashing(await readProfile({ root: '/', paths }));
+    const workers = Math.max(minWorkers, plan.workers);
+    // Several files are hashed at once from the start: their workers boot right away.
+    return new HashPool({ ...plan, workers, warm: paths.length }, [first]);
+  } catch (error) {
+    await first.terminate();
+    throw error;
+  }
+}
+
+/** Workers whose code loaded: they sent their first message, `ready` (hash.worker.ts). */
+const loaded = new WeakSet<Worker>();
+
+function startHashWorker(): Worker {
+  const worker = startWorker(import.meta.url, 'hash');
+  worker.once('message', () => loaded.add(worker));
+  return worker;
 }
 
 export class HashPool {
@@ -78,7 +99,11 @@ export class HashPool {
   /** Set when workers keep dying before they load: their code is missing or broken. */
   #broken: VouchError | undefined;
 
-  constructor({ workers, chunkSize, inFlightBytes, warm = 1 }: PoolOptions) {
+  /** `booted`: workers started for this pool before it was made (plannedPool). */
+  constructor(
+    { workers, chunkSize, inFlightBytes, warm = 1 }: PoolOptions,
+    booted: readonly Worker[] = [],
+  ) {
     for (const [name, value, min] of [
       ['workers', workers, 1],
       ['chunkSize', chunkSize, 1],
@@ -95,7 +120,8 @@ export class HashPool {
     this.#turns = new Semaphore(workers);
     // `warm` workers boot now, the others when there is work for them (#lightest): one
     // file's plain digest needs one, and each boot costs ≈ 0.1 s of a core (README).
-    for (let i = 0; i < Math.min(Math.max(warm, 1), workers); i++)
+    for (const worker of booted.slice(0, workers)) this.#threads.push(this.#adopt(worker));
+    while (this.#threads.length < Math.min(Math.max(warm, 1), workers))
       this.#threads.push(this.#start());
   }
 
@@ -290,9 +316,12 @@ export class HashPool {
   }
 
   #start(): Thread {
+    return this.#adopt(startHashWorker());
+  }
+
+  #adopt(worker: Worker): Thread {
     const thread: Thread = {
-      worker: startWorker(import.meta.url, 'hash'),
-      ready: false,
+      worker,
       dead: false,
       pending: 0,
       holding: 0,
@@ -309,7 +338,6 @@ export class HashPool {
 
   #receive(thread: Thread, reply: Reply): void {
     if (reply.op === 'ready') {
-      thread.ready = true;
       this.#failedStarts = 0;
       return;
     }
@@ -335,7 +363,7 @@ export class HashPool {
     // What it held is gone with it: the budget gets those bytes back.
     this.#buffers.lose(thread.holding);
     for (const job of thread.jobs) job.fail(failure);
-    if (!thread.ready && ++this.#failedStarts >= maxFailedStarts) {
+    if (!loaded.has(thread.worker) && ++this.#failedStarts >= maxFailedStarts) {
       this.#broken ??= failure;
       return;
     }
@@ -348,8 +376,6 @@ const maxFailedStarts = 3;
 
 interface Thread {
   readonly worker: Worker;
-  /** It said so: its code loaded. */
-  ready: boolean;
   dead: boolean;
   /** Requests awaiting a reply. */
   pending: number;

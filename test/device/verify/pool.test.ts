@@ -8,7 +8,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VouchError } from '../../../agent/core/errors';
 import { merkleLeafSize } from '../../../agent/core/statement';
-import { HashPool } from '../../../agent/device/verify/pool';
+import { HashPool, plannedPool } from '../../../agent/device/verify/pool';
+import { planHashing, readProfile } from '../../../hw';
 
 const dir = mkdtempSync(join(tmpdir(), 'vouch-pool-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -158,6 +159,22 @@ describe('HashPool', () => {
       const warmed = new HashPool({ workers: 3, chunkSize: 1024, inFlightBytes: 12 * 1024, warm });
       expect(warmed.threads).toHaveLength(booted);
       await warmed.close();
+    }
+  });
+
+  it('plannedPool: sized by this machine, its first worker booted before the plan was read', async () => {
+    const file = join(dir, 'planned');
+    const data = new Uint8Array(3 * merkleLeafSize + 5).map((_, i) => i % 251);
+    writeFileSync(file, data);
+    const plan = planHashing(await readProfile({ root: '/', paths: [dir] }));
+    const planned = await plannedPool([file, file, file], 2);
+    try {
+      // The booted worker is the pool's own, plus one per file up to the plan (at least 2).
+      expect(planned.threads).toHaveLength(Math.min(3, Math.max(2, plan.workers)));
+      expect((await planned.hash(file)).sha256).toBe(sha256(data));
+      expect((await planned.hashChunked(file, merkleLeafSize)).chunks).toBe(4);
+    } finally {
+      await planned.close();
     }
   });
 
