@@ -15,6 +15,7 @@ import { runInNewContext } from 'node:vm';
 import { pae, parseEnvelope } from '../../agent/core/dsse';
 import { loadState } from '../../agent/device';
 import { SubjectIndex } from '../../agent/device/store/subjects';
+import { median } from './harness';
 import { benchLog, exec, vouch } from './world';
 
 const statements = 100_000;
@@ -22,11 +23,6 @@ const increment = 1_000;
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 async function timed(run: () => Promise<unknown> | unknown): Promise<number> {
   const start = process.hrtime.bigint();
@@ -125,6 +121,14 @@ export async function deviceBench(): Promise<void> {
       `${importRate.toFixed(0)} stmt/s`,
       importRate / opensslRate,
     );
+    // Issue #5's target is a rate, not a ratio: what this machine allows varies by day.
+    const target = 15_000;
+    if (opensslRate < target) {
+      console.log(
+        `    target ${target.toLocaleString('en')} stmt/s: over what OpenSSL alone verifies ` +
+          `on every core in this run (${opensslRate.toFixed(0)}/s), so no import can reach it here`,
+      );
+    }
     const peak = median(imports.map((run) => run.maxRssKiB ?? Number.NaN));
     line(
       '  its peak RSS',

@@ -6,21 +6,17 @@
  * (`docker save -o /dev/null` is no baseline: it streams nothing.)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { buildScratchImage, startDockerd } from '../../test/helpers/dockerd';
+import { median } from './harness';
 import { benchLog, exec, syncedState, vouch } from './world';
 
 const layers = 8;
 const layerBytes = 128 * 2 ** 20;
 const repeats = 7;
 const tag = 'bench.example.org/image:1';
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 function line(name: string, seconds: number, ratio: number): void {
   console.log(`  ${name.padEnd(58)} ${seconds.toFixed(2).padStart(7)} s   ×${ratio.toFixed(2)}`);
@@ -46,10 +42,25 @@ export async function imageBench(): Promise<void> {
     const stateDir = await syncedState(base, log);
     // Both commands find the daemon as any Docker client does.
     process.env.DOCKER_HOST = daemon.dockerHost;
+    // dockerd's own CPU while it saves: on 2 cores it leaves the consumer one (README).
+    const dockerdPid = (
+      await readFile(join(dirname(daemon.socketPath), 'docker.pid'), 'utf8')
+    ).trim();
+    const dockerdCpu = async () => {
+      const fields = (await readFile(`/proc/${dockerdPid}/stat`, 'utf8'))
+        .split(') ')[1]
+        ?.split(' ');
+      // utime and stime (fields 14 and 15 of proc(5)), in clock ticks of 1/100 s.
+      return (Number(fields?.[11]) + Number(fields?.[12])) / 100;
+    };
+    const saveCpu: number[] = [];
     const save = async () => {
+      const cpuBefore = await dockerdCpu();
       const start = process.hrtime.bigint();
       await exec('sh', ['-c', `docker save ${tag} > /dev/null`]);
-      return Number(process.hrtime.bigint() - start) / 1e9;
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      saveCpu.push((await dockerdCpu()) - cpuBefore);
+      return seconds;
     };
     const deep = async () => {
       const run = await vouch([
@@ -89,6 +100,10 @@ export async function imageBench(): Promise<void> {
     console.log(
       `  runs: docker save ${times.save.map((s) => s.toFixed(2)).join(' ')}; ` +
         `verify --deep ${times.deep.map((s) => s.toFixed(2)).join(' ')}`,
+    );
+    console.log(
+      `  dockerd's own CPU during docker save: median ${median(saveCpu).toFixed(2)} s ` +
+        `(per run: ${saveCpu.map((s) => s.toFixed(2)).join(' ')})`,
     );
   } finally {
     if (previousHost === undefined) delete process.env.DOCKER_HOST;
