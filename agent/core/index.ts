@@ -15,6 +15,7 @@ export {
   cosignNote,
   verifyCosignatures,
 } from './cosignature';
+export { Crc64Iso } from './crc64';
 export {
   addSignature,
   type Envelope,

@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
@@ -16,11 +17,16 @@ export interface Dockerd {
   restart(): Promise<void>;
 }
 
+export interface DockerdOptions {
+  /** vfs (the default) works in any container; overlay2 needs overlay mounts. */
+  readonly storageDriver?: 'vfs' | 'overlay2';
+}
+
 /**
  * A real dockerd of our own: data, exec state and API socket under a temp dir, the vfs
- * storage driver (works in any container), and no networking (no iptables, no bridge).
+ * storage driver unless asked for another, and no networking (no iptables, no bridge).
  */
-export async function startDockerd(): Promise<Dockerd> {
+export async function startDockerd(options: DockerdOptions = {}): Promise<Dockerd> {
   const binary = requireBinary('docker');
   if (process.getuid?.() !== 0) throw new Error('dockerd needs root: run the tests as root');
   // Short path: a unix socket path must fit in 108 bytes.
@@ -34,7 +40,7 @@ export async function startDockerd(): Promise<Dockerd> {
       `--exec-root=${join(dir, 'exec')}`,
       `--pidfile=${join(dir, 'docker.pid')}`,
       `--host=unix://${socketPath}`,
-      '--storage-driver=vfs',
+      `--storage-driver=${options.storageDriver ?? 'vfs'}`,
       '--iptables=false',
       '--ip6tables=false',
       '--bridge=none',
@@ -114,4 +120,28 @@ export async function buildScratchImage(
     );
   });
   return (await docker.getImage(tag).inspect()).Id;
+}
+
+/**
+ * Where layer `index` of an image is kept (vfs or overlay2 storage): the chain ID of the
+ * layers up to it names its layerdb entry (OCI image spec, config.md "Layer ChainID"),
+ * which holds its tar-split record and the cache ID of its directory (for overlay2, the
+ * layer's own files are in that directory's `diff`).
+ */
+export async function layerStorage(docker: Docker, ref: string, index: number) {
+  const info = await docker.info();
+  const root = info.DockerRootDir as string;
+  const driver = info.Driver as string;
+  const diffIds = (await docker.getImage(ref).inspect()).RootFS.Layers ?? [];
+  let chain = diffIds[0] as string;
+  for (const diffId of diffIds.slice(1, index + 1)) {
+    chain = `sha256:${createHash('sha256').update(`${chain} ${diffId}`).digest('hex')}`;
+  }
+  const record = join(root, 'image', driver, 'layerdb/sha256', chain.slice(7));
+  const cacheId = (await readFile(join(record, 'cache-id'), 'utf8')).trim();
+  return {
+    diffId: diffIds[index] as string,
+    tarSplit: join(record, 'tar-split.json.gz'),
+    dir: driver === 'vfs' ? join(root, 'vfs/dir', cacheId) : join(root, driver, cacheId, 'diff'),
+  };
 }

@@ -17,6 +17,8 @@ export interface ArchiveEntry {
   readonly data?: Uint8Array;
   /** A symbolic link to this target instead of a file. */
   readonly link?: string;
+  /** A hard link to this path in the archive instead of a file. */
+  readonly hardlink?: string;
 }
 
 export interface ImageArchive {
@@ -28,9 +30,11 @@ export interface ImageArchive {
   readonly layerPaths: readonly string[];
 }
 
+export type LayerMember = string | { readonly link: string } | { readonly hardlink: string };
+
 export interface ArchiveOptions {
-  /** Per layer: path in the image → content. */
-  readonly layers: readonly Readonly<Record<string, string>>[];
+  /** Per layer: path in the image → content, or a symbolic or hard link; or a layer tar. */
+  readonly layers: readonly (Readonly<Record<string, LayerMember>> | Uint8Array)[];
   readonly layout: 'docker' | 'oci';
   /** OCI layout only: store layers gzip-compressed (as a containerd image store exports). */
   readonly gzip?: boolean;
@@ -46,6 +50,8 @@ export async function tarOf(entries: readonly ArchiveEntry[]): Promise<Buffer> {
   for (const entry of entries) {
     if (entry.link !== undefined) {
       packer.entry({ name: entry.name, type: 'symlink', linkname: entry.link });
+    } else if (entry.hardlink !== undefined) {
+      packer.entry({ name: entry.name, type: 'link', linkname: entry.hardlink });
     } else {
       packer.entry({ name: entry.name, mtime: new Date(0) }, Buffer.from(entry.data ?? []));
     }
@@ -59,7 +65,15 @@ export async function tarOf(entries: readonly ArchiveEntry[]): Promise<Buffer> {
 export async function imageArchive(options: ArchiveOptions): Promise<ImageArchive> {
   const layerTars = await Promise.all(
     options.layers.map((files) =>
-      tarOf(Object.entries(files).map(([name, content]) => ({ name, data: Buffer.from(content) }))),
+      files instanceof Uint8Array
+        ? Buffer.from(files)
+        : tarOf(
+            Object.entries(files).map(([name, member]) =>
+              typeof member === 'string'
+                ? { name, data: Buffer.from(member) }
+                : { name, ...member },
+            ),
+          ),
     ),
   );
   const diffIds = layerTars.map((tar) => `sha256:${sha256(tar)}`);

@@ -134,7 +134,12 @@ async function verifyCommandBody(ctx: Context, subjects: Subject[], digest?: Dig
   return { exitCode, data: { ...report, exitCode }, text: describe(report) };
 }
 
-async function verifyImagesBody(ctx: Context, refs: string[], options: { deep?: boolean }) {
+interface ImageOptions {
+  readonly deep?: boolean;
+  readonly tree?: boolean;
+}
+
+async function verifyImagesBody(ctx: Context, refs: string[], options: ImageOptions) {
   // dockerode loads while the trust state does; the pool's workers start while Docker answers.
   const [trust, docker] = await Promise.all([
     openTrust(ctx.config.stateDir, ctx.config.sync.maxAge),
@@ -150,6 +155,7 @@ async function verifyImagesBody(ctx: Context, refs: string[], options: { deep?: 
           policy: ctx.config.images,
           now: trust.now,
           ...(options.deep && { deep: true }),
+          ...(options.tree && { tree: true }),
           ...(pool && { pool }),
           ...(trust.error && { stateError: trust.error }),
         }),
@@ -164,7 +170,10 @@ async function verifyImagesBody(ctx: Context, refs: string[], options: { deep?: 
     const deep = result.deep?.matches
       ? ` (content matches: config and ${result.deep.layers.length} layers, ${result.deep.layout} layout)`
       : '';
-    return `${result.status ?? 'COULD NOT CHECK'} ${result.ref}${id}: ${result.error?.message ?? result.reason}${deep}`;
+    const tree = result.tree?.matches
+      ? ` (files on disk match: ${result.tree.layers.length} layers, ${result.tree.driver} storage)`
+      : '';
+    return `${result.status ?? 'COULD NOT CHECK'} ${result.ref}${id}: ${result.error?.message ?? result.reason}${deep}${tree}`;
   });
   const report = { ...trust.summary, results };
   return {
@@ -226,12 +235,18 @@ export function verifyCommand(act: Act): Command {
           'also export each image (as docker save does, streamed) and hash its config and ' +
             'every layer on this device: the config must hash to the image ID and each layer ' +
             'to its diff_id, else UNTRUSTED ("content does not match image ID"); a file ' +
-            "added to a layer's directory on disk is not in the export and not caught",
+            "added to a layer's directory on disk is not in the export and not caught: --tree catches it",
+        )
+        .option(
+          '--tree',
+          "also compare each layer's directory in Docker's storage with the layer's file " +
+            'list (its tar-split record): a file added, removed or changed on disk (type, ' +
+            'size, CRC-64, symlink target; not permissions, owners or times) is UNTRUSTED. ' +
+            'Needs root on the host dockerd runs on; vfs and overlay2 storage drivers only, ' +
+            'else could not check',
         )
         .action(
-          act((ctx, refs: string[], options: { deep?: boolean }) =>
-            verifyImagesBody(ctx, refs, options),
-          ),
+          act((ctx, refs: string[], options: ImageOptions) => verifyImagesBody(ctx, refs, options)),
         ),
     );
 }

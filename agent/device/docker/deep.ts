@@ -56,11 +56,19 @@ const gzipMagic = [0x1f, 0x8b] as const;
 const zstdMagic = [0x28, 0xb5, 0x2f, 0xfd] as const;
 /**
  * dockerd's export errors that are findings, not failures: a file whose content differs
- * from the layer's tar-split record (pkg/tarsplit), and a layer whose rebuilt tar does not
- * hash to its diff_id (layer store "verifiedReadCloser").
+ * from the layer's tar-split record (pkg/tarsplit), a file of the record missing from the
+ * layer's directory in the vfs or overlay2 storage (it cannot be read to rebuild the tar),
+ * and a layer whose rebuilt tar does not hash to its diff_id (layer store
+ * "verifiedReadCloser").
  */
-const integrityFailure =
-  /file integrity checksum failed for "(?:[^"\\]|\\.){0,4096}"|could not verify layer data for: sha256:[0-9a-f]{64}/;
+const integrityFailure = new RegExp(
+  [
+    /file integrity checksum failed for "(?:[^"\\]|\\.){0,4096}"/.source,
+    /open \/[^\n]{0,4096}?\/(?:vfs\/dir|overlay2)\/[0-9a-f]{64}(?:\/diff)?\/[^\n]{0,4096}?: no such file or directory/
+      .source,
+    /could not verify layer data for: sha256:[0-9a-f]{64}/.source,
+  ].join('|'),
+);
 
 const manifestSchema = z
   .array(z.looseObject({ Config: z.string().max(4096), Layers: z.array(z.string().max(4096)) }))

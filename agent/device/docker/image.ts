@@ -10,14 +10,17 @@ import type { HashPool } from '../verify/pool';
 import { couldNotCheckOutcome, type IgnoredStatement, outcomeOf } from '../verify/verify';
 import { digestHex, inspectImage } from './client';
 import { type DeepCheck, deepCheck } from './deep';
+import { describeTreeDifference, dockerStorage, type TreeCheck, treeCheck } from './tree';
 
 /**
  * `vouch verify image`: a local Docker image's status from the device's trust state. The
  * image is known by its ID (the SHA-256 of its config, what the daemon runs) and its repo
  * digests (registry manifests); a statement about any of them counts. Its names choose the
  * local policy's scope rule, which may require one signer. With `deep`, the image's content
- * as Docker exports it is hashed and compared with the ID (deep.ts). Docker unreachable, an
- * image Docker does not have, or no trust state: "could not check", never UNTRUSTED.
+ * as Docker exports it is hashed and compared with the ID (deep.ts); with `tree`, each
+ * layer's directory in Docker's storage is compared with the layer's file list (tree.ts).
+ * Docker unreachable, an image Docker does not have, storage that cannot be read, or no
+ * trust state: "could not check", never UNTRUSTED.
  */
 
 export interface ImageVerifyOptions {
@@ -28,6 +31,8 @@ export interface ImageVerifyOptions {
   readonly deep?: boolean;
   /** For `deep`: the pool to hash on; one sized by the hardware plan otherwise. */
   readonly pool?: HashPool;
+  /** Also compare each layer's directory on disk with its file list (tree.ts; root only). */
+  readonly tree?: boolean;
   /** Why `state` is undefined (a damaged state dir); NO_TRUST_STATE when not given. */
   readonly stateError?: VouchError;
 }
@@ -56,6 +61,7 @@ export interface ImageResult {
     readonly layout: 'docker' | 'oci';
     readonly layers: readonly { readonly diffId: string; readonly bytes: number }[];
   };
+  readonly tree?: TreeCheck;
   readonly error?: { readonly code: ErrorCode; readonly message: string };
 }
 
@@ -97,11 +103,16 @@ export async function verifyImage(
   }
   let digests: string[];
   let deep: DeepCheck | undefined;
+  let tree: TreeCheck | undefined;
   try {
     digests = [
       digestHex(inspected.Id, 'image ID'),
       ...repoDigests.map((name) => digestHex(name.slice(name.lastIndexOf('@') + 1), 'repo digest')),
     ];
+    // The tree first: it fails fast (driver, root) where the export would take a while.
+    if (options.tree) {
+      tree = await treeCheck(await dockerStorage(docker), inspected.RootFS.Layers ?? []);
+    }
     if (options.deep) deep = await deepCheck(docker, inspected.Id, options.pool);
   } catch (error) {
     return couldNotCheck(base, asVouchError(error));
@@ -119,12 +130,18 @@ export async function verifyImage(
   if (verdict.outcome === 'could-not-check') {
     return couldNotCheck(base, new VouchError('CANNOT_CHECK', verdict.reason));
   }
-  const deepPart = deep && {
-    deep: { matches: deep.matches, layout: deep.layout, layers: deep.layers },
+  const checks = {
+    ...(deep && { deep: { matches: deep.matches, layout: deep.layout, layers: deep.layers } }),
+    ...(tree && { tree }),
   };
   const outcome = outcomeOf(verdict);
-  if (deep && !deep.matches) {
-    // The bytes Docker holds are not the image the ID (and so any statement) names.
+  const findings = [
+    deep && !deep.matches && `content does not match image ID: ${deep.mismatch}`,
+    tree && describeTreeDifference(tree),
+  ].filter((finding) => typeof finding === 'string');
+  if (findings.length > 0) {
+    // What Docker holds (its export, or the files containers start from) is not the
+    // image the ID, and so any statement, names.
     return {
       ...base,
       status: 'UNTRUSTED',
@@ -132,9 +149,9 @@ export async function verifyImage(
       signer: null,
       logIndex: null,
       issuedAt: null,
-      reason: `content does not match image ID: ${deep.mismatch}`,
+      reason: findings.join('; '),
       ignored: outcome.ignored,
-      ...deepPart,
+      ...checks,
     };
   }
   return {
@@ -142,7 +159,7 @@ export async function verifyImage(
     ...outcome,
     reason:
       verdict.status === 'UNKNOWN' ? unknownReason(verdict.reason, requirement) : verdict.reason,
-    ...deepPart,
+    ...checks,
   };
 }
 

@@ -119,7 +119,7 @@ export class HashPool {
     this.#buffers = new Buffers(inFlightBytes);
     this.#turns = new Semaphore(workers);
     // `warm` workers boot now, the others when there is work for them (#lightest): one
-    // file's plain digest needs one, and each boot costs ≈ 0.1 s of a core (README).
+    // file's plain digest needs one, and each boot costs ≈ 0.05 s of a core here (README).
     for (const worker of booted.slice(0, workers)) this.#threads.push(this.#adopt(worker));
     while (this.#threads.length < Math.min(Math.max(warm, 1), workers))
       this.#threads.push(this.#start());

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,10 +8,12 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ImageResult } from '../../../agent/device/docker/image';
 import { runCli } from '../../helpers/cli';
+import { builtCli } from '../../helpers/device';
 import {
   buildScratchImage,
   type Dockerd,
   type ImageFiles,
+  layerStorage,
   startDockerd,
 } from '../../helpers/dockerd';
 import { imageArchive, tarOf } from '../../helpers/oci';
@@ -96,6 +98,7 @@ describeWith('docker', 'vouch verify image', () => {
       'by-other',
       'tamper',
       'later',
+      'tree',
     ]) {
       const layers: ImageFiles[] = [
         { 'a.txt': `a of ${name}` },
@@ -175,6 +178,7 @@ describeWith('docker', 'vouch verify image', () => {
       await sign('notarize', notary, ha('later')),
       await sign('notarize', notary, ha('oci')),
       await sign('notarize', other, 'plain:1'),
+      await sign('notarize', notary, ha('tree')),
     ];
     await cli('log', 'add', file('log'), '--root', file('root.json'), ...statements);
     await cli('log', 'publish', file('log'));
@@ -312,7 +316,7 @@ describeWith('docker', 'vouch verify image', () => {
   });
 
   it('--deep: a file changed in a layer on disk is UNTRUSTED (dockerd stops the export)', async () => {
-    const layerDir = await vfsLayerDir(daemon.docker, ha('tamper'), 1);
+    const layerDir = (await layerStorage(daemon.docker, ha('tamper'), 1)).dir;
     const path = join(layerDir, 'b.txt');
     expect(await readFile(path, 'utf8')).toBe('b of tamper');
     // Before: the image is intact.
@@ -333,9 +337,27 @@ describeWith('docker', 'vouch verify image', () => {
     expect((await only(ha('tamper'), '--deep')).result.status).toBe('TRUSTED');
   });
 
+  it('--deep: a file deleted from a layer on disk is UNTRUSTED (dockerd cannot rebuild it)', async () => {
+    const layerDir = (await layerStorage(daemon.docker, ha('tamper'), 1)).dir;
+    const path = join(layerDir, 'b.txt');
+    await rm(path);
+    try {
+      const { exitCode, result } = await only(ha('tamper'), '--deep');
+      expect(exitCode).toBe(1);
+      expect(result.status).toBe('UNTRUSTED');
+      expect(result.reason).toBe(
+        `content does not match image ID: open ${path}: no such file or directory`,
+      );
+      expect(result.error).toBeUndefined();
+    } finally {
+      await writeFile(path, 'b of tamper');
+    }
+    expect((await only(ha('tamper'), '--deep')).result.status).toBe('TRUSTED');
+  });
+
   it('--deep: a layer whose rebuilt tar does not hash to its diff_id is UNTRUSTED', async () => {
     // Edit one tar header in the layer's tar-split record: no file changes, the tar does.
-    const { tarSplit, diffId } = await layerRecord(daemon.docker, ha('tamper'), 1);
+    const { tarSplit, diffId } = await layerStorage(daemon.docker, ha('tamper'), 1);
     const original = await readFile(tarSplit);
     const lines = gunzipSync(original).toString().split('\n');
     const header = lines.findIndex((line) => line.includes('"type":2'));
@@ -359,11 +381,97 @@ describeWith('docker', 'vouch verify image', () => {
   });
 
   it('--deep: a file added to a layer directory is not in the export, and not caught', async () => {
-    const layerDir = await vfsLayerDir(daemon.docker, ha('tamper'), 2);
+    const layerDir = (await layerStorage(daemon.docker, ha('tamper'), 2)).dir;
     await writeFile(join(layerDir, 'added.txt'), 'not in any layer record');
     const { result } = await only(ha('tamper'), '--deep');
     expect(result.status).toBe('TRUSTED');
     expect(result.deep?.matches).toBe(true);
+  });
+
+  it('--tree: the files of an intact image are what its layers recorded', async () => {
+    const diffIds = (await daemon.docker.getImage(ha('tree')).inspect()).RootFS.Layers ?? [];
+    const { exitCode, result } = await only(ha('tree'), '--tree');
+    expect(exitCode).toBe(0);
+    expect(result.status).toBe('TRUSTED');
+    expect(result.tree).toEqual({
+      matches: true,
+      driver: 'vfs',
+      layers: diffIds.map((diffId) => ({ diffId, added: [], removed: [], changed: [] })),
+    });
+    const text = await runCli(
+      ['verify', 'image', ha('tree'), '--tree', '--state-dir', file('state')],
+      env,
+    );
+    expect(text.stdout).toMatch(/ \(files on disk match: 3 layers, vfs storage\)\n?$/);
+  });
+
+  it('--tree: files added, removed or changed in a layer directory are UNTRUSTED (built CLI)', async () => {
+    const { dir, diffId } = await layerStorage(daemon.docker, ha('tree'), 2);
+    await writeFile(join(dir, 'c/added.txt'), 'not in any layer record');
+    await rm(join(dir, 'b.txt'));
+    await writeFile(join(dir, 'c/d.txt'), 'TREE');
+    const bundle = builtCli();
+    const run = (...argv: string[]) => {
+      const child = spawnSync(
+        process.execPath,
+        [
+          bundle,
+          'verify',
+          'image',
+          ha('tree'),
+          ...argv,
+          '--state-dir',
+          file('state'),
+          '-o',
+          'json',
+        ],
+        { encoding: 'utf8', env },
+      );
+      const report = JSON.parse(child.stdout) as Report;
+      expect(report.exitCode).toBe(child.status);
+      return { exitCode: child.status, result: report.results[0] as ImageResult };
+    };
+    const finding =
+      'layer 3 of 3 differs on disk: 1 added (/c/added.txt), 1 removed (/b.txt), 1 changed (/c/d.txt)';
+    const tree = run('--tree');
+    expect(tree.exitCode).toBe(1);
+    expect(tree.result).toMatchObject({ status: 'UNTRUSTED', code: 1, reason: finding });
+    expect(tree.result.tree?.matches).toBe(false);
+    expect(tree.result.tree?.layers[2]).toEqual({
+      diffId,
+      added: ['/c/added.txt'],
+      removed: ['/b.txt'],
+      changed: ['/c/d.txt'],
+    });
+    // With --deep: dockerd stops the export on the changed file of the layer's own record;
+    // the added file and the removed one (layer 2's) it does not see.
+    const both = run('--deep', '--tree');
+    expect(both.exitCode).toBe(1);
+    expect(both.result.reason).toBe(
+      `content does not match image ID: file integrity checksum failed for "c/d.txt"; ${finding}`,
+    );
+    expect(both.result).toMatchObject({ deep: { matches: false }, tree: { matches: false } });
+    await writeFile(join(dir, 'c/d.txt'), 'tree');
+    expect(run('--deep').result.status).toBe('TRUSTED');
+    await writeFile(join(dir, 'b.txt'), 'b of tree');
+    await rm(join(dir, 'c/added.txt'));
+    expect(run('--tree').exitCode).toBe(0);
+  });
+
+  it('--tree: a layer record it cannot read is could not check, not UNTRUSTED', async () => {
+    const { tarSplit } = await layerStorage(daemon.docker, ha('tree'), 0);
+    const original = await readFile(tarSplit);
+    await writeFile(tarSplit, 'not gzip');
+    try {
+      const { exitCode, result } = await only(ha('tree'), '--tree');
+      expect(exitCode).toBe(65);
+      expect(result).toMatchObject({ status: null, code: null, error: { code: 'BAD_DATA' } });
+      expect(result.reason).toBe(
+        `could not check: tar-split record ${tarSplit}: incorrect header check`,
+      );
+    } finally {
+      await writeFile(tarSplit, original);
+    }
   });
 
   it('flips to REVOKED once a revocation is synced', async () => {
@@ -403,8 +511,8 @@ describeWith('docker', 'vouch verify image', () => {
   // Last: it stops the daemon.
   it('could not check, not UNTRUSTED, when dockerd is down (exit 69)', async () => {
     await daemon.stop();
-    for (const deep of [[], ['--deep']]) {
-      const { exitCode, result } = await only(ha('trusted'), ...deep);
+    for (const check of [[], ['--deep'], ['--tree']]) {
+      const { exitCode, result } = await only(ha('trusted'), ...check);
       expect(exitCode).toBe(69);
       expect(result).toMatchObject({ status: null, code: null, error: { code: 'UNAVAILABLE' } });
       expect(result.reason).toMatch(/^could not check: cannot ask Docker about /);
@@ -419,29 +527,4 @@ async function load(docker: Docker, archive: Buffer): Promise<void> {
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString();
   if (text.includes('"error"')) throw new Error(`docker load: ${text}`);
-}
-
-/**
- * Where layer `index` of an image keeps its record (vfs driver): the chain ID of the
- * layers up to it names the layerdb entry (image spec v1.2 "ChainID"), which holds the
- * tar-split file and the cache ID of its directory.
- */
-async function layerRecord(docker: Docker, ref: string, index: number) {
-  const root = (await docker.info()).DockerRootDir as string;
-  const diffIds = (await docker.getImage(ref).inspect()).RootFS.Layers ?? [];
-  let chain = diffIds[0] as string;
-  for (const diffId of diffIds.slice(1, index + 1)) {
-    chain = `sha256:${createHash('sha256').update(`${chain} ${diffId}`).digest('hex')}`;
-  }
-  const record = join(root, 'image/vfs/layerdb/sha256', chain.slice(7));
-  const cacheId = (await readFile(join(record, 'cache-id'), 'utf8')).trim();
-  return {
-    diffId: diffIds[index] as string,
-    tarSplit: join(record, 'tar-split.json.gz'),
-    dir: join(root, 'vfs/dir', cacheId),
-  };
-}
-
-async function vfsLayerDir(docker: Docker, ref: string, index: number): Promise<string> {
-  return (await layerRecord(docker, ref, index)).dir;
 }
