@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { Command } from 'commander';
+import type Docker from 'dockerode';
 import { errorKinds } from '../../core/errors';
 import { merkleAlgorithm } from '../../core/statement';
 import type { StatusName } from '../../core/status';
@@ -8,6 +9,7 @@ import { deepPool } from '../../device/docker/deep';
 import { type ImageResult, verifyImage } from '../../device/docker/image';
 import type { DigestChoice } from '../../device/verify/chunked';
 import {
+  type OpenedTrust,
   openTrust,
   parseSubjectDigest,
   type Subject,
@@ -140,14 +142,18 @@ interface ImageOptions {
 }
 
 async function verifyImagesBody(ctx: Context, refs: string[], options: ImageOptions) {
-  // dockerode loads while the trust state does; the pool's workers start while Docker answers.
-  const [trust, docker] = await Promise.all([
-    openTrust(ctx.config.stateDir, ctx.config.sync.maxAge),
-    dockerClient(ctx.io.env, ctx.config.docker.socket),
-  ]);
-  const pool = options.deep && trust.state ? await deepPool() : undefined;
+  // dockerode and, for --deep, the hash pool's workers load while the trust state does.
+  const starting = options.deep ? deepPool() : undefined;
+  starting?.catch(() => {}); // awaited below: a failure is not unhandled meanwhile
   const results: ImageResult[] = [];
+  let trust: OpenedTrust;
   try {
+    let docker: Docker;
+    [trust, docker] = await Promise.all([
+      openTrust(ctx.config.stateDir, ctx.config.sync.maxAge),
+      dockerClient(ctx.io.env, ctx.config.docker.socket),
+    ]);
+    const pool = await starting;
     // One at a time: exports of several images would only compete for the same disk.
     for (const ref of refs) {
       results.push(
@@ -162,7 +168,7 @@ async function verifyImagesBody(ctx: Context, refs: string[], options: ImageOpti
       );
     }
   } finally {
-    await pool?.close();
+    await (await starting?.catch(() => undefined))?.close();
   }
   const exitCode = exitCodeOf(results);
   const lines = results.map((result) => {
@@ -243,7 +249,8 @@ export function verifyCommand(act: Act): Command {
             'list (its tar-split record): a file added, removed or changed on disk (type, ' +
             'size, CRC-64, symlink target; not permissions, owners or times) is UNTRUSTED. ' +
             'Needs root on the host dockerd runs on; vfs and overlay2 storage drivers only, ' +
-            'else could not check',
+            'else could not check. The file lists are not signed: use with --deep, which ' +
+            'ties them to the image ID',
         )
         .action(
           act((ctx, refs: string[], options: ImageOptions) => verifyImagesBody(ctx, refs, options)),

@@ -27,7 +27,9 @@ import { exportImage, type ImageExport } from './export';
  *
  * dockerd rebuilds each layer tar from its tar-split metadata and the files on disk, and
  * stops with `file integrity checksum failed for "<file>"` when a file's content differs
- * from what the layer recorded, or `could not verify layer data for: <diff_id>` when the
+ * from what the layer recorded, `open <layer dir>/<file>: no such file or directory` when
+ * a recorded file with content is gone (tar-split skips empty ones, so their loss goes
+ * unseen here: tree.ts sees it), or `could not verify layer data for: <diff_id>` when the
  * rebuilt tar does not hash to the diff_id: those are the same finding as a mismatch here.
  */
 
@@ -64,7 +66,8 @@ const zstdMagic = [0x28, 0xb5, 0x2f, 0xfd] as const;
 const integrityFailure = new RegExp(
   [
     /file integrity checksum failed for "(?:[^"\\]|\\.){0,4096}"/.source,
-    /open \/[^\n]{0,4096}?\/(?:vfs\/dir|overlay2)\/[0-9a-f]{64}(?:\/diff)?\/[^\n]{0,4096}?: no such file or directory/
+    // Only a layer's own directory; the error's end, so a name cannot smuggle the words in.
+    /open \/[^\n]{0,4096}?\/(?:vfs\/dir\/[0-9a-f]{64}|overlay2\/[0-9a-f]{64}\/diff)\/[^\n]{0,4096}?: no such file or directory(?=["\s]|$)/
       .source,
     /could not verify layer data for: sha256:[0-9a-f]{64}/.source,
   ].join('|'),
@@ -121,7 +124,7 @@ export async function deepCheck(docker: Docker, id: string, pool?: HashPool): Pr
 
 /** A pool for exports: hashing one layer while the next is read needs two workers. */
 export function deepPool(): Promise<HashPool> {
-  return plannedPool([], 2);
+  return plannedPool([], { minWorkers: 2 });
 }
 
 async function readExport(

@@ -9,7 +9,7 @@ import { verdictFor } from '../store/verdict';
 import type { HashPool } from '../verify/pool';
 import { couldNotCheckOutcome, type IgnoredStatement, outcomeOf } from '../verify/verify';
 import { digestHex, inspectImage } from './client';
-import { type DeepCheck, deepCheck } from './deep';
+import { deepCheck } from './deep';
 import { describeTreeDifference, dockerStorage, type TreeCheck, treeCheck } from './tree';
 
 /**
@@ -102,21 +102,22 @@ export async function verifyImage(
     );
   }
   let digests: string[];
-  let deep: DeepCheck | undefined;
-  let tree: TreeCheck | undefined;
   try {
     digests = [
       digestHex(inspected.Id, 'image ID'),
       ...repoDigests.map((name) => digestHex(name.slice(name.lastIndexOf('@') + 1), 'repo digest')),
     ];
-    // The tree first: it fails fast (driver, root) where the export would take a while.
-    if (options.tree) {
-      tree = await treeCheck(await dockerStorage(docker), inspected.RootFS.Layers ?? []);
-    }
-    if (options.deep) deep = await deepCheck(docker, inspected.Id, options.pool);
   } catch (error) {
     return couldNotCheck(base, asVouchError(error));
   }
+  // Each content check on its own, so that one's finding stands when the other cannot
+  // run. The tree first: it fails fast (driver, root) where the export takes a while.
+  const tree =
+    options.tree &&
+    (await attempt(async () =>
+      treeCheck(await dockerStorage(docker), inspected.RootFS.Layers ?? []),
+    ));
+  const deep = options.deep && (await attempt(() => deepCheck(docker, inspected.Id, options.pool)));
   // The name the signer must be authorized for: the one the scope rule matched.
   const matched = requirement.match;
   const name =
@@ -130,14 +131,17 @@ export async function verifyImage(
   if (verdict.outcome === 'could-not-check') {
     return couldNotCheck(base, new VouchError('CANNOT_CHECK', verdict.reason));
   }
+  const done = { deep: checked(deep), tree: checked(tree) };
   const checks = {
-    ...(deep && { deep: { matches: deep.matches, layout: deep.layout, layers: deep.layers } }),
-    ...(tree && { tree }),
+    ...(done.deep && {
+      deep: { matches: done.deep.matches, layout: done.deep.layout, layers: done.deep.layers },
+    }),
+    ...(done.tree && { tree: done.tree }),
   };
   const outcome = outcomeOf(verdict);
   const findings = [
-    deep && !deep.matches && `content does not match image ID: ${deep.mismatch}`,
-    tree && describeTreeDifference(tree),
+    done.deep && !done.deep.matches && `content does not match image ID: ${done.deep.mismatch}`,
+    done.tree && describeTreeDifference(done.tree),
   ].filter((finding) => typeof finding === 'string');
   if (findings.length > 0) {
     // What Docker holds (its export, or the files containers start from) is not the
@@ -154,6 +158,8 @@ export async function verifyImage(
       ...checks,
     };
   }
+  const failed = [tree, deep].find((check) => check instanceof VouchError);
+  if (failed) return couldNotCheck(base, failed);
   return {
     ...base,
     ...outcome,
@@ -161,6 +167,19 @@ export async function verifyImage(
       verdict.status === 'UNKNOWN' ? unknownReason(verdict.reason, requirement) : verdict.reason,
     ...checks,
   };
+}
+
+/** A content check's result, or why it could not run. */
+async function attempt<T>(run: () => Promise<T>): Promise<T | VouchError> {
+  try {
+    return await run();
+  } catch (error) {
+    return asVouchError(error);
+  }
+}
+
+function checked<T>(check: T | VouchError | false | undefined): T | undefined {
+  return check === false || check instanceof VouchError ? undefined : check;
 }
 
 /** Says what the policy asks of an image nothing vouches for. */

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { z } from 'zod';
 import { VouchError } from '../../core/errors';
@@ -34,12 +34,23 @@ export interface LayerEntry {
 
 /** Compressed, a layer of a hundred thousand files has a record of a few MiB. */
 const maxRecordBytes = 256 * 2 ** 20;
+/**
+ * Decompressed, an entry is a segment line with at least one 512-byte header (684 base64
+ * characters) and a file line: about a kilobyte, so 1 GiB holds a million entries, several
+ * times the largest layers (a few hundred thousand files). Without it a record of
+ * maxRecordBytes could inflate a thousandfold (deflate's limit) and take hours. It also
+ * bounds the entries kept: at most 2³⁰ / 684, about 1.6 million.
+ */
+const maxDecompressedBytes = 2 ** 30;
 /** A line holds one entry: a segment of headers and padding is kilobytes (≤ 1 MiB). */
 const maxLineBytes = 4 * 2 ** 20;
 /** The header blocks of one entry, pax and GNU long names included. */
 const maxHeaderBytes = 4 * 2 ** 20;
-/** Far above any real layer (hundreds of thousands of files). */
-const maxEntries = 2 ** 22;
+/**
+ * Names and link targets kept, in all: a Linux path is at most 4096 bytes (PATH_MAX) and a
+ * real layer's average well under 100, so this is far above a million-file layer.
+ */
+const maxNameBytes = 256 * 2 ** 20;
 const block = 512;
 
 const lineSchema = z.discriminatedUnion('type', [
@@ -74,8 +85,7 @@ const entryTypes: Readonly<Record<string, EntryType>> = {
  */
 export async function readTarSplit(path: string): Promise<LayerEntry[]> {
   const bad = (why: string) => new VouchError('BAD_DATA', `tar-split record ${path}: ${why}`);
-  const compressed = await readFile(path);
-  if (compressed.length > maxRecordBytes) throw bad(`over ${maxRecordBytes} bytes`);
+  const compressed = await readBounded(path, bad);
   const gunzip = createGunzip();
   gunzip.end(compressed);
   try {
@@ -86,14 +96,39 @@ export async function readTarSplit(path: string): Promise<LayerEntry[]> {
   }
 }
 
+/** The file's bytes, refused by its size before any is read (it may be anything on disk). */
+async function readBounded(path: string, bad: (why: string) => VouchError): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    const { size } = await file.stat();
+    if (size > maxRecordBytes) throw bad(`over ${maxRecordBytes} bytes`);
+    // Read what stat saw: a file still growing is cut there, and its gzip then fails.
+    const bytes = Buffer.alloc(size);
+    let read = 0;
+    while (read < size) {
+      const { bytesRead } = await file.read(bytes, read, size - read, read);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    return bytes.subarray(0, read);
+  } finally {
+    await file.close();
+  }
+}
+
 async function parseLines(
   source: AsyncIterable<string>,
   bad: (why: string) => VouchError,
 ): Promise<LayerEntry[]> {
   const entries: LayerEntry[] = [];
-  /** Segments since the last file line: the next entry's header blocks. */
+  /**
+   * Segments since the last file line: the next entry's header blocks, or, after the last
+   * file line, the end-of-archive blocks and whatever padding the tar had after them, which
+   * need not fit maxHeaderBytes. Past it they are dropped, and the next file line refused.
+   */
   let headers: Buffer[] = [];
   let headerBytes = 0;
+  let nameBytes = 0;
   /** Where the next byte would be in the rebuilt tar: headers start at multiples of 512. */
   let offset = 0;
   for await (const line of source) {
@@ -109,10 +144,11 @@ async function parseLines(
       const bytes = Buffer.from(parsed.payload ?? '', 'base64');
       offset += bytes.length;
       headerBytes += bytes.length;
-      if (headerBytes > maxHeaderBytes) throw bad(`headers over ${maxHeaderBytes} bytes`);
-      headers.push(bytes);
+      if (headerBytes <= maxHeaderBytes) headers.push(bytes);
+      else headers = [];
       continue;
     }
+    if (headerBytes > maxHeaderBytes) throw bad(`headers over ${maxHeaderBytes} bytes`);
     const raw = Buffer.concat(headers);
     // The segments began with the previous entry's padding, up to the next block.
     const header = mainHeader(raw, (block - ((offset - raw.length) % block)) % block, bad);
@@ -133,7 +169,8 @@ async function parseLines(
     if (type === 'file' && size > 0 && crc?.length !== 8) {
       throw bad(`${JSON.stringify(name)} has no CRC-64 of its content`);
     }
-    if (entries.length === maxEntries) throw bad(`over ${maxEntries} entries`);
+    nameBytes += name.length + header.linkname.length;
+    if (nameBytes > maxNameBytes) throw bad(`names over ${maxNameBytes} bytes`);
     entries.push({ name, type, size: type === 'file' ? size : 0, crc, linkname: header.linkname });
   }
   return entries;
@@ -194,19 +231,35 @@ function numeric(field: Buffer): number | undefined {
   return /^[0-7]+$/.test(digits) ? Number.parseInt(digits, 8) : undefined;
 }
 
-/** pax records: `<length> <key>=<value>\n`, the length counting the whole record. */
+/**
+ * pax records (POSIX pax "pax Extended Header"): `<length> <key>=<value>\n`, the decimal
+ * length counting the whole record. Checked as Go's archive/tar parsePAXRecord does (the
+ * reader Docker and tar-split unpack layers with), so each record moves forward: a length
+ * of 0, signed or past the data would not.
+ */
 function paxRecords(data: Buffer, bad: (why: string) => VouchError): Map<string, string> {
   const records = new Map<string, string>();
-  for (let at = 0; at < data.length && data[at] !== 0; ) {
+  for (let at = 0; at < data.length; ) {
     const space = data.indexOf(0x20, at);
-    const length = Number(data.toString('latin1', at, space));
-    const end = at + length;
-    if (space < 0 || !Number.isSafeInteger(length) || end > data.length || data[end - 1] !== 0x0a) {
+    const digits = space < 0 ? '' : data.toString('latin1', at, space);
+    const end = at + Number(digits);
+    // The shortest record is `5 k=\n`; a key is not empty.
+    const equals = data.indexOf(0x3d, space + 1);
+    if (
+      !/^[1-9][0-9]*$/.test(digits) ||
+      end - at < 5 ||
+      end <= space + 1 ||
+      end > data.length ||
+      data[end - 1] !== 0x0a ||
+      equals <= space + 1 ||
+      equals >= end - 1
+    ) {
       throw bad('a pax extended header is malformed');
     }
-    const record = data.toString('latin1', space + 1, end - 1);
-    const equals = record.indexOf('=');
-    if (equals > 0) records.set(record.slice(0, equals), record.slice(equals + 1));
+    records.set(
+      data.toString('latin1', space + 1, equals),
+      data.toString('latin1', equals + 1, end - 1),
+    );
     at = end;
   }
   return records;
@@ -218,14 +271,17 @@ function cString(bytes: Buffer): string {
   return bytes.toString('latin1', 0, end < 0 ? bytes.length : end);
 }
 
-/** The lines of a stream, each at most maxLineBytes. */
+/** The lines of a stream, each at most maxLineBytes, in all at most maxDecompressedBytes. */
 async function* lines(
   stream: AsyncIterable<Buffer>,
   bad: (why: string) => VouchError,
 ): AsyncGenerator<string> {
   let partial: Buffer[] = [];
   let partialBytes = 0;
+  let total = 0;
   for await (const chunk of stream) {
+    total += chunk.length;
+    if (total > maxDecompressedBytes) throw bad(`over ${maxDecompressedBytes} bytes decompressed`);
     let start = 0;
     for (let newline = chunk.indexOf(0x0a); newline >= 0; newline = chunk.indexOf(0x0a, start)) {
       yield Buffer.concat([...partial, chunk.subarray(start, newline)]).toString('utf8');

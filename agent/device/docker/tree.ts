@@ -24,6 +24,12 @@ import { type LayerEntry, readTarSplit } from './tarsplit';
  * overlay2, where `<cache-id>/diff` holds only the layer's own changes, with a deleted
  * path as a 0/0 character device; an opaque directory's marker there is an extended
  * attribute (`trusted.overlay.opaque`), which is not read. Reading the storage needs root.
+ *
+ * How a layer lands on disk follows moby's unpackers: vfs applies layers with UnpackLayer
+ * (pkg/archive/diff.go, through the naive diff driver), overlay2 with Unpack and the
+ * overlay whiteout converter (pkg/archive/archive.go, archive_linux.go) when its diff is
+ * native. With naive diff overlay2 unpacks onto the mounted layers instead, which this
+ * check does not model.
  */
 
 export type StorageDriver = 'vfs' | 'overlay2';
@@ -56,12 +62,17 @@ export interface TreeCheck {
 const infoSchema = z.looseObject({
   Driver: z.string(),
   DockerRootDir: z.string().startsWith('/'),
+  /** The driver's [name, value] pairs (graphdriver Status()); null for vfs. */
+  DriverStatus: z.array(z.tuple([z.string(), z.string()])).nullish(),
 });
 /** Docker names a layer's directory by a random 64-hex cache ID (layer store). */
 const cacheIdPattern = /^[0-9a-f]{64}$/;
 /** OCI image spec, layer.md "Whiteouts": `.wh.<name>` deletes name, this clears a directory. */
 const whiteoutPrefix = '.wh.';
 const opaqueMarker = '.wh..wh..opq';
+/** moby pkg/archive/whiteouts.go: AUFS metadata (WhiteoutMetaPrefix) and its hard link dir. */
+const aufsMetaPrefix = '.wh..wh.';
+const aufsLinkDir = '.wh..wh.plnk';
 /** Paths listed in a reason per kind of difference; the result lists them all. */
 const pathsInReason = 3;
 
@@ -77,11 +88,20 @@ export async function dockerStorage(docker: Docker): Promise<DockerStorage> {
   if (!parsed.success) {
     throw new VouchError('BAD_DATA', `docker info: ${describeIssues(parsed.error)}`);
   }
-  const { Driver: driver, DockerRootDir: root } = parsed.data;
+  const { Driver: driver, DockerRootDir: root, DriverStatus: status } = parsed.data;
   if (driver !== 'vfs' && driver !== 'overlay2') {
     throw new VouchError(
       'USAGE',
       `the tree check reads the vfs and overlay2 storage drivers; Docker uses ${driver}`,
+    );
+  }
+  // overlay2 (overlay.go ApplyDiff) unpacks onto the mounted layers when the kernel fails
+  // its native diff probe: an opaque directory then holds a whiteout per lower path.
+  const nativeDiff = status?.find(([name]) => name === 'Native Overlay Diff')?.[1];
+  if (driver === 'overlay2' && nativeDiff === 'false') {
+    throw new VouchError(
+      'USAGE',
+      'the tree check reads overlay2 storage only with native overlay diff; Docker reports Native Overlay Diff: false',
     );
   }
   return { root, driver };
@@ -189,10 +209,11 @@ function newDir(layer: number): DirNode {
 }
 
 /**
- * Unpacks layer `layer`'s entries onto `tree` as Docker does (pkg/archive UnpackLayer):
- * a path replaces what was there, a directory keeps its contents, parent directories
- * are made as needed. Whiteouts either `delete` what they name (vfs: the directory is the
- * whole filesystem) or `mark` it with a whiteout (overlay2 keeps a 0/0 character device).
+ * Unpacks layer `layer`'s entries onto `tree` as Docker does (pkg/archive UnpackLayer and
+ * Unpack): a path replaces what was there, a directory keeps its contents, parent
+ * directories are made as needed. Whiteouts either `delete` what they name (vfs: the
+ * directory is the whole filesystem) or `mark` it with a whiteout (overlay2 keeps a 0/0
+ * character device).
  */
 function applyLayer(
   tree: DirNode,
@@ -200,11 +221,27 @@ function applyLayer(
   layer: number,
   whiteouts: 'delete' | 'mark',
 ): void {
+  /**
+   * vfs: UnpackLayer's AUFS hard link sources, by base name (aufsHardlinks); overlay2's
+   * Unpack keeps none.
+   */
+  const aufsLinks = whiteouts === 'delete' ? new Map<string, Node>() : undefined;
   for (const entry of entries) {
     const parts = pathParts(entry.name);
-    const name = parts.pop();
+    const name = parts.at(-1);
     if (name === undefined) continue; // the root directory
-    const parent = directory(tree, parts, layer);
+    const parents = parts.slice(0, -1);
+    // UnpackLayer skips AUFS metadata at the root (path.Clean(name) starts with .wh..wh.),
+    // all but the root's opaque marker, after making a non-directory's parent. Unpack,
+    // overlay2's, has no such skip: there `.wh..wh.plnk` is a whiteout like any other.
+    if (aufsLinks && isAufsMetadata(entry.name, parts)) {
+      if (entry.type !== 'dir') directory(tree, parents, layer);
+      if (entry.type === 'file' && isAufsLinkPath(entry.name, parts)) {
+        aufsLinks.set(name, nodeOf(tree, entry, layer, aufsLinks));
+      }
+      continue;
+    }
+    const parent = directory(tree, parents, layer);
     if (name === opaqueMarker) {
       if (whiteouts === 'delete') clearLower(parent, layer);
     } else if (name.startsWith(whiteoutPrefix)) {
@@ -214,12 +251,31 @@ function applyLayer(
     } else {
       const existing = parent.children.get(name);
       if (entry.type === 'dir' && existing?.kind === 'dir') existing.layer = layer;
-      else parent.children.set(name, nodeOf(tree, entry, layer));
+      else parent.children.set(name, nodeOf(tree, entry, layer, aufsLinks));
     }
   }
 }
 
-function nodeOf(tree: DirNode, entry: LayerEntry, layer: number): Node {
+/** Go's path.Clean(name), for a name without `..` (pathParts refuses those): `/` stays. */
+function cleanName(name: string, parts: readonly string[]): string {
+  return (name.startsWith('/') ? '/' : '') + parts.join('/');
+}
+
+function isAufsMetadata(name: string, parts: readonly string[]): boolean {
+  const clean = cleanName(name, parts);
+  return clean.startsWith(aufsMetaPrefix) && clean !== opaqueMarker;
+}
+
+function isAufsLinkPath(name: string, parts: readonly string[]): boolean {
+  return cleanName(name, parts).startsWith(aufsLinkDir);
+}
+
+function nodeOf(
+  tree: DirNode,
+  entry: LayerEntry,
+  layer: number,
+  aufsLinks: ReadonlyMap<string, Node> | undefined,
+): Node {
   switch (entry.type) {
     case 'dir':
       return newDir(layer);
@@ -228,15 +284,23 @@ function nodeOf(tree: DirNode, entry: LayerEntry, layer: number): Node {
     case 'symlink':
       return { kind: 'symlink', target: entry.linkname, layer };
     case 'hardlink': {
-      // A hard link names a file unpacked before it: the same content under another path.
+      // A hard link names a path unpacked before it: another name for the same inode.
+      // Docker's archiver writes one for any non-directory with more than one link
+      // (pkg/archive addTarFile), so it may be a symlink, fifo or device as well as a file.
+      // UnpackLayer, which did not unpack .wh..wh.plnk, copies the file kept aside instead.
+      const parts = pathParts(entry.linkname);
       let target: Node | undefined = tree;
-      for (const part of pathParts(entry.linkname)) {
-        target = target?.kind === 'dir' ? target.children.get(part) : undefined;
+      if (aufsLinks && isAufsLinkPath(entry.linkname, parts)) {
+        target = aufsLinks.get(parts.at(-1) ?? '');
+      } else {
+        for (const part of parts) {
+          target = target?.kind === 'dir' ? target.children.get(part) : undefined;
+        }
       }
-      if (target?.kind !== 'file') {
+      if (target === undefined || target.kind === 'dir') {
         throw new VouchError(
           'BAD_DATA',
-          `layer ${layer + 1}: ${shown(entry.name)} is a hard link to ${shown(entry.linkname)}, not a file before it`,
+          `layer ${layer + 1}: ${shown(entry.name)} is a hard link to ${shown(entry.linkname)}, which is missing or a directory`,
         );
       }
       return { ...target, layer };

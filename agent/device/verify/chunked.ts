@@ -16,11 +16,25 @@ import { type HashPool, plannedPool } from './pool';
 /** `vouch verify file` looks files from this size on up by their chunked digest first. */
 export const chunkedFrom = 64 * 2 ** 20;
 
+/**
+ * Whether verifyFile may hash one of `paths` by its chunked digest, which runs on every
+ * worker (so they should all boot with the pool). A file that cannot be read counts as
+ * small: verifyFile reports it.
+ */
+export async function mayHashChunked(
+  paths: readonly string[],
+  choice: DigestChoice,
+): Promise<boolean> {
+  if (choice === 'chunked') return true;
+  const sizes = await Promise.all(paths.map((path) => sizeOf(path).catch(() => 0)));
+  return sizes.some((size) => size >= chunkedFrom);
+}
+
 /** Both digests of a file, for `vouch sign --file PATH --chunked`. */
 export async function fileDigests(
   path: string,
 ): Promise<{ readonly sha256: string; readonly merkle: string; readonly size: number }> {
-  const pool = await plannedPool([path]);
+  const pool = await plannedPool([path], { warm: Number.POSITIVE_INFINITY });
   try {
     const [plain, chunked] = await Promise.all([
       pool.hash(path),

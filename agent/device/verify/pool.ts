@@ -57,17 +57,19 @@ export interface ChunkedDigest {
 
 /**
  * A pool sized by the hashing plan for this board and the storage `paths` are on, with at
- * least `minWorkers` workers.
+ * least `minWorkers` workers, `warm` of them booted with it (default: one per path).
  */
-export async function plannedPool(paths: readonly string[], minWorkers = 1): Promise<HashPool> {
+export async function plannedPool(
+  paths: readonly string[],
+  { minWorkers = 1, warm = paths.length }: { minWorkers?: number; warm?: number } = {},
+): Promise<HashPool> {
   // Every plan has a worker: the first one boots (tens of milliseconds) while the profile
   // is read.
   const first = startHashWorker();
   try {
     const plan = planHashing(await readProfile({ root: '/', paths }));
     const workers = Math.max(minWorkers, plan.workers);
-    // Several files are hashed at once from the start: their workers boot right away.
-    return new HashPool({ ...plan, workers, warm: paths.length }, [first]);
+    return new HashPool({ ...plan, workers, warm }, first);
   } catch (error) {
     await first.terminate();
     throw error;
@@ -76,10 +78,21 @@ export async function plannedPool(paths: readonly string[], minWorkers = 1): Pro
 
 /** Workers whose code loaded: they sent their first message, `ready` (hash.worker.ts). */
 const loaded = new WeakSet<Worker>();
+/**
+ * Workers that stopped, and why. Watched from the start: a worker booted before its pool
+ * exists (plannedPool) may fail meanwhile, and an 'error' nobody listens to ends the process.
+ */
+const stopped = new WeakMap<Worker, Error>();
 
-function startHashWorker(): Worker {
+/** A hash worker for a pool to adopt (`new HashPool(options, worker)`). */
+export function startHashWorker(): Worker {
   const worker = startWorker(import.meta.url, 'hash');
   worker.once('message', () => loaded.add(worker));
+  const stop = (error: Error) => {
+    if (!stopped.has(worker)) stopped.set(worker, error);
+  };
+  worker.on('error', stop);
+  worker.on('exit', (code) => stop(new Error(`exit code ${code}`)));
   return worker;
 }
 
@@ -99,11 +112,8 @@ export class HashPool {
   /** Set when workers keep dying before they load: their code is missing or broken. */
   #broken: VouchError | undefined;
 
-  /** `booted`: workers started for this pool before it was made (plannedPool). */
-  constructor(
-    { workers, chunkSize, inFlightBytes, warm = 1 }: PoolOptions,
-    booted: readonly Worker[] = [],
-  ) {
+  /** `booted`: a worker started for this pool before it was made (plannedPool). */
+  constructor({ workers, chunkSize, inFlightBytes, warm = 1 }: PoolOptions, booted?: Worker) {
     for (const [name, value, min] of [
       ['workers', workers, 1],
       ['chunkSize', chunkSize, 1],
@@ -119,8 +129,13 @@ export class HashPool {
     this.#buffers = new Buffers(inFlightBytes);
     this.#turns = new Semaphore(workers);
     // `warm` workers boot now, the others when there is work for them (#lightest): one
-    // file's plain digest needs one, and each boot costs ≈ 0.05 s of a core here (README).
-    for (const worker of booted.slice(0, workers)) this.#threads.push(this.#adopt(worker));
+    // file's plain digest needs one, and each takes ≈ 0.05 s to boot here (README).
+    if (booted) {
+      const thread = this.#adopt(booted);
+      this.#threads.push(thread);
+      const gone = stopped.get(booted);
+      if (gone) this.#died(thread, gone);
+    }
     while (this.#threads.length < Math.min(Math.max(warm, 1), workers))
       this.#threads.push(this.#start());
   }

@@ -7,7 +7,13 @@ import { freshness, trustedNow } from '../status';
 import { loadState, type TrustState } from '../store/state';
 import { readSyncStatus } from '../store/status';
 import { verdictFor } from '../store/verdict';
-import { type DigestChoice, type FileVerdict, merkleVerdict, verifyFile } from './chunked';
+import {
+  type DigestChoice,
+  type FileVerdict,
+  mayHashChunked,
+  merkleVerdict,
+  verifyFile,
+} from './chunked';
 import { type HashPool, plannedPool } from './pool';
 
 /**
@@ -167,9 +173,15 @@ export async function verifySubjects(
   subjects: readonly Subject[],
   options: VerifyOptions,
 ): Promise<VerifyReport> {
-  // The hash workers boot while the state loads (each takes tens of milliseconds).
+  // The hash workers boot while the state loads (each takes tens of milliseconds): one per
+  // file, or all of them when a file may be hashed by its chunked digest.
   const paths = subjects.flatMap((subject) => ('file' in subject ? [subject.file] : []));
-  const starting = paths.length > 0 ? plannedPool(paths) : undefined;
+  const starting =
+    paths.length > 0
+      ? mayHashChunked(paths, options.digest ?? 'auto').then((chunked) =>
+          plannedPool(paths, chunked ? { warm: Number.POSITIVE_INFINITY } : {}),
+        )
+      : undefined;
   starting?.catch(() => {}); // awaited below: a failure is not unhandled meanwhile
   let trust: OpenedTrust;
   let files: Awaited<ReturnType<typeof verifyFiles>> | undefined;

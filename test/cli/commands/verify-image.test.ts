@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type Docker from 'dockerode';
@@ -456,6 +456,34 @@ describeWith('docker', 'vouch verify image', () => {
     await writeFile(join(dir, 'b.txt'), 'b of tree');
     await rm(join(dir, 'c/added.txt'));
     expect(run('--tree').exitCode).toBe(0);
+  });
+
+  it("--deep --tree: one check's finding stands when the other cannot run", async () => {
+    const { dir, tarSplit } = await layerStorage(daemon.docker, ha('tree'), 2);
+    // A layer's cache-id file unreadable as one: the tree check cannot run, while dockerd
+    // (which keeps its layers in memory) still exports and finds the changed file.
+    const cacheId = join(dirname(tarSplit), 'cache-id');
+    const original = await readFile(cacheId);
+    await writeFile(cacheId, 'not a cache ID');
+    await writeFile(join(dir, 'c/d.txt'), 'TREE');
+    try {
+      const alone = await only(ha('tree'), '--tree');
+      expect(alone.exitCode).toBe(65);
+      expect(alone.result).toMatchObject({ status: null, error: { code: 'BAD_DATA' } });
+      const { exitCode, result } = await only(ha('tree'), '--deep', '--tree');
+      expect(exitCode).toBe(1);
+      expect(result).toMatchObject({
+        status: 'UNTRUSTED',
+        reason: 'content does not match image ID: file integrity checksum failed for "c/d.txt"',
+        deep: { matches: false },
+      });
+      expect(result.tree).toBeUndefined();
+      expect(result.error).toBeUndefined();
+    } finally {
+      await writeFile(cacheId, original);
+      await writeFile(join(dir, 'c/d.txt'), 'tree');
+    }
+    expect((await only(ha('tree'), '--deep', '--tree')).result.status).toBe('TRUSTED');
   });
 
   it('--tree: a layer record it cannot read is could not check, not UNTRUSTED', async () => {

@@ -171,6 +171,25 @@ describe('deepCheck: content that does not match the image ID', () => {
     expect((await check(layerStore, id)).mismatch).toBe(
       `could not verify layer data for: sha256:${'b'.repeat(64)}`,
     );
+    // A recorded file gone from a layer's own directory (vfs, overlay2 diff) is a finding;
+    // elsewhere (a merged mount), or another error of a file so named, is not.
+    const layerDir = `/var/lib/docker/vfs/dir/${'c'.repeat(64)}`;
+    const gone = (path: string, why = 'no such file or directory') =>
+      Object.assign(new Error(`(HTTP code 500) server error - open ${path}: ${why} `), {
+        statusCode: 500,
+      });
+    expect((await check(gone(`${layerDir}/etc/app.conf`), id)).mismatch).toBe(
+      `open ${layerDir}/etc/app.conf: no such file or directory`,
+    );
+    const overlayDiff = `/var/lib/docker/overlay2/${'d'.repeat(64)}/diff/bin/x`;
+    expect((await check(gone(overlayDiff), id)).matches).toBe(false);
+    for (const failure of [
+      gone(`/var/lib/docker/overlay2/${'d'.repeat(64)}/merged/bin/x`),
+      gone(`${layerDir}/a: no such file or directory/b`, 'permission denied'),
+      gone('/var/lib/docker/tmp/docker-export-1/repositories'),
+    ]) {
+      await rejectsWith(check(failure, id), 'UNAVAILABLE');
+    }
     // dockerd 25+: it streams, and writes the error as JSON after the partial tar.
     const archive = await imageArchive({ layers, layout: 'oci' });
     const whole = await tarOf(archive.entries);

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,28 +20,48 @@ import { describeWith } from '../../helpers/services';
 /**
  * The tree check against real dockerds, one with vfs storage and one with overlay2 (this
  * VM mounts overlay): images `docker load`ed from archives made here (ustar and pax headers
- * from tar-stream, GNU long names from GNU tar, whiteouts, an opaque directory, a hard
- * link, a fifo) and one built FROM scratch (Docker's own layer tars), then their layer
- * directories changed on disk.
+ * from tar-stream, GNU long names from GNU tar, whiteouts, an opaque directory, hard
+ * links to a file, a symlink and a fifo, AUFS metadata) and one built FROM scratch
+ * (Docker's own layer tars), then their layer directories changed on disk.
  */
 
 const longName = `gnu/${'n'.repeat(120)}.txt`;
 const longTarget = `/${'t'.repeat(150)}`;
 
-/** A layer tar as GNU tar writes it: GNU long names ('L', 'K'), `./` paths, a fifo. */
-async function gnuLayer(): Promise<Buffer> {
+/** A layer tar GNU tar writes of what `make` puts in a temporary directory. */
+async function gnuTar(make: (dir: string) => Promise<void>): Promise<Buffer> {
   const dir = await mkdtemp(join(tmpdir(), 'vouch-gnu-layer-'));
   try {
-    await mkdir(join(dir, 'gnu'));
-    await writeFile(join(dir, longName), 'long name');
-    await writeFile(join(dir, 'gnu/empty'), '');
-    await symlink(longTarget, join(dir, 'gnu/link'));
-    execFileSync('mkfifo', [join(dir, 'gnu/fifo')]);
+    await make(dir);
     return execFileSync('tar', ['--format=gnu', '--sort=name', '-C', dir, '-cf', '-', '.']);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** GNU long names ('L', 'K'), `./` paths, a fifo and a hard link to it. */
+const gnuLayer = () =>
+  gnuTar(async (dir) => {
+    await mkdir(join(dir, 'gnu'));
+    await writeFile(join(dir, longName), 'long name');
+    await writeFile(join(dir, 'gnu/empty'), '');
+    await symlink(longTarget, join(dir, 'gnu/link'));
+    execFileSync('mkfifo', [join(dir, 'gnu/fifo')]);
+    execFileSync('ln', [join(dir, 'gnu/fifo'), join(dir, 'gnu/fifo-link')]);
+  });
+
+/**
+ * AUFS metadata, as an image from Docker's old aufs driver may hold (moby
+ * pkg/archive/whiteouts.go): `.wh..wh.aufs`, and `.wh..wh.plnk/` with a file that `hl`, a
+ * hard link, names.
+ */
+const aufsLayer = () =>
+  gnuTar(async (dir) => {
+    await writeFile(join(dir, '.wh..wh.aufs'), '');
+    await mkdir(join(dir, '.wh..wh.plnk'));
+    await writeFile(join(dir, '.wh..wh.plnk/12.34'), 'kept aside');
+    execFileSync('ln', [join(dir, '.wh..wh.plnk/12.34'), join(dir, 'hl')]);
+  });
 
 async function load(docker: Docker, archive: Buffer): Promise<void> {
   const stream = await docker.loadImage(Readable.from([archive]));
@@ -78,6 +98,8 @@ for (const driver of ['vfs', 'overlay2'] as const) {
             'dir/sub/c.txt': 'three',
             'gone.txt': 'deleted by layer 2',
             link: { link: 'a.txt' },
+            // Docker's archiver writes a hard link for any non-directory with two links.
+            hardsym: { hardlink: 'link' },
             // pax headers: a long path, a long symlink target.
             [`pax/${'p'.repeat(120)}.txt`]: 'pax',
             'pax/link': { link: longTarget },
@@ -92,6 +114,12 @@ for (const driver of ['vfs', 'overlay2'] as const) {
         ],
       });
       await load(daemon.docker, await tarOf(archive.entries));
+      const aufs = await imageArchive({
+        layout: 'docker',
+        repoTag: 'vouch-test/aufs:1',
+        layers: [{ 'a.txt': 'A' }, await aufsLayer()],
+      });
+      await load(daemon.docker, await tarOf(aufs.entries));
       await buildScratchImage(daemon.docker, 'vouch-test/built:1', [
         { 'a.txt': 'A', 'd/e.txt': 'E' },
         { 'f.txt': 'F content', 'g/h.txt': 'H' },
@@ -103,16 +131,32 @@ for (const driver of ['vfs', 'overlay2'] as const) {
       await daemon?.stop();
     });
 
-    it('reads where Docker keeps its layers', () => {
+    it('reads where Docker keeps its layers', async () => {
       expect(storage).toEqual({ root: expect.stringMatching(/^\/tmp\/vouch-dockerd-/), driver });
+      // The status dockerStorage reads to refuse overlay2 with naive diff, as dockerd gives it.
+      const { DriverStatus } = await daemon.docker.info();
+      if (driver === 'overlay2')
+        expect(DriverStatus).toContainEqual(['Native Overlay Diff', 'true']);
     });
 
     it('finds intact layers as recorded: files, dirs, links, whiteouts, long names, a fifo', async () => {
-      for (const ref of ['vouch-test/tree:1', 'vouch-test/built:1']) {
+      for (const ref of ['vouch-test/tree:1', 'vouch-test/built:1', 'vouch-test/aufs:1']) {
         const result = await check(ref);
         expect(result, ref).toEqual({ matches: true, driver, layers: intact(await diffIds(ref)) });
         expect(describeTreeDifference(result)).toBeNull();
       }
+    });
+
+    it('expects AUFS metadata where Docker unpacks it: vfs skips it, overlay2 does not', async () => {
+      const names = (await readdir(await dirOf('vouch-test/aufs:1', 1))).sort();
+      expect(names).toEqual(
+        driver === 'vfs'
+          ? // UnpackLayer skips it, but makes .wh..wh.plnk as the parent of a file in it;
+            // hl is a copy of that file (vfs: the whole filesystem, a.txt included).
+            ['.wh..wh.plnk', 'a.txt', 'hl']
+          : // Unpack makes `.wh.` names whiteouts and unpacks the rest.
+            ['.wh..wh.plnk', '.wh.aufs', '.wh.plnk', 'hl'],
+      );
     });
 
     it('reports a file added, one removed and one changed (same size) in a layer directory', async () => {
@@ -235,14 +279,35 @@ describeWith('docker', 'treeCheck: storage it cannot check', () => {
 });
 
 describe('dockerStorage', () => {
+  const answering = (info: object) => ({ info: async () => info }) as unknown as Docker;
+
   it('is USAGE for a storage driver other than vfs and overlay2', async () => {
     // A btrfs or containerd-snapshotter dockerd cannot run here: its info, as it answers.
-    const docker = {
-      info: async () => ({ Driver: 'overlayfs', DockerRootDir: '/var/lib/docker' }),
-    } as unknown as Docker;
+    const docker = answering({ Driver: 'overlayfs', DockerRootDir: '/var/lib/docker' });
     const error = await rejectsWith(dockerStorage(docker), 'USAGE');
     expect(error.message).toBe(
       'the tree check reads the vfs and overlay2 storage drivers; Docker uses overlayfs',
+    );
+  });
+
+  it('is USAGE for overlay2 without native diff', async () => {
+    // dockerd picks naive diff when its probe (overlay2 check.go doesSupportNativeDiff)
+    // finds overlay's redirect_dir on or the opaque copy-up bug of kernels before 4.8. Here
+    // redirect_dir is a kernel-wide module parameter, off, that no test should turn on for
+    // the whole machine: this is dockerd's info then (the real one's shape is checked above).
+    const docker = answering({
+      Driver: 'overlay2',
+      DockerRootDir: '/var/lib/docker',
+      DriverStatus: [
+        ['Backing Filesystem', 'extfs'],
+        ['Supports d_type', 'true'],
+        ['Native Overlay Diff', 'false'],
+        ['userxattr', 'false'],
+      ],
+    });
+    const error = await rejectsWith(dockerStorage(docker), 'USAGE');
+    expect(error.message).toBe(
+      'the tree check reads overlay2 storage only with native overlay diff; Docker reports Native Overlay Diff: false',
     );
   });
 });

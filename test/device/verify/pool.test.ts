@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VouchError } from '../../../agent/core/errors';
 import { merkleLeafSize } from '../../../agent/core/statement';
-import { HashPool, plannedPool } from '../../../agent/device/verify/pool';
+import { HashPool, plannedPool, startHashWorker } from '../../../agent/device/verify/pool';
 import { planHashing, readProfile } from '../../../hw';
 
 const dir = mkdtempSync(join(tmpdir(), 'vouch-pool-'));
@@ -162,12 +162,12 @@ describe('HashPool', () => {
     }
   });
 
-  it('plannedPool: sized by this machine, its first worker booted before the plan was read', async () => {
+  it('plannedPool: sized by the plan for this machine and the files given', async () => {
     const file = join(dir, 'planned');
     const data = new Uint8Array(3 * merkleLeafSize + 5).map((_, i) => i % 251);
     writeFileSync(file, data);
     const plan = planHashing(await readProfile({ root: '/', paths: [dir] }));
-    const planned = await plannedPool([file, file, file], 2);
+    const planned = await plannedPool([file, file, file], { minWorkers: 2 });
     try {
       // The booted worker is the pool's own, plus one per file up to the plan (at least 2).
       expect(planned.threads).toHaveLength(Math.min(3, Math.max(2, plan.workers)));
@@ -175,6 +175,29 @@ describe('HashPool', () => {
       expect((await planned.hashChunked(file, merkleLeafSize)).chunks).toBe(4);
     } finally {
       await planned.close();
+    }
+  });
+
+  it('adopts a worker booted before it, and replaces one that stopped meanwhile', async () => {
+    const data = new Uint8Array(5000).map((_, i) => i % 13);
+    const booted = startHashWorker();
+    const adopting = new HashPool({ workers: 1, chunkSize: 1024, inFlightBytes: 4096 }, booted);
+    try {
+      expect(adopting.threads).toEqual([booted]);
+      expect((await adopting.hash(Readable.from([data]))).sha256).toBe(sha256(data));
+    } finally {
+      await adopting.close();
+    }
+    // Stopped before the pool exists: no crash, no job waiting on it — a new worker serves.
+    const gone = startHashWorker();
+    await gone.terminate();
+    const replacing = new HashPool({ workers: 1, chunkSize: 1024, inFlightBytes: 4096 }, gone);
+    try {
+      expect(replacing.threads).toHaveLength(1);
+      expect(replacing.threads[0]).not.toBe(gone);
+      expect((await replacing.hash(Readable.from([data]))).sha256).toBe(sha256(data));
+    } finally {
+      await replacing.close();
     }
   });
 
