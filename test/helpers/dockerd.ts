@@ -145,3 +145,12 @@ export async function layerStorage(docker: Docker, ref: string, index: number) {
     dir: driver === 'vfs' ? join(root, 'vfs/dir', cacheId) : join(root, driver, cacheId, 'diff'),
   };
 }
+
+/** `docker load` of an image archive (oci.ts); throws with what dockerd said on failure. */
+export async function loadArchive(docker: Docker, archive: Buffer): Promise<void> {
+  const stream = await docker.loadImage(Readable.from([archive]));
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString();
+  if (text.includes('"error"')) throw new Error(`docker load: ${text}`);
+}

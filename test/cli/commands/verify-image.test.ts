@@ -2,9 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ImageResult } from '../../../agent/device/docker/image';
 import { runCli } from '../../helpers/cli';
@@ -14,6 +12,7 @@ import {
   type Dockerd,
   type ImageFiles,
   layerStorage,
+  loadArchive,
   startDockerd,
 } from '../../helpers/dockerd';
 import { imageArchive, tarOf } from '../../helpers/oci';
@@ -115,7 +114,7 @@ describeWith('docker', 'vouch verify image', () => {
       gzip: true,
       repoTag: ha('oci'),
     });
-    await load(daemon.docker, await tarOf(oci.entries));
+    await loadArchive(daemon.docker, await tarOf(oci.entries));
     ids.set('oci', oci.id);
 
     for (const id of ['root-1', 'log', notary, other]) {
@@ -547,12 +546,3 @@ describeWith('docker', 'vouch verify image', () => {
     }
   });
 });
-
-/** `docker load` of an archive. */
-async function load(docker: Docker, archive: Buffer): Promise<void> {
-  const stream = await docker.loadImage(Readable.from([archive]));
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString();
-  if (text.includes('"error"')) throw new Error(`docker load: ${text}`);
-}

@@ -2,7 +2,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +11,13 @@ import {
   dockerStorage,
   treeCheck,
 } from '../../../agent/device/docker/tree';
-import { buildScratchImage, type Dockerd, layerStorage, startDockerd } from '../../helpers/dockerd';
+import {
+  buildScratchImage,
+  type Dockerd,
+  layerStorage,
+  loadArchive,
+  startDockerd,
+} from '../../helpers/dockerd';
 import { rejectsWith } from '../../helpers/errors';
 import { imageArchive, tarOf } from '../../helpers/oci';
 import { describeWith } from '../../helpers/services';
@@ -63,14 +68,6 @@ const aufsLayer = () =>
     execFileSync('ln', [join(dir, '.wh..wh.plnk/12.34'), join(dir, 'hl')]);
   });
 
-async function load(docker: Docker, archive: Buffer): Promise<void> {
-  const stream = await docker.loadImage(Readable.from([archive]));
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString();
-  if (text.includes('"error"')) throw new Error(`docker load: ${text}`);
-}
-
 const intact = (diffIds: readonly string[]) =>
   diffIds.map((diffId) => ({ diffId, added: [], removed: [], changed: [] }));
 
@@ -113,13 +110,13 @@ for (const driver of ['vfs', 'overlay2'] as const) {
           await gnuLayer(),
         ],
       });
-      await load(daemon.docker, await tarOf(archive.entries));
+      await loadArchive(daemon.docker, await tarOf(archive.entries));
       const aufs = await imageArchive({
         layout: 'docker',
         repoTag: 'vouch-test/aufs:1',
         layers: [{ 'a.txt': 'A' }, await aufsLayer()],
       });
-      await load(daemon.docker, await tarOf(aufs.entries));
+      await loadArchive(daemon.docker, await tarOf(aufs.entries));
       await buildScratchImage(daemon.docker, 'vouch-test/built:1', [
         { 'a.txt': 'A', 'd/e.txt': 'E' },
         { 'f.txt': 'F content', 'g/h.txt': 'H' },
