@@ -15,7 +15,7 @@ import { runInNewContext } from 'node:vm';
 import { pae, parseEnvelope } from '../../agent/core/dsse';
 import { loadState } from '../../agent/device';
 import { SubjectIndex } from '../../agent/device/store/subjects';
-import { median } from './harness';
+import { median, timed } from './harness';
 import { benchLog, exec, vouch } from './world';
 
 const statements = 100_000;
@@ -23,12 +23,6 @@ const increment = 1_000;
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-async function timed(run: () => Promise<unknown> | unknown): Promise<number> {
-  const start = process.hrtime.bigint();
-  await run();
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
 
 function line(name: string, value: string, ratio?: number): void {
   console.log(

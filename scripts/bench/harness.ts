@@ -23,15 +23,23 @@ export function median(values: number[]): number {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+/** Seconds `run` takes (awaited when it returns a promise). */
+export async function timed(run: () => unknown): Promise<number> {
+  const start = process.hrtime.bigint();
+  await run();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** The median of `repeats` samples, taken one after another. */
+export async function medianOf(repeats: number, sample: () => Promise<number>): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < repeats; i++) samples.push(await sample());
+  return median(samples);
+}
+
 async function measure(entry: Case, repeats: number): Promise<number> {
   await entry.run(); // warm-up: JIT and page cache
-  const seconds: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const start = process.hrtime.bigint();
-    await entry.run();
-    seconds.push(Number(process.hrtime.bigint() - start) / 1e9);
-  }
-  return median(seconds);
+  return medianOf(repeats, () => timed(entry.run));
 }
 
 function formatRate(perSecond: number, unit: string): string {

@@ -15,7 +15,7 @@ import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { merkleLeafSize } from '../../agent/core/statement';
 import { type Digest, HashPool } from '../../agent/device/verify/pool';
 import { planHashing, readProfile } from '../../hw';
-import { median, runSuite, type Suite } from './harness';
+import { medianOf, runSuite, type Suite, timed } from './harness';
 import { benchLog, build, cliPath, exec, syncedState, vouch } from './world';
 
 export async function hashingBench(benchDir: string): Promise<void> {
@@ -204,26 +204,18 @@ async function printFloors(run: {
   cores: number;
 }): Promise<void> {
   const GiB = 2 ** 30;
-  const medianOf5 = async (seconds: () => Promise<number>) => {
-    const runs: number[] = [];
-    for (let i = 0; i < 5; i++) runs.push(await seconds());
-    return median(runs);
-  };
   await build();
-  const nodeStart = await medianOf5(async () => {
-    const start = process.hrtime.bigint();
-    await exec(process.execPath, ['-e', '0']);
-    return Number(process.hrtime.bigint() - start) / 1e9;
-  });
+  const nodeStart = await medianOf(5, () => timed(() => exec(process.execPath, ['-e', '0'])));
   // In a fresh process, as the command boots it (a busy process boots workers slower).
   const bootScript = `const { Worker } = require('node:worker_threads');
     const start = performance.now();
     new Worker(${JSON.stringify(join(dirname(cliPath), 'hash.worker.cjs'))})
       .once('message', function () { console.log(performance.now() - start); this.terminate(); });`;
-  const workerBoot = await medianOf5(
+  const workerBoot = await medianOf(
+    5,
     async () => Number((await exec(process.execPath, ['-e', bootScript])).stdout) / 1000,
   );
-  const allCores = await medianOf5(() => hashOnEveryCore(GiB, run.cores));
+  const allCores = await medianOf(5, () => hashOnEveryCore(GiB, run.cores));
   const start = nodeStart + workerBoot;
   const floors = [
     ['1 GiB, plain digest', start + GiB * run.hashSecondsPerByte, run.openssl, 'openssl', 1.0],
@@ -265,14 +257,14 @@ async function hashOnEveryCore(bytes: number, cores: number): Promise<number> {
   );
   try {
     await Promise.all(workers.map((worker) => once(worker, 'message')));
-    const start = process.hrtime.bigint();
-    await Promise.all(
-      workers.map((worker) => {
-        worker.postMessage('go');
-        return once(worker, 'message');
-      }),
+    return await timed(() =>
+      Promise.all(
+        workers.map((worker) => {
+          worker.postMessage('go');
+          return once(worker, 'message');
+        }),
+      ),
     );
-    return Number(process.hrtime.bigint() - start) / 1e9;
   } finally {
     await Promise.all(workers.map((worker) => worker.terminate()));
   }

@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildScratchImage, startDockerd } from '../../test/helpers/dockerd';
-import { median } from './harness';
+import { median, timed } from './harness';
 import { benchLog, exec, syncedState, vouch } from './world';
 
 const layers = 8;
@@ -56,9 +56,7 @@ export async function imageBench(): Promise<void> {
     const saveCpu: number[] = [];
     const save = async () => {
       const cpuBefore = await dockerdCpu();
-      const start = process.hrtime.bigint();
-      await exec('sh', ['-c', `docker save ${tag} > /dev/null`]);
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const seconds = await timed(() => exec('sh', ['-c', `docker save ${tag} > /dev/null`]));
       saveCpu.push((await dockerdCpu()) - cpuBefore);
       return seconds;
     };
@@ -70,11 +68,8 @@ export async function imageBench(): Promise<void> {
       if (run.code !== 0) throw new Error(`vouch verify image --deep exited with ${run.code}`);
       return run.seconds;
     };
-    const hashed = async () => {
-      const start = process.hrtime.bigint();
-      await exec('sh', ['-c', `docker save ${tag} | openssl dgst -sha256 > /dev/null`]);
-      return Number(process.hrtime.bigint() - start) / 1e9;
-    };
+    const hashed = () =>
+      timed(() => exec('sh', ['-c', `docker save ${tag} | openssl dgst -sha256 > /dev/null`]));
     // Warm-up (page cache, bundle build), then the runs interleaved so that drift in the
     // machine's load hits each command alike.
     await save();
