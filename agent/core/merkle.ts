@@ -24,7 +24,8 @@ export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
 /** RFC 6962 §2.1: the hash of an empty tree is SHA-256 of the empty string. */
 export const emptyRoot: Uint8Array = new Uint8Array(createHash('sha256').digest());
 
-const leafPrefix = new Uint8Array([0x00]);
+/** RFC 6962 §2.1: a leaf's hash input starts with 0x00 (hashLeaf, or a leaf hashed in pieces). */
+export const leafPrefix = new Uint8Array([0x00]);
 const nodePrefix = new Uint8Array([0x01]);
 
 /** A complete subtree: MTH(D[index·2^level : (index+1)·2^level]). Level 0 is a leaf. */

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { Worker } from 'node:worker_threads';
 import { planHashing, readProfile } from '../../../hw';
 import { VouchError } from '../../core/errors';
@@ -7,19 +7,21 @@ import { startWorker } from '../worker';
 import type { Reply, Request } from './protocol';
 
 /**
- * SHA-256 on worker threads, sized by the hashing plan (hw/plan.ts). The main thread reads;
- * workers hash. Data moves as transferred ArrayBuffers that come back to be reused, so the
- * pool never holds more than `inFlightBytes` of data whatever the input size, and a reader
- * waits (backpressure) while that much is queued.
+ * SHA-256 on worker threads, sized by the hashing plan (hw/plan.ts). A file is read by the
+ * worker that hashes it, from a descriptor the pool opens (protocol.ts says why), into the
+ * worker's own buffers of at most two chunks. A stream is read here, and its data moves as
+ * transferred ArrayBuffers that come back to be reused, so the pool never holds more than
+ * `inFlightBytes` of it whatever the input size, and a reader waits (backpressure) while
+ * that much is queued.
  *
  * - `hash(source)`: the plain SHA-256 of a file or a byte stream (an image layer, a
  *   download). One digest is sequential, so one job runs on one worker; jobs run in
  *   parallel up to one per worker, and more wait their turn.
  * - `hashChunked(source, leafSize)`: the RFC 6962 §2.1 Merkle Tree Hash over the chunks of
  *   `leafSize` bytes (the last one shorter), each hashed as an RFC 6962 leaf,
- *   SHA-256(0x00 ‖ chunk) (core/merkle.ts hashLeaf, in hash.worker.ts); no chunks give the
- *   empty-tree hash SHA-256(""). Chunks hash independently, which spreads one large file over
- *   every worker. The leaf size is the caller's: a digest that is recorded (statement.ts
+ *   SHA-256(0x00 ‖ chunk) (core/merkle.ts, in hash.worker.ts); no chunks give the empty-tree
+ *   hash SHA-256(""). Chunks hash independently, which spreads one large file over every
+ *   worker. The leaf size is the caller's: a digest that is recorded (statement.ts
  *   `merkle-sha256-1mib`) fixes it, whatever the plan's chunk size.
  *
  * A worker that dies fails the jobs it held with WORKER_FAILED and is replaced; a job never
@@ -29,7 +31,7 @@ import type { Reply, Request } from './protocol';
 export interface PoolOptions {
   /** Worker threads. */
   readonly workers: number;
-  /** Bytes per read and per message of plain digests. */
+  /** Bytes per read ahead of a file's hashing, and per message of a stream. */
   readonly chunkSize: number;
   /** Bytes read but not yet hashed, at most. At least one chunk. */
   readonly inFlightBytes: number;
@@ -145,26 +147,50 @@ export class HashPool {
     return this.#threads.map((thread) => thread.worker);
   }
 
-  /** `onProgress` gets the bytes read so far after each chunk (for a progress bar). */
+  /** `onProgress` gets the bytes read so far, now and then (for a progress bar). */
   async hash(source: Source, onProgress?: (bytes: number) => void): Promise<Digest> {
     this.#check();
     await this.#turns.take();
     try {
-      return await this.#stream(source, onProgress);
+      return typeof source === 'string'
+        ? await this.#hashFile(source, onProgress)
+        : await this.#stream(source, onProgress);
     } finally {
       this.#turns.give();
     }
   }
 
-  /** One plain digest, on one worker, read chunk after chunk while earlier ones hash. */
-  async #stream(source: Source, onProgress?: (bytes: number) => void): Promise<Digest> {
+  /** One file's plain digest, read and hashed by one worker. */
+  async #hashFile(path: string, onProgress?: (bytes: number) => void): Promise<Digest> {
     const job = this.#begin();
-    let input: Input | undefined;
+    // Alone in the pool, the file is read ahead on a spare core; beside other jobs, the
+    // cores are busy hashing and the cheaper reads in the worker's own thread win.
+    const readAhead = this.#jobs.size === 1 && this.#turns.waiting === 0;
+    job.onProgress = onProgress;
     try {
-      input = await openInput(source);
+      return await this.#withFile(path, job, async ({ fd }) => {
+        const thread = this.#lightest((t) => t.jobs.size);
+        this.#assign(thread, job);
+        const chunkSize = this.#chunkSize;
+        this.#send(thread, job, { op: 'file', job: job.id, fd, chunkSize, readAhead });
+        const { digest, size } = await job.digest();
+        return { sha256: hex(digest), size };
+      });
+    } finally {
+      this.#end(job);
+    }
+  }
+
+  /** One stream's plain digest, on one worker, read chunk after chunk while earlier ones hash. */
+  async #stream(
+    source: AsyncIterable<Uint8Array>,
+    onProgress?: (bytes: number) => void,
+  ): Promise<Digest> {
+    const job = this.#begin();
+    const input = streamInput(source);
+    try {
       const thread = this.#lightest((t) => t.jobs.size);
-      thread.jobs.add(job);
-      job.threads.add(thread);
+      this.#assign(thread, job);
       let size = 0;
       for (;;) {
         await job.until(() => job.inFlight + this.#chunkSize <= this.#window);
@@ -180,17 +206,17 @@ export class HashPool {
         if (length < this.#chunkSize) break;
       }
       this.#send(thread, job, { op: 'digest', job: job.id });
-      return { sha256: hex(await job.digest()), size };
+      return { sha256: hex((await job.digest()).digest), size };
     } catch (error) {
       for (const thread of job.threads) this.#post(thread, { op: 'drop', job: job.id });
       throw error;
     } finally {
       this.#end(job);
-      await input?.close();
+      await input.close();
     }
   }
 
-  /** `onProgress` as for {@link hash}: bytes read so far, in whatever order chunks come. */
+  /** `onProgress` as for {@link hash}: bytes hashed so far, in whatever order chunks come. */
   async hashChunked(
     source: Source,
     leafSize: number,
@@ -201,75 +227,112 @@ export class HashPool {
       throw new VouchError('INTERNAL', 'hash pool: leaf size must be an integer ≥ 1');
     }
     const job = this.#begin();
-    let input: Input | undefined;
+    // Leaf hashes come back in any order; the compact range takes them in index order.
+    const range = new CompactRange();
+    const early = new Map<number, Uint8Array>();
+    let size = 0;
+    job.onHashed = (bytes) => {
+      size += bytes;
+      onProgress?.(size);
+    };
+    job.onLeaf = (index, hash) => {
+      early.set(index, hash);
+      for (let next = early.get(range.size); next; next = early.get(range.size)) {
+        early.delete(range.size);
+        range.append(next);
+      }
+    };
     try {
-      input = await openInput(source);
-      // Leaf hashes come back in any order; the compact range takes them in index order.
-      const range = new CompactRange();
-      const early = new Map<number, Uint8Array>();
-      job.onLeaf = (index, hash) => {
-        early.set(index, hash);
-        for (let next = early.get(range.size); next; next = early.get(range.size)) {
-          early.delete(range.size);
-          range.append(next);
-        }
-      };
-      let index = 0;
-      let chunks = 0;
-      let size = 0;
-      /** Index of the first chunk past the end, once a read came back short. */
-      let end = Number.POSITIVE_INFINITY;
-      const from = input;
-      const lane = async () => {
-        for (;;) {
-          // Leaf-sized buffers: one chunk per message, whatever the plan's chunk size.
-          const buffer = await this.#buffers.take(leafSize);
-          if (index >= end) {
-            this.#buffers.release(buffer);
-            return;
-          }
-          // Claim the index and (by calling read) the file offset together, with no await
-          // in between, so that concurrent lanes cannot swap them.
-          const at = index++;
-          const length = await this.#fill(from, buffer, job);
-          if (length < leafSize) end = Math.min(end, length === 0 ? at : at + 1);
-          if (length === 0) {
-            this.#buffers.release(buffer);
-            continue;
-          }
-          chunks++;
-          size += length;
-          onProgress?.(size);
-          const thread = this.#lightest((t) => t.holding);
-          thread.jobs.add(job);
-          job.threads.add(thread);
-          this.#send(thread, job, { op: 'leaf', job: job.id, index: at, buffer, length }, buffer);
-        }
-      };
-      // A file is read at several offsets at once (one reader per worker); a stream in order.
-      const lanes = input.positional ? this.#workers : 1;
-      const results = await Promise.allSettled(Array.from({ length: lanes }, lane));
-      const failed = results.find((result) => result.status === 'rejected');
-      if (failed) throw failed.reason;
-      await job.until(() => job.inFlight === 0);
-      // A chunk read past an earlier short one means the file grew while we read it.
-      if (chunks !== end || range.size !== chunks) {
-        throw new VouchError('BAD_DATA', 'the input changed while it was being hashed');
+      const chunks =
+        typeof source === 'string'
+          ? await this.#chunkedFile(source, leafSize, job)
+          : await this.#chunkedStream(source, leafSize, job);
+      if (range.size !== chunks) {
+        throw new VouchError('INTERNAL', `hash pool: ${range.size} of ${chunks} leaves hashed`);
       }
       return { root: hex(range.root()), leafSize, chunks, size };
     } finally {
       this.#end(job);
-      await input?.close();
+    }
+  }
+
+  /**
+   * A file's leaves, on every worker: each takes the next chunk index from a shared counter
+   * until none is left. Returns the number of chunks.
+   */
+  async #chunkedFile(path: string, leafSize: number, job: Job): Promise<number> {
+    const claims = new BigInt64Array(new SharedArrayBuffer(8));
+    return this.#withFile(path, job, async (file, size) => {
+      const fd = file.fd;
+      for (const thread of this.#everyThread()) {
+        this.#assign(thread, job);
+        const chunkSize = this.#chunkSize;
+        this.#send(thread, job, {
+          op: 'leaves',
+          job: job.id,
+          fd,
+          leafSize,
+          size,
+          claims,
+          chunkSize,
+        });
+      }
+      try {
+        await job.until(() => job.threads.size === 0);
+      } finally {
+        // A failed job's other workers stop at their next chunk.
+        Atomics.store(claims, 0, BigInt(Number.MAX_SAFE_INTEGER));
+      }
+      // Chunks past `size` were not read: a file that grew meanwhile is not what was hashed.
+      if ((await file.stat()).size !== size) {
+        throw new VouchError('BAD_DATA', `${path} changed while it was being hashed`);
+      }
+      return Math.ceil(size / leafSize);
+    });
+  }
+
+  /** A stream's leaves, read here in order and hashed on whichever worker holds least. */
+  async #chunkedStream(
+    source: AsyncIterable<Uint8Array>,
+    leafSize: number,
+    job: Job,
+  ): Promise<number> {
+    const input = streamInput(source);
+    let chunks = 0;
+    try {
+      for (;;) {
+        // Leaf-sized buffers: one chunk per message, whatever the plan's chunk size.
+        const buffer = await this.#buffers.take(leafSize);
+        const length = await this.#fill(input, buffer, job);
+        if (length === 0) {
+          this.#buffers.release(buffer);
+          break;
+        }
+        const thread = this.#lightest((t) => t.holding);
+        this.#assign(thread, job);
+        const index = chunks++;
+        this.#send(thread, job, { op: 'leaf', job: job.id, index, buffer, length }, buffer);
+        job.onHashed?.(length);
+        if (length < leafSize) break;
+      }
+      await job.until(() => job.inFlight === 0);
+      return chunks;
+    } catch (error) {
+      for (const thread of job.threads) this.#post(thread, { op: 'drop', job: job.id });
+      throw error;
+    } finally {
+      await input.close();
     }
   }
 
   /** Stops the workers; jobs still running fail. */
   async close(): Promise<void> {
     this.#closed = true;
+    // The workers stop first: a job's file is closed only once nothing reads it.
+    await Promise.all(this.#threads.map((thread) => thread.worker.terminate()));
     const closed = new VouchError('INTERNAL', 'the hash pool was closed');
     for (const job of this.#jobs.values()) job.fail(closed);
     this.#buffers.close(closed);
-    await Promise.all(this.#threads.map((thread) => thread.worker.terminate()));
   }
 
   #check(): void {
@@ -287,6 +350,28 @@ export class HashPool {
   #end(job: Job): void {
     this.#jobs.delete(job.id);
     for (const thread of job.threads) thread.jobs.delete(job);
+  }
+
+  /**
+   * Runs `body` with `path` open for job's workers to read, and closes the file only once
+   * none of them reads it any longer (each has answered, or died).
+   */
+  async #withFile<T>(
+    path: string,
+    job: Job,
+    body: (file: FileHandle, size: number) => Promise<T>,
+  ): Promise<T> {
+    const handle = await open(path, 'r').catch((error) => {
+      throw ioError(`cannot read ${path}`, error);
+    });
+    job.path = path;
+    try {
+      const { size } = await handle.stat();
+      return await body(handle, size);
+    } finally {
+      await job.drained();
+      await handle.close();
+    }
   }
 
   /** Fills `buffer` from the input; the buffer stays the caller's unless this throws. */
@@ -317,6 +402,24 @@ export class HashPool {
     return best;
   }
 
+  /** Every live thread, all `workers` of them started. */
+  #everyThread(): Thread[] {
+    while (this.#threads.length < this.#workers && !this.#broken) {
+      this.#threads.push(this.#start());
+    }
+    const live = this.#threads.filter((thread) => !thread.dead);
+    if (live.length === 0) {
+      throw this.#broken ?? new VouchError('WORKER_FAILED', 'no hash worker is running');
+    }
+    return live;
+  }
+
+  #assign(thread: Thread, job: Job): void {
+    thread.jobs.add(job);
+    job.threads.add(thread);
+  }
+
+  /** A request that gets one final reply (and, for files, progress before it). */
   #send(thread: Thread, job: Job, request: Request, buffer?: ArrayBuffer): void {
     if (buffer) {
       thread.holding += buffer.byteLength;
@@ -356,16 +459,47 @@ export class HashPool {
       this.#failedStarts = 0;
       return;
     }
-    if (--thread.pending === 0) thread.worker.unref();
     const job = this.#jobs.get(reply.job);
-    if (reply.op === 'digest') {
-      job?.settle(reply.digest);
-      return;
+    switch (reply.op) {
+      case 'progress':
+        job?.onProgress?.(reply.bytes);
+        return;
+      case 'leaves':
+        for (const [index, hash] of reply.leaves) job?.onLeaf?.(index, hash);
+        job?.onHashed?.(reply.bytes);
+        if (reply.done) this.#answered(thread, job);
+        return;
+      case 'updated':
+      case 'leaf':
+        this.#answered(thread);
+        thread.holding -= reply.buffer.byteLength;
+        this.#buffers.release(reply.buffer);
+        if (reply.op === 'leaf') job?.onLeaf?.(reply.index, reply.hash);
+        job?.acknowledge(reply.buffer.byteLength);
+        return;
+      case 'digest':
+        this.#answered(thread, job);
+        job?.onProgress?.(reply.size);
+        job?.settle(reply);
+        return;
+      case 'failed':
+        this.#answered(thread, job);
+        job?.fail(
+          reply.reason === 'changed'
+            ? new VouchError('BAD_DATA', `${job.path} changed while it was being hashed`)
+            : new VouchError('IO', `cannot read ${job.path}: ${reply.message}`),
+        );
+        return;
     }
-    thread.holding -= reply.buffer.byteLength;
-    this.#buffers.release(reply.buffer);
-    if (reply.op === 'leaf') job?.onLeaf?.(reply.index, reply.hash);
-    job?.acknowledge(reply.buffer.byteLength);
+  }
+
+  /** A request's final reply: the thread may idle; with `job`, it is done with that job. */
+  #answered(thread: Thread, job?: Job): void {
+    if (--thread.pending === 0) thread.worker.unref();
+    if (job) {
+      job.release(thread);
+      thread.jobs.delete(job);
+    }
   }
 
   #died(thread: Thread, error: Error): void {
@@ -377,7 +511,10 @@ export class HashPool {
     });
     // What it held is gone with it: the budget gets those bytes back.
     this.#buffers.lose(thread.holding);
-    for (const job of thread.jobs) job.fail(failure);
+    for (const job of thread.jobs) {
+      job.fail(failure);
+      job.release(thread);
+    }
     if (!loaded.has(thread.worker) && ++this.#failedStarts >= maxFailedStarts) {
       this.#broken ??= failure;
       return;
@@ -399,13 +536,18 @@ interface Thread {
   readonly jobs: Set<Job>;
 }
 
-/** One hashing job: bytes in flight, its failure, its result. */
+/** One hashing job: bytes in flight, the threads on it, its failure, its result. */
 class Job {
   inFlight = 0;
   failure: unknown;
+  /** The file hashed, for messages. */
+  path = '';
+  /** Threads the job was given to; for a file, those still reading it. */
   readonly threads = new Set<Thread>();
+  onProgress: ((bytes: number) => void) | undefined;
   onLeaf: ((index: number, hash: Uint8Array) => void) | undefined;
-  #result: Uint8Array | undefined;
+  onHashed: ((bytes: number) => void) | undefined;
+  #result: { readonly digest: Uint8Array; readonly size: number } | undefined;
   #wake: (() => void)[] = [];
 
   constructor(readonly id: number) {}
@@ -416,14 +558,17 @@ class Job {
 
   /** Resolves once `ready()` holds; rejects as soon as the job fails. */
   async until(ready: () => boolean): Promise<void> {
-    for (this.check(); !ready(); this.check()) {
-      await new Promise<void>((resolve) => this.#wake.push(resolve));
-    }
+    for (this.check(); !ready(); this.check()) await this.#next();
   }
 
-  async digest(): Promise<Uint8Array> {
+  /** Resolves once no thread has the job any longer, failed or not. */
+  async drained(): Promise<void> {
+    while (this.threads.size > 0) await this.#next();
+  }
+
+  async digest(): Promise<{ readonly digest: Uint8Array; readonly size: number }> {
     await this.until(() => this.#result !== undefined);
-    return this.#result as Uint8Array;
+    return this.#result as { readonly digest: Uint8Array; readonly size: number };
   }
 
   acknowledge(bytes: number): void {
@@ -431,14 +576,23 @@ class Job {
     this.#notify();
   }
 
-  settle(digest: Uint8Array): void {
-    this.#result = digest;
+  release(thread: Thread): void {
+    this.threads.delete(thread);
+    this.#notify();
+  }
+
+  settle(result: { readonly digest: Uint8Array; readonly size: number }): void {
+    this.#result = result;
     this.#notify();
   }
 
   fail(error: unknown): void {
     this.failure ??= error;
     this.#notify();
+  }
+
+  #next(): Promise<void> {
+    return new Promise<void>((resolve) => this.#wake.push(resolve));
   }
 
   #notify(): void {
@@ -503,6 +657,10 @@ class Semaphore {
 
   constructor(private available: number) {}
 
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
   async take(): Promise<void> {
     if (this.available > 0) {
       this.available--;
@@ -518,42 +676,11 @@ class Semaphore {
   }
 }
 
+/** A stream read into the pool's buffers. */
 interface Input {
   /** Fills `into`; fewer bytes only at the end of the input. */
   read(into: Uint8Array): Promise<number>;
-  /** Reads may overlap: each call claims its byte range when made. */
-  readonly positional: boolean;
   close(): Promise<void>;
-}
-
-async function openInput(source: Source): Promise<Input> {
-  return typeof source === 'string' ? openFile(source) : streamInput(source);
-}
-
-async function openFile(path: string): Promise<Input> {
-  const handle = await open(path, 'r').catch((error) => {
-    throw ioError(`cannot read ${path}`, error);
-  });
-  let position = 0;
-  return {
-    positional: true,
-    async read(into) {
-      const at = position;
-      position += into.length;
-      let filled = 0;
-      while (filled < into.length) {
-        const { bytesRead } = await handle
-          .read(into, filled, into.length - filled, at + filled)
-          .catch((error) => {
-            throw ioError(`cannot read ${path}`, error);
-          });
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      return filled;
-    },
-    close: () => handle.close(),
-  };
 }
 
 function streamInput(source: AsyncIterable<Uint8Array>): Input {
@@ -561,7 +688,6 @@ function streamInput(source: AsyncIterable<Uint8Array>): Input {
   let rest: Uint8Array = new Uint8Array(0);
   let done = false;
   return {
-    positional: false,
     async read(into) {
       let filled = 0;
       while (filled < into.length) {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -107,6 +107,53 @@ describe('HashPool', () => {
     );
   });
 
+  it('hashes a file alone (read ahead) as beside others (read in the worker)', async () => {
+    for (const size of [0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 5 * chunkSize + 7]) {
+      const data = new Uint8Array(size).map((_, i) => (i * 31) % 256);
+      const path = join(dir, `modes-${size}`);
+      writeFileSync(path, data);
+      const expected = { sha256: sha256(data), size };
+      expect(await pool.hash(path)).toEqual(expected);
+      const together = await Promise.all([path, path, path, path].map((p) => pool.hash(p)));
+      expect(together).toEqual(Array(4).fill(expected));
+    }
+  });
+
+  it('reports progress of a file up to its size', async () => {
+    const path = join(dir, 'progress');
+    writeFileSync(path, '');
+    truncateSync(path, 40 * 2 ** 20);
+    const seen: number[] = [];
+    const digest = await pool.hash(path, (bytes) => seen.push(bytes));
+    expect(seen.length).toBeGreaterThan(1);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    expect(seen.at(-1)).toBe(digest.size);
+    const chunked: number[] = [];
+    const tree = await pool.hashChunked(path, 2 ** 16, (bytes) => chunked.push(bytes));
+    expect(chunked.length).toBeGreaterThan(1);
+    expect(chunked.at(-1)).toBe(tree.size);
+  });
+
+  it('fails a chunked digest of a file that changes while it is hashed', async () => {
+    const leaf = 4096;
+    for (const change of [
+      (path: string) => truncateSync(path, 3 * leaf),
+      (path: string) => appendFileSync(path, new Uint8Array(10)),
+    ]) {
+      const path = join(dir, 'changing');
+      writeFileSync(path, new Uint8Array(2 ** 22).fill(7));
+      let changed = false;
+      const hashing = pool.hashChunked(path, leaf, () => {
+        if (!changed) change(path);
+        changed = true;
+      });
+      await expect(hashing).rejects.toMatchObject({
+        code: 'BAD_DATA',
+        message: `${path} changed while it was being hashed`,
+      });
+    }
+  });
+
   it('computes chunked digests as the RFC 6962 root of per-chunk leaves, from files and streams', async () => {
     await fc.assert(
       fc.asyncProperty(input, async ({ data, pieces: split }) => {
@@ -211,6 +258,19 @@ describe('HashPool', () => {
     const missing = pool.hash(join(dir, 'missing'));
     await expect(missing).rejects.toThrow(VouchError);
     await expect(missing).rejects.toMatchObject({ code: 'IO' });
+    // A directory opens, and its reads fail in the worker (EISDIR): alone, beside another
+    // job, and for a chunked digest.
+    const unreadable = {
+      code: 'IO',
+      message: expect.stringMatching(`^cannot read ${dir}: EISDIR`),
+    };
+    await expect(pool.hash(dir)).rejects.toMatchObject(unreadable);
+    const both = await Promise.all([pool.hash(dir), pool.hash(dir)].map(outcome));
+    expect(both).toEqual([
+      { error: expect.objectContaining(unreadable) },
+      { error: expect.objectContaining(unreadable) },
+    ]);
+    await expect(pool.hashChunked(dir, chunkSize)).rejects.toMatchObject(unreadable);
     async function* failing() {
       yield new Uint8Array(chunkSize * 2);
       throw new Error('connection reset');
@@ -366,6 +426,33 @@ describe('HashPool when a worker dies', () => {
       chunked.release();
       expect(await chunkedJob).toMatchObject({ error: { code: 'WORKER_FAILED' } });
 
+      expect(await crashy.hash(Readable.from([data]))).toEqual({
+        sha256: sha256(data),
+        size: data.length,
+      });
+    } finally {
+      await crashy.close();
+    }
+  });
+
+  it('fails the file jobs of a terminated worker — plain and chunked — instead of hanging', async () => {
+    const path = join(dir, 'sparse-1g');
+    writeFileSync(path, '');
+    truncateSync(path, 2 ** 30);
+    const crashy = new HashPool({ workers: 2, chunkSize: 2 ** 20, inFlightBytes: 8 * 2 ** 20 });
+    try {
+      // Stopped at the job's first progress: the worker is still reading (a GiB to go).
+      const stopFirstWorker = () => {
+        let stopped = false;
+        return () => {
+          if (!stopped) void crashy.threads[0]?.terminate();
+          stopped = true;
+        };
+      };
+      const plain = outcome(crashy.hash(path, stopFirstWorker()));
+      expect(await plain).toMatchObject({ error: { code: 'WORKER_FAILED' } });
+      const chunked = outcome(crashy.hashChunked(path, 2 ** 20, stopFirstWorker()));
+      expect(await chunked).toMatchObject({ error: { code: 'WORKER_FAILED' } });
       expect(await crashy.hash(Readable.from([data]))).toEqual({
         sha256: sha256(data),
         size: data.length,
