@@ -10,9 +10,15 @@ import type { StorageClass } from './storage';
  */
 export interface HashPlan {
   readonly workers: number;
-  /** Bytes per read and per message to a worker. */
+  /**
+   * Bytes per read ahead of a file's hashing, and per message of a stream to a worker. (A
+   * worker reading a file beside other jobs reads 64 KiB at a time: hash.worker.ts.)
+   */
   readonly chunkSize: number;
-  /** Bytes read but not yet hashed, at most (memory held by the pool's buffers). */
+  /**
+   * Bytes of streams read but not yet hashed, at most (the pool's buffers). A worker
+   * reading a file holds two chunks of its own, which this bound covers too.
+   */
   readonly inFlightBytes: number;
   /** Why, in words, one line per rule that applied. */
   readonly reasons: readonly string[];

@@ -30,35 +30,29 @@ export async function timed(run: () => unknown): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
-/** The median of `repeats` samples, taken one after another. */
-export async function medianOf(repeats: number, sample: () => Promise<number>): Promise<number> {
-  const samples: number[] = [];
-  for (let i = 0; i < repeats; i++) samples.push(await sample());
-  return median(samples);
-}
-
-async function measure(entry: Case, repeats: number): Promise<number> {
-  await entry.run(); // warm-up: JIT and page cache
-  return medianOf(repeats, () => timed(entry.run));
-}
-
 function formatRate(perSecond: number, unit: string): string {
   if (unit === 'B') return `${(perSecond / 2 ** 20).toFixed(0).padStart(8)} MiB/s`;
   return `${perSecond.toFixed(0).padStart(8)} ${unit}/s`;
 }
 
-/** Prints the suite; returns each case's median seconds per run, in order. */
+/**
+ * Prints the suite; returns each case's median seconds per run, in order. Runs are
+ * interleaved (one of each case per round, after a warm-up round for JIT and page cache), so
+ * that a machine that gets busier or quieter meanwhile weighs on every case alike.
+ */
 export async function runSuite(suite: Suite): Promise<number[]> {
-  console.log(`\n${suite.title} (median of ${suite.repeats})`);
-  let baseline = 0;
-  const medians: number[] = [];
-  for (const entry of suite.cases) {
-    const seconds = await measure(entry, suite.repeats);
-    medians.push(seconds);
-    const rate = entry.units / seconds;
-    baseline ||= rate;
+  console.log(`\n${suite.title} (median of ${suite.repeats}, interleaved)`);
+  for (const entry of suite.cases) await entry.run();
+  const samples: number[][] = suite.cases.map(() => []);
+  for (let round = 0; round < suite.repeats; round++) {
+    for (const [i, entry] of suite.cases.entries()) samples[i]?.push(await timed(entry.run));
+  }
+  const medians = samples.map(median);
+  const baseline = (suite.cases[0]?.units ?? 0) / (medians[0] ?? 1);
+  for (const [i, entry] of suite.cases.entries()) {
+    const rate = entry.units / (medians[i] as number);
     const ratio = (rate / baseline).toFixed(2);
-    console.log(`  ${entry.name.padEnd(40)} ${formatRate(rate, suite.unit)}   ×${ratio}`);
+    console.log(`  ${entry.name.padEnd(44)} ${formatRate(rate, suite.unit)}   ×${ratio}`);
   }
   return medians;
 }

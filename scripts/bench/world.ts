@@ -86,7 +86,7 @@ export async function benchLog(base: string): Promise<BenchLog> {
 export const cliPath = join(import.meta.dirname, '..', '..', 'dist', 'vouch.cjs');
 
 let built: Promise<unknown> | undefined;
-export function build(): Promise<unknown> {
+function build(): Promise<unknown> {
   built ??= exec('npx', ['tsx', 'scripts/build.ts']);
   return built;
 }
