@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { type Config, envOverrides, loadConfig, resolveConfigPath } from '../config';
+import type { Config } from '../config';
 import { asVouchError, type VouchError } from '../core/errors';
-import { createLogger, type Logger } from '../logger';
+import type { Logger } from '../logger';
 import { ExitCode, exitCodeFor } from './exit';
 
 /** Where a command writes; injected so tests run the CLI in-process. */
@@ -35,8 +35,13 @@ interface GlobalOptions {
   readonly logLevel?: Config['logLevel'];
 }
 
-export function contextFor(command: Command, io: Io): Context {
+export async function contextFor(command: Command, io: Io): Promise<Context> {
   const options = command.optsWithGlobals<GlobalOptions>();
+  // Loaded when a command runs, like its action (Act in program.ts): not for --help.
+  const [{ envOverrides, loadConfig, resolveConfigPath }, { createLogger }] = await Promise.all([
+    import('../config'),
+    import('../logger'),
+  ]);
   const configPath = resolveConfigPath(options.config, io.env);
   const config = loadConfig(configPath, envOverrides(io.env), {
     stateDir: options.stateDir,
