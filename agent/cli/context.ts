@@ -22,7 +22,11 @@ export interface Report {
 
 export interface Context {
   readonly config: Config;
-  readonly logger: Logger;
+  /**
+   * The command's logger (stderr, at the configured level), made at the first call: most
+   * commands log nothing, and loading pino with pino-pretty would add ~10 ms to their start.
+   */
+  readonly logger: () => Promise<Logger>;
   readonly output: OutputFormat;
   readonly io: Io;
 }
@@ -38,18 +42,20 @@ interface GlobalOptions {
 export async function contextFor(command: Command, io: Io): Promise<Context> {
   const options = command.optsWithGlobals<GlobalOptions>();
   // Loaded when a command runs, like its action (Act in program.ts): not for --help.
-  const [{ envOverrides, loadConfig, resolveConfigPath }, { createLogger }] = await Promise.all([
-    import('../config'),
-    import('../logger'),
-  ]);
+  const { envOverrides, loadConfig, resolveConfigPath } = await import('../config');
   const configPath = resolveConfigPath(options.config, io.env);
   const config = loadConfig(configPath, envOverrides(io.env), {
     stateDir: options.stateDir,
     logLevel: options.logLevel,
   });
-  const logger = createLogger('cli', config.logLevel);
-  logger.debug({ configPath: configPath ?? null }, 'configuration loaded');
-  return { config, logger, output: options.output ?? 'text', io };
+  let logger: Promise<Logger> | undefined;
+  const makeLogger = async () => {
+    const { createLogger } = await import('../logger');
+    const made = createLogger('cli', config.logLevel);
+    made.debug({ configPath: configPath ?? null }, 'configuration loaded');
+    return made;
+  };
+  return { config, logger: () => (logger ??= makeLogger()), output: options.output ?? 'text', io };
 }
 
 export function printReport(report: Report, output: OutputFormat, io: Io): void {

@@ -47,7 +47,7 @@ async function resolveTarget(
         cause: failure,
       });
     }
-    ctx.logger.debug({ code: failure.code }, failure.message);
+    (await ctx.logger()).debug({ code: failure.code }, failure.message);
     return { image: null, name, resolved: false };
   }
 }
@@ -86,12 +86,13 @@ async function allowImage(ctx: Context, ref: string, reason: string | undefined)
     by: currentUser(),
   };
   const replaced = await addAllowEntry(ctx.config.stateDir, entry);
-  ctx.logger.warn(
+  const logger = await ctx.logger();
+  logger.warn(
     { image: entry.image, name: entry.name, reason: entry.reason, by: entry.by },
     'allow-list: this image may now run whatever its verdict',
   );
   if (!target.resolved) {
-    ctx.logger.warn(
+    logger.warn(
       { name: entry.name },
       'Docker does not have this image (or cannot be reached): the entry is by name and ' +
         'covers any image under it; allow by ID once the image is here',
@@ -118,7 +119,7 @@ export async function allow(ctx: Context, image: string | undefined, flags: Allo
       ctx.config.stateDir,
       await resolveTarget(ctx, flags.remove),
     );
-    ctx.logger.warn(
+    (await ctx.logger()).warn(
       { removed: removed.map((entry) => entry.image ?? entry.name) },
       'allow-list: entries removed; enforcement applies to these images again',
     );

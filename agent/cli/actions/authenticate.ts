@@ -26,7 +26,7 @@ export async function authenticate(ctx: Context, options: AuthenticateOptions) {
   if (!result) throw new VouchError('INTERNAL', 'no result for the digest');
   if (result.error) throw new VouchError(result.error.code, result.error.message);
   if (report.stale) {
-    ctx.logger.warn(
+    (await ctx.logger()).warn(
       { freshSince: report.freshSince },
       'the trust state is stale: answering from local data; run vouch sync',
     );

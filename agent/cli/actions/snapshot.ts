@@ -25,7 +25,7 @@ export async function snapshotImport(ctx: Context, file: string, options: { root
     rootPath: options.root ?? ctx.config.root,
     maxBytes: ctx.config.snapshot.maxBytes,
     maxBundleBytes: ctx.config.sync.maxBundleBytes,
-    logger: ctx.logger,
+    logger: await ctx.logger(),
   });
   return { exitCode: ExitCode.OK, data: applied, text: describeApplied(applied) };
 }

@@ -18,20 +18,20 @@ export function describeApplied(applied: Applied & { readonly source: string }):
   return `${applied.origin}: size ${applied.previousSize} → ${applied.size}, ${what}; root v${applied.rootVersion}; from ${applied.source}`;
 }
 
-function syncOptions(ctx: Context, flags: SyncFlags) {
+async function syncOptions(ctx: Context, flags: SyncFlags) {
   return {
     stateDir: ctx.config.stateDir,
     mirrors: flags.mirror ?? ctx.config.mirrors,
     rootPath: flags.root ?? ctx.config.root,
     timeoutMs: ctx.config.sync.timeout,
     maxBundleBytes: ctx.config.sync.maxBundleBytes,
-    logger: ctx.logger,
+    logger: await ctx.logger(),
   };
 }
 
 export async function sync(ctx: Context, flags: SyncFlags) {
   if (!flags.watch) {
-    const report = await syncFromMirrors(syncOptions(ctx, flags));
+    const report = await syncFromMirrors(await syncOptions(ctx, flags));
     return { exitCode: ExitCode.OK, data: report, text: describeApplied(report) };
   }
   const stop = new AbortController();
@@ -40,7 +40,7 @@ export async function sync(ctx: Context, flags: SyncFlags) {
   process.once('SIGTERM', onSignal);
   try {
     const runs = await watchSync({
-      ...syncOptions(ctx, flags),
+      ...(await syncOptions(ctx, flags)),
       schedule: ctx.config.sync.schedule,
       jitterMs: ctx.config.sync.jitter,
       signal: stop.signal,

@@ -39,7 +39,7 @@ async function watcherFor(ctx: Context): Promise<ImageWatcher> {
     docker: await dockerClient(ctx.io.env, ctx.config.docker.socket),
     stateDir: ctx.config.stateDir,
     policy: ctx.config.images,
-    logger: ctx.logger,
+    logger: await ctx.logger(),
   });
 }
 
