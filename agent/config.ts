@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { VouchError } from './core/errors';
 import { enforceModes } from './core/images';
+import { logLevels } from './log-levels';
 
 export type { EnforceMode } from './core/images';
 
@@ -36,8 +37,6 @@ const mirrorUrl = z
   });
 
 const enforceMode = z.enum(enforceModes);
-
-export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
  * The agent's configuration: one schema, its defaults and units in one place.

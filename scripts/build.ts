@@ -105,7 +105,8 @@ await Promise.all([
 chmodSync(join(outdir, 'vouch.cjs'), 0o755);
 
 // The V8 code cache the launcher starts the CLI from (agent/cli/launcher.ts): made by this
-// Node, after a run of `vouch --help`, which compiles the program and every command.
+// Node, after a run of `vouch --help`, which compiles the program and every command, and
+// loads every command's action too (Act in agent/cli/program.ts).
 const cache = resolve(outdir, 'cli.cjs.cache');
 rmSync(cache, { force: true });
 execFileSync(process.execPath, [join(outdir, 'vouch.cjs'), '--help'], {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { type Config, envOverrides, loadConfig, resolveConfigPath } from '../config';
+import type { Config } from '../config';
 import { asVouchError, type VouchError } from '../core/errors';
-import { createLogger, type Logger } from '../logger';
+import type { Logger } from '../logger';
 import { ExitCode, exitCodeFor } from './exit';
 
 /** Where a command writes; injected so tests run the CLI in-process. */
@@ -22,7 +22,11 @@ export interface Report {
 
 export interface Context {
   readonly config: Config;
-  readonly logger: Logger;
+  /**
+   * The command's logger (stderr, at the configured level), made at the first call: most
+   * commands log nothing, and loading pino with pino-pretty would add ~10 ms to their start.
+   */
+  readonly logger: () => Promise<Logger>;
   readonly output: OutputFormat;
   readonly io: Io;
 }
@@ -35,16 +39,23 @@ interface GlobalOptions {
   readonly logLevel?: Config['logLevel'];
 }
 
-export function contextFor(command: Command, io: Io): Context {
+export async function contextFor(command: Command, io: Io): Promise<Context> {
   const options = command.optsWithGlobals<GlobalOptions>();
+  // Loaded when a command runs, like its action (Act in program.ts): not for --help.
+  const { envOverrides, loadConfig, resolveConfigPath } = await import('../config');
   const configPath = resolveConfigPath(options.config, io.env);
   const config = loadConfig(configPath, envOverrides(io.env), {
     stateDir: options.stateDir,
     logLevel: options.logLevel,
   });
-  const logger = createLogger('cli', config.logLevel);
-  logger.debug({ configPath: configPath ?? null }, 'configuration loaded');
-  return { config, logger, output: options.output ?? 'text', io };
+  let logger: Promise<Logger> | undefined;
+  const makeLogger = async () => {
+    const { createLogger } = await import('../logger');
+    const made = createLogger('cli', config.logLevel);
+    made.debug({ configPath: configPath ?? null }, 'configuration loaded');
+    return made;
+  };
+  return { config, logger: () => (logger ??= makeLogger()), output: options.output ?? 'text', io };
 }
 
 export function printReport(report: Report, output: OutputFormat, io: Io): void {

@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { version } from '../../package.json';
-import { logLevels } from '../config';
 import { VouchError } from '../core/errors';
+import { logLevels } from '../log-levels';
 import { allowCommand } from './commands/allow';
 import { authenticateCommand } from './commands/authenticate';
 import { configCommand } from './commands/config';
@@ -29,11 +29,19 @@ import {
 } from './context';
 
 /**
- * Wraps a command body: builds its context, prints its report, records its exit code.
- * The body receives commander's action arguments: the positional arguments, then the options.
+ * A command's implementation, in agent/cli/actions/: it receives the command's context and
+ * commander's action arguments (the positional arguments, then the options).
+ */
+export type Action<A extends unknown[]> = (ctx: Context, ...args: A) => Promise<Report> | Report;
+
+/**
+ * Wraps a command's action: loads its implementation when the command runs, builds its
+ * context, prints its report, records its exit code. Loading is an `import()`, which the
+ * bundle keeps lazy, so that a start evaluates only the definitions of the commands, and
+ * the modules of the one that runs (README "Start-up").
  */
 export type Act = <A extends unknown[]>(
-  body: (ctx: Context, ...args: A) => Promise<Report> | Report,
+  load: () => Promise<Action<A>>,
 ) => (...args: [...A, Command]) => Promise<void>;
 
 const exitCodeHelp = `
@@ -47,11 +55,15 @@ when present; flags and VOUCH_* variables override it.`;
 /** Runs the CLI on `argv` (without node and script) and returns the exit code. */
 export async function run(argv: readonly string[], io: Io): Promise<ExitCode> {
   let exitCode: ExitCode = ExitCode.OK;
-  function act<A extends unknown[]>(body: (ctx: Context, ...args: A) => Promise<Report> | Report) {
+  function act<A extends unknown[]>(load: () => Promise<Action<A>>) {
+    // The build's run that makes the V8 code cache (launcher.ts) loads every action, so
+    // that the cache holds their modules' code, compiled, as well as the definitions'.
+    if (io.env.VOUCH_MAKE_CODE_CACHE) void load();
     return async (...args: [...A, Command]): Promise<void> => {
       const command = args.at(-1) as Command;
-      const ctx = contextFor(command, io);
-      const report = await body(ctx, ...(args.slice(0, -1) as A));
+      const ctx = await contextFor(command, io);
+      const action = await load();
+      const report = await action(ctx, ...(args.slice(0, -1) as A));
       printReport(report, ctx.output, io);
       exitCode = report.exitCode;
     };

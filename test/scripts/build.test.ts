@@ -78,6 +78,30 @@ describe('npm run build', () => {
     ]);
   });
 
+  it('prints --version without loading what only the commands need', async () => {
+    // Each command loads its action when it runs (Act in agent/cli/program.ts): a definition
+    // that imported an implementation would load it, and its builtins, at every start.
+    const dir = mkdtempSync(join(tmpdir(), 'vouch-start-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const preload = join(dir, 'builtins.cjs');
+    writeFileSync(
+      preload,
+      "process.on('exit', () => process.stderr.write(JSON.stringify(process.moduleLoadList)));",
+    );
+    const { stdout, stderr } = await exec(process.execPath, [
+      '--require',
+      preload,
+      'dist/vouch.cjs',
+      '--version',
+    ]);
+    expect(stdout).toBe(`${version}\n`);
+    const loaded: string[] = JSON.parse(stderr);
+    expect(loaded).toContain('NativeModule vm');
+    for (const builtin of ['crypto', 'zlib', 'http', 'worker_threads', 'os']) {
+      expect(loaded).not.toContain(`NativeModule ${builtin}`);
+    }
+  });
+
   it('loads dockerode from dist/dockerode.cjs beside the bundle, only for Docker commands', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vouch-bundle-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));

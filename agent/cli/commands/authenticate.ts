@@ -1,21 +1,6 @@
 import { Command } from 'commander';
-import { VouchError } from '../../core/errors';
-import { parseDigest, verifySubjects } from '../../device/verify/verify';
 import type { Act } from '../program';
-import { exitCodeOf } from './verify';
 
-interface AuthenticateOptions {
-  readonly signerID?: string;
-  readonly hash: string;
-  readonly silent?: boolean;
-}
-
-/**
- * A drop-in for `cas authenticate --signerID ID --hash HEX --output json`, the call Home
- * Assistant's Supervisor made: the exit code is the status number, the JSON has `hash`,
- * `status` (number), `signer`, `timestamp`, `verified`, and a failure prints
- * `{"error":{…}}` with a sysexits code (69 without trust state), never a status.
- */
 export function authenticateCommand(act: Act): Command {
   return new Command('authenticate')
     .description(
@@ -25,41 +10,5 @@ export function authenticateCommand(act: Act): Command {
     .option('--signerID <id>', "only this signer's statements count (root revocations always do)")
     .requiredOption('--hash <hex>', 'the SHA-256 digest: 64 hex, with or without sha256:')
     .option('--silent', 'accepted for CAS compatibility (vouch prints no banner)')
-    .action(
-      act(async (ctx, options: AuthenticateOptions) => {
-        const sha256 = parseDigest(options.hash);
-        const report = await verifySubjects([{ sha256 }], {
-          stateDir: ctx.config.stateDir,
-          maxAge: ctx.config.sync.maxAge,
-          ...(options.signerID !== undefined && { signer: options.signerID }),
-        });
-        const [result] = report.results;
-        if (!result) throw new VouchError('INTERNAL', 'no result for the digest');
-        if (result.error) throw new VouchError(result.error.code, result.error.message);
-        if (report.stale) {
-          ctx.logger.warn(
-            { freshSince: report.freshSince },
-            'the trust state is stale: answering from local data; run vouch sync',
-          );
-        }
-        const data = {
-          hash: sha256,
-          status: result.code,
-          statusName: result.status,
-          verified: result.status === 'TRUSTED',
-          signer: result.signer,
-          timestamp: result.issuedAt,
-          name: result.name,
-          logIndex: result.logIndex,
-          reason: result.reason,
-          stale: report.stale,
-        };
-        const by = result.signer ? ` by ${result.signer} at ${result.issuedAt}` : '';
-        return {
-          exitCode: exitCodeOf(report.results),
-          data,
-          text: `${result.status} (${result.code}) sha256:${sha256}${by}: ${result.reason}`,
-        };
-      }),
-    );
+    .action(act(async () => (await import('../actions/authenticate')).authenticate));
 }

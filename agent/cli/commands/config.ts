@@ -1,6 +1,4 @@
 import { Command } from 'commander';
-import { stringify } from 'yaml';
-import { ExitCode } from '../exit';
 import type { Act } from '../program';
 
 export function configCommand(act: Act): Command {
@@ -9,11 +7,5 @@ export function configCommand(act: Act): Command {
       'print the effective configuration: defaults, then the config file, then VOUCH_* ' +
         'variables, then flags',
     )
-    .action(
-      act((ctx) => ({
-        exitCode: ExitCode.OK,
-        data: ctx.config,
-        text: stringify(ctx.config),
-      })),
-    );
+    .action(act(async () => (await import('../actions/config')).config));
 }

@@ -1,36 +1,5 @@
 import { Command } from 'commander';
-import { type DeviceStatus, deviceStatus } from '../../device';
-import { ExitCode } from '../exit';
 import type { Act } from '../program';
-
-function describe(status: DeviceStatus): string {
-  const lines = [
-    status.origin === null
-      ? `no trust state in ${status.stateDir} (run vouch sync --root ROOT)`
-      : `${status.origin}: size ${status.size}, root v${status.rootVersion}, ${status.records} records`,
-    `checkpoint time: ${status.checkpointTime ?? 'not cosigned'}`,
-    `fresh: ${status.stale ? 'no, STALE' : 'yes'} (since ${status.freshSince ?? 'never'}, max age ${status.maxAgeSeconds} s; now ${status.now})`,
-  ];
-  const attempt = status.lastAttempt;
-  if (attempt) {
-    lines.push(
-      `last attempt: ${new Date(attempt.at).toISOString()} ${attempt.ok ? 'ok' : `failed: ${attempt.error?.message}`}`,
-    );
-  }
-  if (status.lastSuccess)
-    lines.push(`last success: ${new Date(status.lastSuccess.at).toISOString()}`);
-  for (const mirror of status.mirrors) {
-    lines.push(
-      `mirror ${mirror.url}: ${mirror.ok ? `ok, size ${mirror.size}` : `${mirror.error?.code}: ${mirror.error?.message}`}`,
-    );
-  }
-  for (const fork of status.fork ?? []) {
-    lines.push(
-      `FORK detected ${new Date(fork.detectedAt).toISOString()} from ${fork.source}: ${fork.reason} (evidence in ${status.stateDir}/fork.json; clear with vouch fork clear)`,
-    );
-  }
-  return lines.join('\n');
-}
 
 export function statusCommand(act: Act): Command {
   return new Command('status')
@@ -38,10 +7,5 @@ export function statusCommand(act: Act): Command {
       'show the device trust state: log origin, size, checkpoint time, freshness, last ' +
         'sync attempt and success, per-mirror results, and fork evidence',
     )
-    .action(
-      act(async (ctx) => {
-        const status = await deviceStatus(ctx.config.stateDir, ctx.config.sync.maxAge);
-        return { exitCode: ExitCode.OK, data: status, text: describe(status) };
-      }),
-    );
+    .action(act(async () => (await import('../actions/status')).status));
 }

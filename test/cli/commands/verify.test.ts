@@ -5,7 +5,7 @@ import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { exitCodeOf, progressLine } from '../../../agent/cli/commands/verify';
+import { exitCodeOf, progressLine } from '../../../agent/cli/actions/verify';
 import type { SubjectResult } from '../../../agent/device/verify/verify';
 import { runCli } from '../../helpers/cli';
 import { builtCli } from '../../helpers/device';

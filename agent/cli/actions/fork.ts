@@ -1,0 +1,17 @@
+import { join } from 'node:path';
+import { clearForkEvidence, stateFiles } from '../../device';
+import { withLock } from '../../lock';
+import type { Context } from '../context';
+import { ExitCode } from '../exit';
+
+export async function forkClear(ctx: Context) {
+  const dir = ctx.config.stateDir;
+  const cleared = await withLock(join(dir, stateFiles.lock), { code: 'STATE_LOCKED' }, () =>
+    clearForkEvidence(dir),
+  );
+  return {
+    exitCode: ExitCode.OK,
+    data: { cleared },
+    text: cleared > 0 ? `cleared ${cleared} fork evidence item(s)` : 'no fork evidence',
+  };
+}
