@@ -5,6 +5,8 @@
  * here pays at least with that scheme; `vouch verify file` minus this is the CLI's own cost.
  *
  *   node bare.cjs plain CHUNK FILE        one worker reads FILE ahead in CHUNK-byte reads
+ *   node bare.cjs main CHUNK FILE         the same on the main thread, no worker: the issue's
+ *                                         "25-line Node prototype"
  *   node bare.cjs chunked WORKERS FILE    RFC 6962 leaves of 1 MiB, chunks claimed by WORKERS
  *   node bare.cjs files WORKERS FILE...   each worker reads and hashes whole files, 64 KiB reads
  *
@@ -14,28 +16,37 @@
 'use strict';
 const { Worker } = require('node:worker_threads');
 
+/** SHA-256 of the file open as `fd`, the next CHUNK read while the last one hashes. */
+async function hashAhead(fd, chunk) {
+  const fs = require('node:fs');
+  const buffers = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
+  const read = (buffer, at) =>
+    new Promise((resolve, reject) =>
+      fs.read(fd, buffer, 0, chunk, at, (error, n) => (error ? reject(error) : resolve(n))),
+    );
+  const hash = require('node:crypto').createHash('sha256');
+  let at = 0;
+  let next = read(buffers[0], 0);
+  for (let turn = 0; ; turn ^= 1) {
+    const n = await next;
+    if (n === 0) break;
+    at += n;
+    next = read(buffers[turn ^ 1], at);
+    hash.update(buffers[turn].subarray(0, n));
+  }
+  return hash.digest('hex');
+}
+
 const worker = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const fs = require('node:fs');
 const small = Buffer.allocUnsafe(64 * 1024);
+${hashAhead}
 parentPort.on('message', async ({ mode, path, chunk, claims, size }) => {
   const fd = fs.openSync(path, 'r');
   if (mode === 'plain') {
-    const buffers = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
-    const read = (buffer, at) => new Promise((resolve, reject) =>
-      fs.read(fd, buffer, 0, chunk, at, (error, n) => (error ? reject(error) : resolve(n))));
-    const hash = createHash('sha256');
-    let at = 0;
-    let next = read(buffers[0], 0);
-    for (let turn = 0; ; turn ^= 1) {
-      const n = await next;
-      if (n === 0) break;
-      at += n;
-      next = read(buffers[turn ^ 1], at);
-      hash.update(buffers[turn].subarray(0, n));
-    }
-    parentPort.postMessage(hash.digest('hex'));
+    parentPort.postMessage(await hashAhead(fd, chunk));
   } else if (mode === 'leaves') {
     const leaves = [];
     for (;;) {
@@ -64,7 +75,7 @@ parentPort.on('message', async ({ mode, path, chunk, claims, size }) => {
 });`;
 
 const [mode, count, ...paths] = process.argv.slice(2);
-const threads = mode === 'plain' ? 1 : Number(count);
+const threads = { plain: 1, main: 0 }[mode] ?? Number(count);
 const workers = Array.from({ length: threads }, () => new Worker(worker, { eval: true }));
 const ask = (thread, message) =>
   new Promise((resolve) => {
@@ -73,7 +84,9 @@ const ask = (thread, message) =>
   });
 
 async function main() {
-  if (mode === 'plain') {
+  if (mode === 'main') {
+    console.log(await hashAhead(require('node:fs').openSync(paths[0], 'r'), Number(count)));
+  } else if (mode === 'plain') {
     console.log(await ask(workers[0], { mode, path: paths[0], chunk: Number(count) }));
   } else if (mode === 'chunked') {
     const claims = new BigInt64Array(new SharedArrayBuffer(8));
