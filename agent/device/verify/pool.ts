@@ -505,16 +505,15 @@ export class HashPool {
   #died(thread: Thread, error: Error): void {
     if (thread.dead) return;
     thread.dead = true;
+    // Nothing it had reads on (a job's file is closed once no thread has the job).
+    for (const job of thread.jobs) job.release(thread);
     if (this.#closed) return;
     const failure = new VouchError('WORKER_FAILED', `a hash worker stopped: ${error.message}`, {
       cause: error,
     });
     // What it held is gone with it: the budget gets those bytes back.
     this.#buffers.lose(thread.holding);
-    for (const job of thread.jobs) {
-      job.fail(failure);
-      job.release(thread);
-    }
+    for (const job of thread.jobs) job.fail(failure);
     if (!loaded.has(thread.worker) && ++this.#failedStarts >= maxFailedStarts) {
       this.#broken ??= failure;
       return;

@@ -473,6 +473,26 @@ describe('HashPool when a worker dies', () => {
       error: { code: 'INTERNAL', message: 'the hash pool was closed' },
     });
     await expect(closing.hash(Readable.from([data]))).rejects.toMatchObject({ code: 'INTERNAL' });
+
+    // A file being read by its worker: the job fails too, it does not wait for the file.
+    const path = join(dir, 'sparse-closed');
+    writeFileSync(path, '');
+    truncateSync(path, 2 ** 30);
+    const closingFiles = new HashPool({
+      workers: 2,
+      chunkSize: 2 ** 20,
+      inFlightBytes: 4 * 2 ** 20,
+    });
+    let closed: Promise<void> | undefined;
+    const fileJob = outcome(
+      closingFiles.hash(path, () => {
+        closed ??= closingFiles.close();
+      }),
+    );
+    expect(await fileJob).toMatchObject({
+      error: { code: 'INTERNAL', message: 'the hash pool was closed' },
+    });
+    await closed;
   });
 });
 
