@@ -16,8 +16,8 @@ export interface HashPlan {
    */
   readonly chunkSize: number;
   /**
-   * Bytes of streams read but not yet hashed, at most (the pool's buffers). A worker
-   * reading a file holds two chunks of its own, which this bound covers too.
+   * Bytes of streams read but not yet hashed, at most (the pool's buffers). Files are read
+   * by the workers into buffers of their own: two chunks and 64 KiB each, at most.
    */
   readonly inFlightBytes: number;
   /** Why, in words, one line per rule that applied. */

@@ -97,7 +97,7 @@ function hashLeaves(request: Extract<Request, { op: 'leaves' }>): void {
     for (let at = start; at < end; ) {
       const bytesRead = readSync(fd, chunk, 0, Math.min(chunk.length, end - at), at);
       if (bytesRead === 0) {
-        reply({ op: 'failed', job, reason: 'changed', message: `the file ended at ${at} bytes` });
+        reply({ op: 'failed', job, reason: 'changed', message: `it ended at ${at} bytes` });
         return;
       }
       hash.update(chunk.subarray(0, bytesRead));

@@ -216,7 +216,7 @@ export class HashPool {
     }
   }
 
-  /** `onProgress` as for {@link hash}: bytes hashed so far, in whatever order chunks come. */
+  /** `onProgress` as for {@link hash}: bytes read so far, in whatever order chunks come. */
   async hashChunked(
     source: Source,
     leafSize: number,
@@ -284,7 +284,7 @@ export class HashPool {
         Atomics.store(claims, 0, BigInt(Number.MAX_SAFE_INTEGER));
       }
       // Chunks past `size` were not read: a file that grew meanwhile is not what was hashed.
-      if ((await file.stat()).size !== size) {
+      if ((await this.#stat(file, path)).size !== size) {
         throw new VouchError('BAD_DATA', `${path} changed while it was being hashed`);
       }
       return Math.ceil(size / leafSize);
@@ -330,13 +330,13 @@ export class HashPool {
     this.#closed = true;
     // The workers stop first: a job's file is closed only once nothing reads it.
     await Promise.all(this.#threads.map((thread) => thread.worker.terminate()));
-    const closed = new VouchError('INTERNAL', 'the hash pool was closed');
+    const closed = poolClosed();
     for (const job of this.#jobs.values()) job.fail(closed);
     this.#buffers.close(closed);
   }
 
   #check(): void {
-    if (this.#closed) throw new VouchError('INTERNAL', 'the hash pool was closed');
+    if (this.#closed) throw poolClosed();
     if (this.#broken) throw this.#broken;
   }
 
@@ -366,12 +366,18 @@ export class HashPool {
     });
     job.path = path;
     try {
-      const { size } = await handle.stat();
+      const { size } = await this.#stat(handle, path);
       return await body(handle, size);
     } finally {
       await job.drained();
       await handle.close();
     }
+  }
+
+  #stat(handle: FileHandle, path: string): Promise<{ readonly size: number }> {
+    return handle.stat().catch((error) => {
+      throw ioError(`cannot read ${path}`, error);
+    });
   }
 
   /** Fills `buffer` from the input; the buffer stays the caller's unless this throws. */
@@ -434,6 +440,8 @@ export class HashPool {
   }
 
   #start(): Thread {
+    // A job that was opening its file when close() came starts none: nothing would stop it.
+    if (this.#closed) throw poolClosed();
     return this.#adopt(startHashWorker());
   }
 
@@ -449,8 +457,17 @@ export class HashPool {
     thread.worker.unref();
     thread.worker.on('message', (reply: Reply) => this.#receive(thread, reply));
     thread.worker.on('error', (error) => this.#died(thread, error));
-    thread.worker.on('messageerror', (error) => this.#died(thread, error));
-    thread.worker.on('exit', (code) => this.#died(thread, new Error(`exit code ${code}`)));
+    // A reply lost: the thread is given up, and stopped so that it reads no file any more.
+    thread.worker.on('messageerror', (error) => {
+      this.#died(thread, error);
+      void thread.worker.terminate();
+    });
+    thread.worker.on('exit', (code) => {
+      this.#died(thread, new Error(`exit code ${code}`));
+      // Only now does it read nothing: 'error' comes at once, 'exit' once the thread's
+      // reads in flight ended. A job's file is closed once no thread has the job.
+      for (const job of thread.jobs) job.release(thread);
+    });
     return thread;
   }
 
@@ -462,12 +479,12 @@ export class HashPool {
     const job = this.#jobs.get(reply.job);
     switch (reply.op) {
       case 'progress':
-        job?.onProgress?.(reply.bytes);
+        job?.report(job.onProgress, reply.bytes);
         return;
       case 'leaves':
         for (const [index, hash] of reply.leaves) job?.onLeaf?.(index, hash);
-        job?.onHashed?.(reply.bytes);
         if (reply.done) this.#answered(thread, job);
+        job?.report(job.onHashed, reply.bytes);
         return;
       case 'updated':
       case 'leaf':
@@ -479,14 +496,17 @@ export class HashPool {
         return;
       case 'digest':
         this.#answered(thread, job);
-        job?.onProgress?.(reply.size);
+        job?.report(job.onProgress, reply.size);
         job?.settle(reply);
         return;
       case 'failed':
         this.#answered(thread, job);
         job?.fail(
           reply.reason === 'changed'
-            ? new VouchError('BAD_DATA', `${job.path} changed while it was being hashed`)
+            ? new VouchError(
+                'BAD_DATA',
+                `${job.path} changed while it was being hashed: ${reply.message}`,
+              )
             : new VouchError('IO', `cannot read ${job.path}: ${reply.message}`),
         );
         return;
@@ -505,8 +525,6 @@ export class HashPool {
   #died(thread: Thread, error: Error): void {
     if (thread.dead) return;
     thread.dead = true;
-    // Nothing it had reads on (a job's file is closed once no thread has the job).
-    for (const job of thread.jobs) job.release(thread);
     if (this.#closed) return;
     const failure = new VouchError('WORKER_FAILED', `a hash worker stopped: ${error.message}`, {
       cause: error,
@@ -568,6 +586,15 @@ class Job {
   async digest(): Promise<{ readonly digest: Uint8Array; readonly size: number }> {
     await this.until(() => this.#result !== undefined);
     return this.#result as { readonly digest: Uint8Array; readonly size: number };
+  }
+
+  /** Calls a progress callback; one that throws fails the job (it runs in a message handler). */
+  report(callback: ((bytes: number) => void) | undefined, bytes: number): void {
+    try {
+      callback?.(bytes);
+    } catch (error) {
+      this.fail(error);
+    }
   }
 
   acknowledge(bytes: number): void {
@@ -716,6 +743,10 @@ function streamInput(source: AsyncIterable<Uint8Array>): Input {
       if (!done) await iterator.return?.();
     },
   };
+}
+
+function poolClosed(): VouchError {
+  return new VouchError('INTERNAL', 'the hash pool was closed');
 }
 
 function ioError(what: string, error: unknown): VouchError {

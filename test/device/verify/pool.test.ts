@@ -134,6 +134,19 @@ describe('HashPool', () => {
     expect(chunked.at(-1)).toBe(tree.size);
   });
 
+  it('fails a file job whose progress callback throws, as it fails a stream job', async () => {
+    const path = join(dir, 'progress-broken');
+    writeFileSync(path, '');
+    truncateSync(path, 20 * 2 ** 20);
+    const broken = () => {
+      throw new Error('progress bar broke');
+    };
+    await expect(pool.hash(path, broken)).rejects.toThrow('progress bar broke');
+    await expect(pool.hashChunked(path, 2 ** 16, broken)).rejects.toThrow('progress bar broke');
+    const stream = Readable.from([new Uint8Array(10)]);
+    await expect(pool.hash(stream, broken)).rejects.toThrow('progress bar broke');
+  });
+
   it('fails a chunked digest of a file that changes while it is hashed', async () => {
     const leaf = 4096;
     for (const change of [
@@ -149,7 +162,7 @@ describe('HashPool', () => {
       });
       await expect(hashing).rejects.toMatchObject({
         code: 'BAD_DATA',
-        message: `${path} changed while it was being hashed`,
+        message: expect.stringContaining(`${path} changed while it was being hashed`),
       });
     }
   });
@@ -245,6 +258,31 @@ describe('HashPool', () => {
       expect((await replacing.hash(Readable.from([data]))).sha256).toBe(sha256(data));
     } finally {
       await replacing.close();
+    }
+  });
+
+  it('reads files in 64 KiB pieces whatever the leaf size: smaller, not dividing, larger', async () => {
+    // Chunks of 1 MiB: a worker reading beside other jobs (and every chunked digest) reads
+    // 64 KiB at a time, which the leaves above (4 KiB, 1 MiB) divide or equal.
+    const sized = new HashPool({ workers: 2, chunkSize: 2 ** 20, inFlightBytes: 4 * 2 ** 20 });
+    try {
+      const data = new Uint8Array(3 * 100_000 + 12_345).map((_, i) => (i * 7) % 253);
+      const path = join(dir, 'leaf-sizes');
+      writeFileSync(path, data);
+      for (const leafSize of [777, 65_535, 65_536, 100_000, 2 ** 20]) {
+        const root = Buffer.from(merkleTreeHash(chunksOf(data, leafSize))).toString('hex');
+        expect(await sized.hashChunked(path, leafSize)).toEqual({
+          root,
+          leafSize,
+          chunks: Math.ceil(data.length / leafSize),
+          size: data.length,
+        });
+      }
+      const expected = { sha256: sha256(data), size: data.length };
+      const together = await Promise.all([path, path, path].map((p) => sized.hash(p)));
+      expect(together).toEqual(Array(3).fill(expected));
+    } finally {
+      await sized.close();
     }
   });
 
@@ -462,6 +500,33 @@ describe('HashPool when a worker dies', () => {
     }
   });
 
+  it('closes a file whose worker crashed only once that worker exited', async () => {
+    const path = join(dir, 'sparse-crash');
+    writeFileSync(path, '');
+    truncateSync(path, 2 ** 30);
+    const crashy = new HashPool({ workers: 1, chunkSize: 2 ** 20, inFlightBytes: 4 * 2 ** 20 });
+    try {
+      // Alone, the file is read ahead: between reads the worker takes the message that
+      // kills it. 'error' comes at once, 'exit' once its read in flight ended.
+      const [first] = crashy.threads;
+      let exited = false;
+      first?.once('exit', () => {
+        exited = true;
+      });
+      let crashed = false;
+      const job = outcome(
+        crashy.hash(path, () => {
+          if (!crashed) first?.postMessage({ op: 'explode' });
+          crashed = true;
+        }),
+      );
+      expect(await job).toMatchObject({ error: { code: 'WORKER_FAILED' } });
+      expect(exited).toBe(true);
+    } finally {
+      await crashy.close();
+    }
+  });
+
   it('fails running jobs when closed, and refuses new ones', async () => {
     const closing = new HashPool({ workers: 1, chunkSize: 1024, inFlightBytes: 4096 });
     const held = heldStream(data);
@@ -493,6 +558,15 @@ describe('HashPool when a worker dies', () => {
       error: { code: 'INTERNAL', message: 'the hash pool was closed' },
     });
     await closed;
+
+    // Closed while a chunked digest opened its file: no worker starts for it after close().
+    const opening = new HashPool({ workers: 3, chunkSize: 1024, inFlightBytes: 4096 });
+    const openingJob = outcome(opening.hashChunked(path, 2 ** 20));
+    await opening.close();
+    expect(await openingJob).toMatchObject({
+      error: { code: 'INTERNAL', message: 'the hash pool was closed' },
+    });
+    expect(opening.threads).toHaveLength(1);
   });
 });
 
