@@ -22,6 +22,14 @@ beforeAll(() => {
 });
 afterAll(() => pool.close());
 
+/** A file of `size` zero bytes that takes no disk space (a hole). */
+function sparseFile(name: string, size: number): string {
+  const path = join(dir, name);
+  writeFileSync(path, '');
+  truncateSync(path, size);
+  return path;
+}
+
 function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -120,9 +128,7 @@ describe('HashPool', () => {
   });
 
   it('reports progress of a file up to its size', async () => {
-    const path = join(dir, 'progress');
-    writeFileSync(path, '');
-    truncateSync(path, 40 * 2 ** 20);
+    const path = sparseFile('progress', 40 * 2 ** 20);
     const seen: number[] = [];
     const digest = await pool.hash(path, (bytes) => seen.push(bytes));
     expect(seen.length).toBeGreaterThan(1);
@@ -135,9 +141,7 @@ describe('HashPool', () => {
   });
 
   it('fails a file job whose progress callback throws, as it fails a stream job', async () => {
-    const path = join(dir, 'progress-broken');
-    writeFileSync(path, '');
-    truncateSync(path, 20 * 2 ** 20);
+    const path = sparseFile('progress-broken', 20 * 2 ** 20);
     const broken = () => {
       throw new Error('progress bar broke');
     };
@@ -474,9 +478,7 @@ describe('HashPool when a worker dies', () => {
   });
 
   it('fails the file jobs of a terminated worker — plain and chunked — instead of hanging', async () => {
-    const path = join(dir, 'sparse-1g');
-    writeFileSync(path, '');
-    truncateSync(path, 2 ** 30);
+    const path = sparseFile('sparse-1g', 2 ** 30);
     const crashy = new HashPool({ workers: 2, chunkSize: 2 ** 20, inFlightBytes: 8 * 2 ** 20 });
     try {
       // Stopped at the job's first progress: the worker is still reading (a GiB to go).
@@ -501,9 +503,7 @@ describe('HashPool when a worker dies', () => {
   });
 
   it('closes a file whose worker crashed only once that worker exited', async () => {
-    const path = join(dir, 'sparse-crash');
-    writeFileSync(path, '');
-    truncateSync(path, 2 ** 30);
+    const path = sparseFile('sparse-crash', 2 ** 30);
     const crashy = new HashPool({ workers: 1, chunkSize: 2 ** 20, inFlightBytes: 4 * 2 ** 20 });
     try {
       // Alone, the file is read ahead: between reads the worker takes the message that
@@ -540,9 +540,7 @@ describe('HashPool when a worker dies', () => {
     await expect(closing.hash(Readable.from([data]))).rejects.toMatchObject({ code: 'INTERNAL' });
 
     // A file being read by its worker: the job fails too, it does not wait for the file.
-    const path = join(dir, 'sparse-closed');
-    writeFileSync(path, '');
-    truncateSync(path, 2 ** 30);
+    const path = sparseFile('sparse-closed', 2 ** 30);
     const closingFiles = new HashPool({
       workers: 2,
       chunkSize: 2 ** 20,
@@ -575,9 +573,7 @@ describe('HashPool memory', () => {
   it('hashes a 4 GiB sparse file with RSS growing by far less than the file', {
     timeout: 180_000,
   }, async () => {
-    const path = join(dir, 'sparse-4g');
-    writeFileSync(path, '');
-    truncateSync(path, 4 * 2 ** 30);
+    const path = sparseFile('sparse-4g', 4 * 2 ** 30);
     // The plan for this machine's class of board: 2 workers, 1 MiB chunks, 8 MiB in flight.
     const sized = new HashPool({ workers: 2, chunkSize: 2 ** 20, inFlightBytes: 8 * 2 ** 20 });
     try {
