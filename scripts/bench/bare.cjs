@@ -55,6 +55,7 @@ parentPort.on('message', async ({ mode, path, chunk, claims, size }) => {
       const hash = createHash('sha256').update(Buffer.of(0));
       for (let at = start, end = Math.min(start + 2 ** 20, size); at < end; ) {
         const n = fs.readSync(fd, small, 0, Math.min(small.length, end - at), at);
+        if (n === 0) throw new Error(path + ' shrank while it was hashed');
         hash.update(small.subarray(0, n));
         at += n;
       }
