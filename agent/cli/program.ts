@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { Command, CommanderError, Option } from 'commander';
 import { version } from '../../package.json';
 import { VouchError } from '../core/errors';
@@ -27,6 +28,7 @@ import {
   printReport,
   type Report,
 } from './context';
+import { repeatable } from './options';
 
 /**
  * A command's implementation, in agent/cli/actions/: it receives the command's context and
@@ -134,7 +136,35 @@ export function createProgram(act: Act, io: Io): Command {
 function inheritSettings(parent: Command, command: Command): Command {
   command.copyInheritedSettings(parent);
   for (const sub of command.commands) inheritSettings(command, sub);
-  if (command.commands.length === 0) addCommonOptions(command);
+  if (command.commands.length === 0) refuseRepeatedOptions(addCommonOptions(command));
+  return command;
+}
+
+/**
+ * A single-value option given twice is a usage error: commander would keep the last value
+ * and drop the first without a word (`sign --out a --out b`). Options meant to repeat take
+ * the `repeatable` parser or are variadic. A common option counts once across the program
+ * and the command (`vouch -o json verify … -o text`).
+ */
+function refuseRepeatedOptions(command: Command): Command {
+  for (const option of command.options) {
+    const single = (option.required || option.optional) && !option.variadic;
+    if (!single || option.parseArg === repeatable) continue;
+    const name = option.attributeName();
+    // Prepended: runs before commander stores this value, so a 'cli' source is an earlier one.
+    (command as unknown as EventEmitter).prependListener(`option:${option.name()}`, () => {
+      for (let at: Command | null = command; at; at = at.parent) {
+        if (at.options.some((known) => known.long === option.long)) {
+          if (at.getOptionValueSource(name) === 'cli') {
+            command.error(`${option.long} was given more than once; it takes one value`, {
+              code: 'vouch.repeatedOption',
+              exitCode: ExitCode.USAGE,
+            });
+          }
+        }
+      }
+    });
+  }
   return command;
 }
 

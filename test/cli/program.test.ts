@@ -1,9 +1,26 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type Command, InvalidArgumentError, type Option } from 'commander';
 import { describe, expect, it } from 'vitest';
+import { repeatable } from '../../agent/cli/options';
+import { createProgram } from '../../agent/cli/program';
 import { version } from '../../package.json';
 import { runCli } from '../helpers/cli';
+
+/** A value the option's own parser accepts, so that only the repetition can fail. */
+function validValue(option: Option): string {
+  if (option.argChoices) return option.argChoices[0] as string;
+  for (const candidate of ['1', '2025-01-31', '127.0.0.1:8080', 'x']) {
+    try {
+      option.parseArg?.(candidate, undefined);
+      return candidate;
+    } catch (error) {
+      if (!(error instanceof InvalidArgumentError)) throw error;
+    }
+  }
+  throw new Error(`no valid value for ${option.flags}`);
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'vouch-cli-'));
 
@@ -46,6 +63,37 @@ describe('vouch CLI', () => {
     const badChoice = await runCli(['config', '--output', 'xml']);
     expect(badChoice.exitCode).toBe(64);
     expect(badChoice.stderr).toMatch(/--output.*xml.*Allowed choices are text, json/);
+  });
+
+  it('refuses any single-value option given twice, on every command (nothing dropped)', async () => {
+    const leaves = (command: Command): Command[] =>
+      command.commands.length === 0 ? [command] : command.commands.flatMap(leaves);
+    const program = createProgram(() => async () => {}, { stdout() {}, stderr() {}, env: {} });
+    let checked = 0;
+    for (const command of leaves(program)) {
+      const path = [];
+      for (let at: Command | null = command; at?.parent; at = at.parent) path.unshift(at.name());
+      for (const option of command.options) {
+        const single = (option.required || option.optional) && !option.variadic;
+        if (!single || option.parseArg === repeatable) continue;
+        const value = validValue(option);
+        const flag = option.long as string;
+        const result = await runCli([...path, flag, value, flag, value]);
+        expect(result.exitCode, `${path.join(' ')} ${flag}`).toBe(64);
+        expect(result.stderr).toBe(`vouch: ${flag} was given more than once; it takes one value\n`);
+        checked += 1;
+      }
+    }
+    expect(checked).toBeGreaterThan(60);
+    // A common option counts once across the program and the command.
+    const json = await runCli(['-o', 'json', 'config', '-o', 'json']);
+    expect(json.exitCode).toBe(64);
+    expect(JSON.parse(json.stdout).error.message).toBe(
+      '--output was given more than once; it takes one value',
+    );
+    // Options meant to repeat still do.
+    const mirrors = await runCli(['config', '-o', 'json', '--state-dir', dir]);
+    expect(mirrors.exitCode).toBe(0);
   });
 
   it('takes the common options before or after the command', async () => {

@@ -1,8 +1,9 @@
-import { basename } from 'node:path';
+import { unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { serializeEnvelope, signEnvelope } from '../../core/dsse';
 import { toHex } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
-import { isValidKeyName, KeyType, keyIdOf } from '../../core/keys';
+import { isValidKeyName, KeyType, keyIdOf, type PrivateKey } from '../../core/keys';
 import {
   encodeStatement,
   merkleAlgorithm,
@@ -12,8 +13,8 @@ import {
 } from '../../core/statement';
 import { dockerClient, imageSubjects } from '../../device/docker/client';
 import { fileDigests } from '../../device/verify/chunked';
-import { writeFileDurably } from '../../files';
-import type { Context } from '../context';
+import { makeDirectory, requireAbsent, writeFileDurably } from '../../files';
+import type { Context, Report } from '../context';
 import { ExitCode } from '../exit';
 import { readPrivateKeyFile, sha256File } from '../files';
 import type { Action } from '../program';
@@ -21,14 +22,25 @@ import type { Action } from '../program';
 interface SignOptions {
   readonly key: string;
   readonly signer: string;
-  readonly file?: string;
+  readonly file?: readonly string[];
   readonly chunked?: boolean;
-  readonly digest?: string;
-  readonly image?: string;
-  readonly name?: string;
+  readonly digest?: readonly string[];
+  readonly image?: readonly string[];
+  readonly name?: readonly string[];
   readonly status?: StatementStatus;
   readonly reason?: string;
   readonly out?: string;
+  readonly each?: boolean;
+  readonly outDir?: string;
+}
+
+/**
+ * What one `--file`, `--digest` or `--image` names: one subject, or an image's ID and repo
+ * digests. A release is one statement over every group; `--each` signs one per group.
+ */
+interface SubjectGroup {
+  readonly given: string;
+  readonly subjects: readonly Subject[];
 }
 
 /** The action of `vouch sign`, or of a CAS verb that presets the status. */
@@ -38,63 +50,180 @@ export function signAs(preset: StatementStatus | undefined): Action<[SignOptions
     if (!isValidKeyName(options.signer)) {
       throw new VouchError('USAGE', `--signer ${options.signer}: no spaces or '+'`);
     }
+    checkOutputs(options);
     const key = await readPrivateKeyFile(options.key);
-    const subjects = await subjectsFor(ctx, options);
-    const payload = encodeStatement({
-      subjects,
-      status,
-      signer: options.signer,
-      issuedAt: new Date(),
-      reason: options.reason,
-    });
-    // The keyid hint is the key ID of the signer's verifier string (unsigned, DSSE envelope.md).
-    const keyid = toHex(keyIdOf(options.signer, KeyType.Ed25519, key.raw));
-    const envelope = serializeEnvelope(signEnvelope(statementPayloadType, payload, key, keyid));
-    const summary = { status, signer: options.signer, subjects };
+    const groups = await subjectGroups(ctx, options);
+    const says = { status, signer: options.signer, reason: options.reason };
+    const sign = (subjects: readonly Subject[]) => signStatement(key, { ...says, subjects });
+    if (options.each) return writeEach(groups, sign, options.outDir as string, says);
+    const subjects = groups.flatMap((group) => group.subjects);
+    refuseDuplicates(subjects);
+    const envelope = sign(subjects);
     if (options.out === undefined) {
       return { exitCode: ExitCode.OK, data: JSON.parse(envelope), text: envelope };
     }
     await writeFileDurably(options.out, envelope);
-    return {
-      exitCode: ExitCode.OK,
-      data: { out: options.out, ...summary },
-      text: `${options.out}: ${status} by ${options.signer} for ${subjects
-        .map(
-          ({ name, sha256, merkle }) =>
-            `${name} (sha256:${sha256}${merkle ? `, ${merkleAlgorithm}:${merkle}` : ''})`,
-        )
-        .join(', ')}`,
-    };
+    const written = { out: options.out, status, signer: options.signer, subjects };
+    return { exitCode: ExitCode.OK, data: written, text: describe(written) };
   };
 }
 
-async function subjectsFor(ctx: Context, options: SignOptions): Promise<Subject[]> {
-  const given = [options.file, options.digest, options.image].filter(
-    (value) => value !== undefined,
-  );
-  if (given.length !== 1) {
-    throw new VouchError('USAGE', 'give exactly one of --file, --digest or --image');
+function checkOutputs(options: SignOptions): void {
+  if (options.each && options.outDir === undefined) {
+    throw new VouchError('USAGE', '--each writes one envelope per subject: give --out-dir DIR');
   }
-  if (options.chunked && options.file === undefined) {
+  if (options.outDir !== undefined && !options.each) {
+    throw new VouchError('USAGE', '--out-dir goes with --each (one envelope per subject)');
+  }
+  if (options.each && options.out !== undefined) {
+    throw new VouchError('USAGE', '--each writes into --out-dir; --out is for one envelope');
+  }
+}
+
+/** What every statement of one `vouch sign` says. */
+interface Says {
+  readonly status: StatementStatus;
+  readonly signer: string;
+  readonly reason: string | undefined;
+}
+
+function signStatement(
+  key: PrivateKey,
+  statement: Says & { readonly subjects: readonly Subject[] },
+): string {
+  const payload = encodeStatement({ ...statement, issuedAt: new Date() });
+  // The keyid hint is the key ID of the signer's verifier string (unsigned, DSSE envelope.md).
+  const keyid = toHex(keyIdOf(statement.signer, KeyType.Ed25519, key.raw));
+  return serializeEnvelope(signEnvelope(statementPayloadType, payload, key, keyid));
+}
+
+/** `--each`: one envelope per group, `<out-dir>/<subject name>.json`; all or nothing written. */
+async function writeEach(
+  groups: readonly SubjectGroup[],
+  sign: (subjects: readonly Subject[]) => string,
+  outDir: string,
+  says: Says,
+): Promise<Report> {
+  const paths = groups.map((group) => join(outDir, fileNameFor(group)));
+  const clash = paths.findIndex((path, at) => paths.indexOf(path) !== at);
+  if (clash !== -1) {
+    const first = groups[paths.indexOf(paths[clash] as string)]?.given;
+    throw new VouchError(
+      'USAGE',
+      `${first} and ${groups[clash]?.given} would both be written to ${paths[clash]}; sign them separately`,
+    );
+  }
+  requireAbsent(paths);
+  await makeDirectory(outDir);
+  const written: Written[] = [];
+  try {
+    for (const [at, group] of groups.entries()) {
+      const out = paths[at] as string;
+      await writeFileDurably(out, sign(group.subjects), { exclusive: true });
+      written.push({ out, status: says.status, signer: says.signer, subjects: group.subjects });
+    }
+  } catch (error) {
+    await Promise.all(written.map(({ out }) => unlink(out).catch(() => {})));
+    throw error;
+  }
+  return {
+    exitCode: ExitCode.OK,
+    data: { outDir, envelopes: written },
+    text: written.map(describe).join('\n'),
+  };
+}
+
+/** A file name from the first subject's name: `ghcr.io/x/y:1.0` → `ghcr.io_x_y_1.0.json`. */
+function fileNameFor(group: SubjectGroup): string {
+  const name = (group.subjects[0] as Subject).name.replace(/[^A-Za-z0-9._@+-]/g, '_');
+  return `${name.replace(/^\./, '_')}.json`;
+}
+
+interface Written extends Omit<Says, 'reason'> {
+  readonly out: string;
+  readonly subjects: readonly Subject[];
+}
+
+function describe(written: Written): string {
+  const subjects = written.subjects.map(
+    ({ name, sha256, merkle }) =>
+      `${name} (sha256:${sha256}${merkle ? `, ${merkleAlgorithm}:${merkle}` : ''})`,
+  );
+  return `${written.out}: ${written.status} by ${written.signer} for ${subjects.join(', ')}`;
+}
+
+/** The same subject twice in one statement is a mistake on the command line, not a release. */
+function refuseDuplicates(subjects: readonly Subject[]): void {
+  const seen = new Set<string>();
+  for (const { name, sha256 } of subjects) {
+    const key = `${name}\n${sha256}`;
+    if (seen.has(key)) {
+      throw new VouchError('USAGE', `${name} (sha256:${sha256}) is given twice`);
+    }
+    seen.add(key);
+  }
+}
+
+/**
+ * The subjects, grouped by the option that named them: files, then digests, then images.
+ * Names: one `--name` per `--digest`, in order; without `--digest`, a `--name` renames the
+ * one `--file` or `--image` given.
+ */
+async function subjectGroups(ctx: Context, options: SignOptions): Promise<SubjectGroup[]> {
+  const files = options.file ?? [];
+  const digests = options.digest ?? [];
+  const images = options.image ?? [];
+  const names = options.name ?? [];
+  if (files.length + digests.length + images.length === 0) {
+    throw new VouchError(
+      'USAGE',
+      'give what to sign: --file, --digest or --image (each repeatable)',
+    );
+  }
+  if (options.chunked && files.length === 0) {
     throw new VouchError('USAGE', '--chunked goes with --file');
   }
-  if (options.file !== undefined) {
-    const name = options.name ?? basename(options.file);
-    if (options.chunked) {
-      const { sha256, merkle } = await fileDigests(options.file);
-      return [{ name, sha256, merkle }];
+  if (digests.length > 0 && names.length !== digests.length) {
+    throw new VouchError(
+      'USAGE',
+      `each --digest needs its --name, in the same order (${digests.length} --digest, ${names.length} --name)`,
+    );
+  }
+  if (digests.length === 0 && names.length > 0 && files.length + images.length !== 1) {
+    throw new VouchError(
+      'USAGE',
+      '--name names a --digest, or the one --file or --image given; with several, each keeps its own name',
+    );
+  }
+  const rename = digests.length === 0 ? names[0] : undefined;
+  const groups: SubjectGroup[] = [];
+  const merkles = options.chunked ? await fileDigests(files) : undefined;
+  for (const [at, path] of files.entries()) {
+    const name = rename ?? basename(path);
+    const chunked = merkles?.[at];
+    groups.push({
+      given: `--file ${path}`,
+      subjects: [
+        chunked
+          ? { name, sha256: chunked.sha256, merkle: chunked.merkle }
+          : { name, sha256: await sha256File(path) },
+      ],
+    });
+  }
+  for (const [at, digest] of digests.entries()) {
+    const match = /^sha256:([0-9a-f]{64})$/.exec(digest);
+    if (!match?.[1])
+      throw new VouchError('USAGE', `--digest ${digest}: expected sha256:<64 lowercase hex>`);
+    groups.push({
+      given: `--digest ${digest}`,
+      subjects: [{ name: names[at] as string, sha256: match[1] }],
+    });
+  }
+  if (images.length > 0) {
+    const docker = await dockerClient(ctx.io.env, ctx.config.docker.socket);
+    for (const ref of images) {
+      groups.push({ given: `--image ${ref}`, subjects: await imageSubjects(docker, ref, rename) });
     }
-    return [{ name, sha256: await sha256File(options.file) }];
   }
-  if (options.digest !== undefined) {
-    const match = /^sha256:([0-9a-f]{64})$/.exec(options.digest);
-    if (!match?.[1]) throw new VouchError('USAGE', '--digest: expected sha256:<64 lowercase hex>');
-    if (options.name === undefined) throw new VouchError('USAGE', '--digest needs --name');
-    return [{ name: options.name, sha256: match[1] }];
-  }
-  return imageSubjects(
-    await dockerClient(ctx.io.env, ctx.config.docker.socket),
-    options.image as string,
-    options.name,
-  );
+  return groups;
 }

@@ -4,6 +4,7 @@ import {
   type StatementStatus,
   statementStatuses,
 } from '../../core/statement-names';
+import { repeatable } from '../options';
 import type { Act } from '../program';
 
 /** `vouch sign`, and the Codenotary CAS verbs with their status preset. */
@@ -25,19 +26,34 @@ function signCommand(act: Act, name: string, preset: StatementStatus | undefined
     )
     .requiredOption('--key <file>', 'the signer’s private key (PKCS#8 PEM, mode 0600)')
     .requiredOption('--signer <id>', 'the signer ID, as listed in the trust root')
-    .option('--file <path>', 'the subject is this file (name: its base name)')
+    .option(
+      '--file <path>',
+      'a subject: this file, named by its base name (repeatable: one statement for all)',
+      repeatable,
+    )
     .option(
       '--chunked',
       `with --file: also record its chunked digest (${merkleAlgorithm}), so that devices verify it on all cores`,
     )
-    .option('--digest <sha256:hex>', 'the subject is this digest (needs --name)')
+    .option(
+      '--digest <sha256:hex>',
+      'a subject: this digest, named by a --name (repeatable, each with its --name)',
+      repeatable,
+    )
     .option(
       '--image <ref>',
-      'the subject is this local Docker image: its image ID and repo digests',
+      'a subject: this local Docker image, its image ID and repo digests (repeatable)',
+      repeatable,
     )
-    .option('--name <name>', 'the subject name (for --image: the name of the image ID)')
+    .option(
+      '--name <name>',
+      'the name of each --digest, in order; or a new name for the one --file or --image',
+      repeatable,
+    )
     .option('--reason <text>', 'why, for people reading the log')
-    .option('--out <file>', 'write the envelope here instead of stdout');
+    .option('--out <file>', 'write the envelope here instead of stdout')
+    .option('--each', 'one envelope per --file, --digest or --image instead of one for all')
+    .option('--out-dir <dir>', 'with --each: write <dir>/<subject name>.json for each');
   if (!preset) {
     command.addOption(
       new Option('--status <status>', 'what the statement says')

@@ -30,20 +30,24 @@ export async function mayHashChunked(
   return sizes.some((size) => size >= chunkedFrom);
 }
 
-/** Both digests of a file, for `vouch sign --file PATH --chunked`. */
+/** Both digests of each file, for `vouch sign --file PATH… --chunked`, on one pool. */
 export async function fileDigests(
-  path: string,
-): Promise<{ readonly sha256: string; readonly merkle: string; readonly size: number }> {
-  const pool = await plannedPool([path], { warm: Number.POSITIVE_INFINITY });
+  paths: readonly string[],
+): Promise<{ readonly sha256: string; readonly merkle: string; readonly size: number }[]> {
+  const pool = await plannedPool(paths, { warm: Number.POSITIVE_INFINITY });
   try {
-    const [plain, chunked] = await Promise.all([
-      pool.hash(path),
-      pool.hashChunked(path, merkleLeafSize),
-    ]);
-    if (plain.size !== chunked.size) {
-      throw new VouchError('BAD_DATA', `${path} changed while it was being hashed`);
-    }
-    return { sha256: plain.sha256, merkle: chunked.root, size: plain.size };
+    return await Promise.all(
+      paths.map(async (path) => {
+        const [plain, chunked] = await Promise.all([
+          pool.hash(path),
+          pool.hashChunked(path, merkleLeafSize),
+        ]);
+        if (plain.size !== chunked.size) {
+          throw new VouchError('BAD_DATA', `${path} changed while it was being hashed`);
+        }
+        return { sha256: plain.sha256, merkle: chunked.root, size: plain.size };
+      }),
+    );
   } finally {
     await pool.close();
   }

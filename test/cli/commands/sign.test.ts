@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvelope, verifyEnvelope } from '../../../agent/core/dsse';
 import { parseStatement } from '../../../agent/core/statement';
@@ -85,8 +85,24 @@ describe('vouch sign', () => {
 
   it.each([
     ['no subject', []],
-    ['two subjects', ['--file', file, '--digest', `sha256:${'0'.repeat(64)}`, '--name', 'n']],
     ['a digest without a name', ['--digest', `sha256:${'0'.repeat(64)}`]],
+    [
+      'two digests with one name',
+      [
+        '--digest',
+        `sha256:${'0'.repeat(64)}`,
+        '--digest',
+        `sha256:${'1'.repeat(64)}`,
+        '--name',
+        'n',
+      ],
+    ],
+    ['--name with two files', ['--file', file, '--file', `${file}`, '--name', 'n']],
+    ['the same file twice', ['--file', file, '--file', file]],
+    ['--each without --out-dir', ['--file', file, '--each']],
+    ['--out-dir without --each', ['--file', file, '--out-dir', dir]],
+    ['--each with --out', ['--file', file, '--each', '--out-dir', dir, '--out', 'x']],
+    ['--out twice', ['--file', file, '--out', join(dir, 'o1'), '--out', join(dir, 'o2')]],
     ['a digest that is not sha256', ['--digest', `sha512:${'0'.repeat(64)}`, '--name', 'n']],
     ['an uppercase digest', ['--digest', `sha256:${'A'.repeat(64)}`, '--name', 'n']],
     ['an unknown status', ['--file', file, '--status', 'maybe']],
@@ -163,6 +179,113 @@ describe('vouch sign', () => {
     });
   });
 
+  describe('several subjects', () => {
+    const second = join(dir, 'haos_rpi4-64-14.0.img.xz');
+    writeFileSync(second, 'another image');
+    const secondDigest = createHash('sha256').update('another image').digest('hex');
+
+    it('signs every --file and --digest in one statement (a release)', async () => {
+      const result = await runCli([
+        'sign',
+        ...base,
+        '--file',
+        file,
+        '--digest',
+        `sha256:${'ab'.repeat(32)}`,
+        '--file',
+        second,
+        '--digest',
+        `sha256:${'cd'.repeat(32)}`,
+        '--name',
+        'first',
+        '--name',
+        'second',
+      ]);
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(statementIn(result.stdout).subjects).toEqual([
+        { name: 'haos_rpi5-64-14.0.img.xz', sha256: fileDigest },
+        { name: 'haos_rpi4-64-14.0.img.xz', sha256: secondDigest },
+        { name: 'first', sha256: 'ab'.repeat(32) },
+        { name: 'second', sha256: 'cd'.repeat(32) },
+      ]);
+    });
+
+    it('records both digests of every file with --chunked', async () => {
+      const result = await runCli(['sign', ...base, '--file', file, '--file', second, '--chunked']);
+      expect(result.exitCode, result.stderr).toBe(0);
+      const leaf = (text: string) => createHash('sha256').update(`\0${text}`).digest('hex');
+      expect(statementIn(result.stdout).subjects).toEqual([
+        { name: 'haos_rpi5-64-14.0.img.xz', sha256: fileDigest, merkle: leaf('disk image bytes') },
+        { name: 'haos_rpi4-64-14.0.img.xz', sha256: secondDigest, merkle: leaf('another image') },
+      ]);
+    });
+
+    it('--each --out-dir writes one envelope per subject', async () => {
+      const outDir = join(mkdtempSync(join(dir, 'each-')), 'release');
+      const result = await runCli([
+        'untrust',
+        ...base,
+        '--file',
+        file,
+        '--digest',
+        `sha256:${'ab'.repeat(32)}`,
+        '--name',
+        'ghcr.io/home-assistant/core:2025.6.0',
+        '--each',
+        '--out-dir',
+        outDir,
+        '-o',
+        'json',
+      ]);
+      expect(result.exitCode, result.stderr).toBe(0);
+      const written = [
+        join(outDir, 'haos_rpi5-64-14.0.img.xz.json'),
+        join(outDir, 'ghcr.io_home-assistant_core_2025.6.0.json'),
+      ];
+      expect(JSON.parse(result.stdout).envelopes.map((e: { out: string }) => e.out)).toEqual(
+        written,
+      );
+      expect(statementIn(readFileSync(written[0] as string, 'utf8'))).toMatchObject({
+        status: 'untrusted',
+        subjects: [{ name: 'haos_rpi5-64-14.0.img.xz', sha256: fileDigest }],
+      });
+      expect(statementIn(readFileSync(written[1] as string, 'utf8')).subjects).toEqual([
+        { name: 'ghcr.io/home-assistant/core:2025.6.0', sha256: 'ab'.repeat(32) },
+      ]);
+      // Nothing is replaced, and nothing is half written: one existing file stops them all.
+      const again = await runCli([
+        'sign',
+        ...base,
+        '--file',
+        second,
+        '--file',
+        file,
+        '--each',
+        '--out-dir',
+        outDir,
+      ]);
+      expect(again.exitCode).toBe(64);
+      expect(again.stderr).toMatch(/haos_rpi5-64-14.0.img.xz.json exists/);
+      expect(readdirSync(outDir).sort()).toEqual(written.map((path) => basename(path)).sort());
+    });
+
+    it('--each refuses two subjects that would share a file name', async () => {
+      const outDir = mkdtempSync(join(dir, 'clash-'));
+      const result = await runCli([
+        'sign',
+        ...base,
+        ...['--digest', `sha256:${'ab'.repeat(32)}`, '--name', 'a/b'],
+        ...['--digest', `sha256:${'cd'.repeat(32)}`, '--name', 'a:b'],
+        '--each',
+        '--out-dir',
+        outDir,
+      ]);
+      expect(result.exitCode).toBe(64);
+      expect(result.stderr).toMatch(/would both be written to .*a_b\.json/);
+      expect(readdirSync(outDir)).toEqual([]);
+    });
+  });
+
   it('reports a file it cannot read with exit 74 and writes nothing', async () => {
     const out = join(dir, 'never.json');
     for (const chunked of [[], ['--chunked']]) {
@@ -216,6 +339,24 @@ describeWith('docker', 'vouch sign --image against a real dockerd', () => {
     expect(statementIn(byId.stdout).subjects[0]?.name).toBe(
       'ghcr.io/home-assistant/test-addon:1.0',
     );
+  });
+
+  it('signs every --image in one statement', async () => {
+    const first = await buildScratchImage(daemon.docker, 'ghcr.io/home-assistant/a:1.0', {
+      'a.txt': 'a',
+    });
+    const second = await buildScratchImage(daemon.docker, 'ghcr.io/home-assistant/b:1.0', {
+      'b.txt': 'b',
+    });
+    const result = await runCli(
+      ['sign', ...base, '--image', 'ghcr.io/home-assistant/a:1.0', '--image', second],
+      { DOCKER_HOST: daemon.dockerHost },
+    );
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(statementIn(result.stdout).subjects).toEqual([
+      { name: 'ghcr.io/home-assistant/a:1.0', sha256: first.slice('sha256:'.length) },
+      { name: 'ghcr.io/home-assistant/b:1.0', sha256: second.slice('sha256:'.length) },
+    ]);
   });
 
   it('says which image is missing (exit 65) and writes nothing', async () => {
