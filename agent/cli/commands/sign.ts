@@ -4,6 +4,7 @@ import {
   type StatementStatus,
   statementStatuses,
 } from '../../core/statement-names';
+import { examples } from '../help';
 import type { Act } from '../program';
 
 /** `vouch sign`, and the Codenotary CAS verbs with their status preset. */
@@ -37,7 +38,8 @@ function signCommand(act: Act, name: string, preset: StatementStatus | undefined
     )
     .option('--name <name>', 'the subject name (for --image: the name of the image ID)')
     .option('--reason <text>', 'why, for people reading the log')
-    .option('--out <file>', 'write the envelope here instead of stdout');
+    .option('--out <file>', 'write the envelope here instead of stdout')
+    .addHelpText('after', signExamples(name));
   if (!preset) {
     command.addOption(
       new Option('--status <status>', 'what the statement says')
@@ -46,4 +48,14 @@ function signCommand(act: Act, name: string, preset: StatementStatus | undefined
     );
   }
   return command.action(act(async () => (await import('../actions/sign')).signAs(preset)));
+}
+
+function signExamples(name: string): string {
+  const signer = `vouch ${name} --key dev.key --signer dev@example.org`;
+  if (name !== 'sign') return examples(`${signer} --file app.tgz`);
+  return examples(
+    [signer, '--file app.tgz --out app.json'],
+    `${signer} --image ghcr.io/me/app:1.0`,
+    [`${signer} --file app.tgz`, "--status revoked --reason 'leaked key' --out revoke.json"],
+  );
 }
