@@ -39,7 +39,7 @@ export type Action<A extends unknown[]> = (ctx: Context, ...args: A) => Promise<
  * Wraps a command's action: loads its implementation when the command runs, builds its
  * context, prints its report, records its exit code. Loading is an `import()`, which the
  * bundle keeps lazy, so that a start evaluates only the definitions of the commands, and
- * the modules of the one that runs (README "Start-up").
+ * the modules of the one that runs (docs/performance.md "Start-up").
  */
 export type Act = <A extends unknown[]>(
   load: () => Promise<Action<A>>,
