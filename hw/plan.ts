@@ -6,7 +6,7 @@ import type { StorageClass } from './storage';
  * may be read ahead of the hashers. SHA-256 of one stream is sequential, so extra workers
  * help only across files (or across the chunks of a chunked digest); they pay off while the
  * storage delivers faster than one core hashes. The rates below are what the rules assume;
- * README "Performance" lists where each comes from.
+ * hw/README.md "The plan" lists where each comes from.
  */
 export interface HashPlan {
   readonly workers: number;

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- GROUP...]`: speed measured side by side with a native baseline in the
- * same run, never asserted in tests (CONVENTIONS.md §10). Each suite prints medians of
+ * same run, never asserted in tests (docs/architecture.md "Conventions"). Each suite prints medians of
  * repeated runs and the ratio against its baseline, under a line naming the machine.
  * Groups: hashing (issue #6), log (#4), device (#5), image (#7); all of them by default.
  */

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Signs a vouch statement about FILE without vouch: POSIX sh, coreutils and OpenSSL >= 3.0.
-# It shows the format for CI in any language (README, "Statement format").
+# It shows the format for CI in any language (docs/formats.md, "Statement").
 #   usage: sign-statement.sh FILE SIGNER_ID PRIVATE_KEY [STATUS] > envelope.json
 set -eu
 file=$1 signer=$2 key=$3 status=${4:-trusted}

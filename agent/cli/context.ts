@@ -9,6 +9,9 @@ export interface Io {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly env: NodeJS.ProcessEnv;
+  /** The terminal's width when stdout (stderr) is a terminal; help wraps at 80 otherwise. */
+  readonly stdoutColumns?: number;
+  readonly stderrColumns?: number;
 }
 
 export type OutputFormat = 'text' | 'json';

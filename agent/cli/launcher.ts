@@ -7,7 +7,7 @@ import { Script } from 'node:vm';
 /**
  * dist/vouch.cjs: starts the CLI bundle dist/cli.cjs from the V8 code cache that the build
  * made beside it (dist/cli.cjs.cache), so that Node does not compile a megabyte of
- * JavaScript at every start (README "Start-up"). V8 checks the cache against the source and
+ * JavaScript at every start (docs/performance.md "Start-up"). V8 checks the cache against the source and
  * its own version and flags, and compiles as usual when it does not fit; without the cache
  * the bundle is required as it is.
  */

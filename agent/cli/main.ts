@@ -5,6 +5,8 @@ void run(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   env: process.env,
+  stdoutColumns: process.stdout.isTTY ? process.stdout.columns : undefined,
+  stderrColumns: process.stderr.isTTY ? process.stderr.columns : undefined,
 }).then((exitCode) => {
   process.exitCode = exitCode;
 });

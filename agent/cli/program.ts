@@ -28,6 +28,7 @@ import {
   printReport,
   type Report,
 } from './context';
+import { examples, helpConfiguration, helpWidths } from './help';
 import { repeatable } from './options';
 
 /**
@@ -40,7 +41,7 @@ export type Action<A extends unknown[]> = (ctx: Context, ...args: A) => Promise<
  * Wraps a command's action: loads its implementation when the command runs, builds its
  * context, prints its report, records its exit code. Loading is an `import()`, which the
  * bundle keeps lazy, so that a start evaluates only the definitions of the commands, and
- * the modules of the one that runs (README "Start-up").
+ * the modules of the one that runs (docs/performance.md "Start-up").
  */
 export type Act = <A extends unknown[]>(
   load: () => Promise<Action<A>>,
@@ -49,10 +50,10 @@ export type Act = <A extends unknown[]>(
 const exitCodeHelp = `
 Exit codes:
   0 TRUSTED / ok   1 UNTRUSTED   2 UNKNOWN   3 UNSUPPORTED   4 REVOKED
-  64 usage error   65 bad data   69 unavailable   70 internal error   74 I/O error
+  64 usage error   65 bad data   69 unavailable   70 internal   74 I/O error
 
-Configuration is read from --config FILE, else $VOUCH_CONFIG, else /etc/vouch/agent.yaml
-when present; flags and VOUCH_* variables override it.`;
+Configuration is read from --config FILE, else $VOUCH_CONFIG, else
+/etc/vouch/agent.yaml when present; flags and VOUCH_* variables override it.`;
 
 /** Runs the CLI on `argv` (without node and script) and returns the exit code. */
 export async function run(argv: readonly string[], io: Io): Promise<ExitCode> {
@@ -98,14 +99,25 @@ export function createProgram(act: Act, io: Io): Command {
     // Program options only before the command, so that a command may have options of
     // the same name (`root init --version`); the common options are on every command too.
     .enablePositionalOptions()
+    .addHelpText(
+      'after',
+      examples(
+        'vouch sync --root root.json --mirror https://example.org/log/',
+        'vouch verify file haos_rpi5-64-16.0.img.xz',
+        'vouch verify image ghcr.io/home-assistant/home-assistant:2025.6.0',
+      ),
+    )
     .addHelpText('after', exitCodeHelp)
     .showSuggestionAfterError()
     .exitOverride()
+    .configureHelp(helpConfiguration)
+    .addHelpOption(commonOption(new Option('-h, --help', 'display help for command')))
     .configureOutput({
       writeOut: io.stdout,
       writeErr: io.stderr,
       // Errors are printed by run() so that --output json gets them as JSON.
       outputError: () => {},
+      ...helpWidths(io),
     });
   for (const command of [
     configCommand(act),
@@ -168,18 +180,44 @@ function refuseRepeatedOptions(command: Command): Command {
   return command;
 }
 
-/** `--output`, `--config`, `--state-dir`, `--log-level`: see GlobalOptions in context.ts. */
+/**
+ * `--output`, `--config`, `--state-dir`, `--log-level`: see GlobalOptions in context.ts.
+ * Their defaults come from the configuration (context.ts), so the options have none of
+ * their own: the help only names them.
+ */
 function addCommonOptions(command: Command): Command {
   return command
     .addOption(
-      new Option('-o, --output <format>', 'output format: text (default) or json').choices([
-        'text',
-        'json',
-      ]),
+      commonOption(new Option('-o, --output <format>', 'output format'))
+        .choices(['text', 'json'])
+        .default(undefined, 'text'),
     )
-    .option('-c, --config <file>', 'configuration file (YAML)')
-    .option('--state-dir <dir>', 'device state directory (default /var/lib/vouch)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(logLevels));
+    .addOption(
+      commonOption(
+        new Option('-c, --config <file>', 'configuration file (YAML)').default(
+          undefined,
+          '$VOUCH_CONFIG, else /etc/vouch/agent.yaml',
+        ),
+      ),
+    )
+    .addOption(
+      commonOption(
+        new Option('--state-dir <dir>', 'device state directory').default(
+          undefined,
+          'stateDir of the configuration, /var/lib/vouch',
+        ),
+      ),
+    )
+    .addOption(
+      commonOption(new Option('--log-level <level>', 'log level'))
+        .choices(logLevels)
+        .default(undefined, 'info'),
+    );
+}
+
+/** Listed apart from a command's own options, under one heading on every command. */
+function commonOption(option: Option): Option {
+  return option.helpGroup('Common options:');
 }
 
 /** The output format, even when parsing failed before options were stored. */

@@ -4,7 +4,7 @@ import type { Statement, StatementStatus } from './statement';
 import { Status, type StatusCode, type StatusName } from './status';
 
 /**
- * The status of one subject digest, from the statements known about it (ARCHITECTURE.md,
+ * The status of one subject digest, from the statements known about it (docs/architecture.md,
  * "Status model"): the latest statement, in log order, of a signer the root authorizes
  * wins; a revocation signed by a root key overrides everything; statements outside their
  * signer's scope or validity window are ignored and reported. "Could not check" is an

@@ -1,7 +1,7 @@
 /**
  * The names a statement's readers and writers choose from (statement.ts has the format),
  * apart from its zod schema: the CLI shows them in its help at every start, and builds
- * the schema only when a command reads or writes statements (README "Start-up").
+ * the schema only when a command reads or writes statements (docs/performance.md "Start-up").
  */
 
 export const statementStatuses = ['trusted', 'untrusted', 'unsupported', 'revoked'] as const;

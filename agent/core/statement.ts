@@ -9,7 +9,7 @@ import { formatUtcTime, parseUtcTime } from './time';
  * The statement an author signs: an in-toto Statement v1
  * (github.com/in-toto/attestation/blob/main/spec/v1/statement.md) with our predicate
  * `urn:vouch:status:v1`, carried in a DSSE envelope. This is an interface for authors' CI
- * in any language, so the format is fixed and documented in the README:
+ * in any language, so the format is fixed and documented in docs/formats.md:
  *
  *   {"_type":"https://in-toto.io/Statement/v1",
  *    "subject":[{"name":"<name>","digest":{"sha256":"<64 hex>",

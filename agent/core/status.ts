@@ -1,7 +1,7 @@
 /**
  * The verification outcome, numbered exactly as Codenotary CAS numbered it, so callers
  * written for `cas authenticate` (Home Assistant's Supervisor) keep working.
- * See ARCHITECTURE.md, "Status model".
+ * See docs/architecture.md, "Status model".
  */
 export const Status = {
   TRUSTED: 0,

@@ -14,7 +14,7 @@ export function trustedNow(state: TrustState | undefined, clock: () => number = 
   return Math.max(clock(), state?.clockFloor ?? 0);
 }
 
-/** Freshness (README "Security model"): how old the device's view of the log is. */
+/** Freshness (docs/security.md "The device state"): how old the device's view of the log is. */
 export interface Freshness {
   /** Whether the data is older than maxAge (or there is none). */
   readonly stale: boolean;

@@ -24,7 +24,7 @@ import {
 import { withLock } from '../lock';
 
 /**
- * The log directory (documented in README.md, "Transparency log"):
+ * The log directory (documented in docs/formats.md, "Log directory"):
  *
  *   log.json         origin, the log's verifier string, the path of its private key
  *   state.json       the commit record: how many entries are committed

@@ -8,7 +8,7 @@ import { type LogConfig, lockLog, publicDir, readConfig } from './logdir';
 
 /**
  * The trust root chain a log serves beside its tiles, `roots/<V>.json`, so devices take
- * root rotations from any mirror (ARCHITECTURE.md, "Trust root"; TUF §5.3). Each version is
+ * root rotations from any mirror (docs/formats.md "Trust root"; TUF §5.3). Each version is
  * published once and must be a valid rotation from the one before it, so a mirror never
  * serves a chain a device would reject.
  */

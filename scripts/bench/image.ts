@@ -42,7 +42,7 @@ export async function imageBench(): Promise<void> {
     const stateDir = await syncedState(base, log);
     // Both commands find the daemon as any Docker client does.
     process.env.DOCKER_HOST = daemon.dockerHost;
-    // dockerd's own CPU while it saves: what it leaves of the cores to the consumer (README).
+    // dockerd's own CPU while it saves: what it leaves of the cores to the consumer (docs/performance.md).
     const dockerdPid = (
       await readFile(join(dirname(daemon.socketPath), 'docker.pid'), 'utf8')
     ).trim();

@@ -25,7 +25,7 @@ export async function rejectsWith(promise: Promise<unknown>, code: string): Prom
   return error as VouchError;
 }
 
-/** Runs `run` and expects a VouchError with `code` (class and code, as CONVENTIONS.md asks). */
+/** Runs `run` and expects a VouchError with `code` (class and code, as docs/architecture.md "Conventions" asks). */
 export function expectVouchError(run: () => unknown, code: string): VouchError {
   const error = failure(run);
   expect(error.code).toBe(code);

@@ -94,7 +94,7 @@ export async function publishAndSync(
   for (const name of ['trusted', 'untrusted', 'unsupported', 'revoked', 'unknown', 'contested']) {
     await writeFile(file(name), `content of ${name}`);
   }
-  // Log order decides (ARCHITECTURE.md "Status model"): the later statement wins.
+  // Log order decides (docs/architecture.md "Status model"): the later statement wins.
   const statements = [
     await sign('notarize', notary, 'trusted'),
     await sign('untrust', notary, 'untrusted'),

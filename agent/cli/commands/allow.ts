@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { examples } from '../help';
 import type { Act } from '../program';
 
 export function allowCommand(act: Act): Command {
@@ -11,5 +12,13 @@ export function allowCommand(act: Act): Command {
     .option('--reason <text>', 'why it may run anyway (required with an image)')
     .option('--list', 'print the allow-list')
     .option('--remove <image>', 'remove the entries for an image (its ID or the name it was given)')
+    .addHelpText(
+      'after',
+      examples(
+        "vouch allow ghcr.io/me/app:1.0 --reason 'tested by hand'",
+        'vouch allow --list',
+        'vouch allow --remove ghcr.io/me/app:1.0',
+      ),
+    )
     .action(act(async () => (await import('../actions/allow')).allow));
 }

@@ -1,9 +1,12 @@
 import { Command, Option } from 'commander';
+import { examples } from '../help';
 import { positiveInteger, repeatable } from '../options';
 import type { Act } from '../program';
 
 export function envelopeCommand(act: Act): Command {
-  const envelope = new Command('envelope').description('DSSE envelopes holding statements');
+  const envelope = new Command('envelope')
+    .description('DSSE envelopes holding statements')
+    .addHelpText('after', examples('vouch envelope verify --key dev.pub app.json'));
   envelope
     .command('verify')
     .description(
@@ -20,6 +23,13 @@ export function envelopeCommand(act: Act): Command {
       new Option('--threshold <n>', 'how many distinct keys must have signed')
         .argParser(positiveInteger)
         .default(1),
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'vouch envelope verify --key dev.pub app.json',
+        'vouch envelope verify --key dev.pub --key ops.pub --threshold 2 app.json',
+      ),
     )
     .action(act(async () => (await import('../actions/envelope')).envelopeVerify));
   return envelope;

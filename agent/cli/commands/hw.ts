@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { examples } from '../help';
 import type { Act } from '../program';
 
 export function hwCommand(act: Act): Command {
@@ -7,5 +8,13 @@ export function hwCommand(act: Act): Command {
     .argument('[paths...]', 'paths whose storage to classify (default: /)')
     .option('--sysroot <dir>', 'read proc/ and sys/ under DIR instead of / (a copied tree)')
     .option('--measure', 'hash the given files with the planned pool and report the rate')
+    .addHelpText(
+      'after',
+      examples(
+        'vouch hw /mnt/data',
+        'vouch hw --sysroot pi4-copy',
+        'vouch hw --measure app.tgz -o json',
+      ),
+    )
     .action(act(async () => (await import('../actions/hw')).hw));
 }

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { examples } from '../help';
 import type { Act } from '../program';
 
 export function keygenCommand(act: Act): Command {
@@ -9,5 +10,12 @@ export function keygenCommand(act: Act): Command {
     )
     .requiredOption('--signer <id>', 'the key name: a signer ID, a root key name or a log origin')
     .requiredOption('--out <dir>', 'directory for the two files (created when missing)')
+    .addHelpText(
+      'after',
+      examples(
+        'vouch keygen --signer dev@example.org --out keys',
+        'vouch keygen --signer log --out keys',
+      ),
+    )
     .action(act(async () => (await import('../actions/keygen')).keygen));
 }

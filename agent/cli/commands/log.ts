@@ -1,4 +1,5 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { examples } from '../help';
 import type { Act } from '../program';
 
 /** A tree size or entry index flag: a decimal without leading zeros, at most 2^53 − 1. */
@@ -18,11 +19,18 @@ function listenAddress(value: string): { host: string; port: number } {
   return { host: (match[1] ?? match[2]) as string, port };
 }
 
+const initExample = 'vouch log init log --origin example.org/log --key log.key';
+
 export function logCommand(act: Act): Command {
-  const log = new Command('log').description(
-    'run a transparency log: append signed statements, publish C2SP tlog-tiles and signed ' +
-      'checkpoints, prove inclusion and consistency, cosign as a witness, serve over HTTP',
-  );
+  const log = new Command('log')
+    .description(
+      'run a transparency log: append signed statements, publish C2SP tlog-tiles and signed ' +
+        'checkpoints, prove inclusion and consistency, cosign as a witness, serve over HTTP',
+    )
+    .addHelpText(
+      'after',
+      examples(initExample, 'vouch log add log --root root.json app.json', 'vouch log publish log'),
+    );
 
   log
     .command('init')
@@ -33,6 +41,7 @@ export function logCommand(act: Act): Command {
       '--key <logkey>',
       'the log private key (PKCS#8 PEM, mode 0600); publish reads it from here',
     )
+    .addHelpText('after', examples(initExample))
     .action(act(async () => (await import('../actions/log')).logInit));
 
   log
@@ -44,6 +53,13 @@ export function logCommand(act: Act): Command {
     .argument('<dir>', 'the log directory')
     .requiredOption('--root <root.json>', 'the trust root that names this log and its signers')
     .argument('<envelope...>', 'envelope files (JSON, as written by vouch sign)')
+    .addHelpText(
+      'after',
+      examples(
+        'vouch log add log --root root.json app.json',
+        'vouch log add log --root root.json app.json revoke.json',
+      ),
+    )
     .action(act(async () => (await import('../actions/log')).logAdd));
 
   log
@@ -54,6 +70,7 @@ export function logCommand(act: Act): Command {
     )
     .argument('<dir>', 'the log directory')
     .argument('<root.json>', 'the signed trust root (vouch root sign)')
+    .addHelpText('after', examples('vouch log publish-root log root-v2.json'))
     .action(act(async () => (await import('../actions/log')).logPublishRoot));
 
   log
@@ -62,13 +79,14 @@ export function logCommand(act: Act): Command {
       'write the tiles and entry bundles that changed, then the signed checkpoint (c2sp.org/tlog-tiles)',
     )
     .argument('<dir>', 'the log directory')
+    .addHelpText('after', examples('vouch log publish log'))
     .action(act(async () => (await import('../actions/log')).logPublish));
 
   log
     .command('proof')
     .description(
       'print an inclusion proof (--index) or a consistency proof (--old) from the published ' +
-        'tiles, as JSON: {"index"|"old","size","root","proof":[base64…]}',
+        'tiles: the tree size, its root and the proof hashes (base64), as JSON',
     )
     .argument('<dir>', 'the log directory')
     .option('--index <i>', 'prove entry I is in the tree', treeIndex)
@@ -77,6 +95,10 @@ export function logCommand(act: Act): Command {
       '--size <n>',
       'the tree to prove against (default: the published checkpoint)',
       treeIndex,
+    )
+    .addHelpText(
+      'after',
+      examples('vouch log proof log --index 0', 'vouch log proof log --old 1 --size 2'),
     )
     .action(act(async () => (await import('../actions/log')).logProof));
 
@@ -89,6 +111,13 @@ export function logCommand(act: Act): Command {
     .argument('<dir>', 'the log directory')
     .requiredOption('--key <witnesskey>', 'the witness private key (PKCS#8 PEM, mode 0600)')
     .option('--name <name>', 'the witness name (default: the key file name without extension)')
+    .addHelpText(
+      'after',
+      examples(
+        'vouch log cosign log --key witness.key',
+        'vouch log cosign log --key w1.key --name witness.example.org',
+      ),
+    )
     .action(act(async () => (await import('../actions/log')).logCosign));
 
   log
@@ -97,11 +126,14 @@ export function logCommand(act: Act): Command {
       'serve the published log (checkpoint, tiles, entry bundles) over HTTP until SIGINT or SIGTERM',
     )
     .argument('<dir>', 'the log directory')
-    .option(
-      '--listen <host:port>',
-      'address to listen on',
-      listenAddress,
-      listenAddress('127.0.0.1:8080'),
+    .addOption(
+      new Option('--listen <host:port>', 'address to listen on')
+        .argParser(listenAddress)
+        .default(listenAddress('127.0.0.1:8080'), '127.0.0.1:8080'),
+    )
+    .addHelpText(
+      'after',
+      examples('vouch log serve log', 'vouch log serve log --listen 0.0.0.0:8080'),
     )
     .action(act(async () => (await import('../actions/log')).logServe));
 

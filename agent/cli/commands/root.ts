@@ -1,13 +1,23 @@
 import { Command, Option } from 'commander';
+import { examples } from '../help';
 import { positiveInteger, repeatable, utcDate } from '../options';
 import type { Act } from '../program';
 
 const keyHelp = 'verifier string, or a file with one or an SPKI PEM';
 
+const initExample = [
+  'vouch root init --out root.json --threshold 1 --root-key root.pub',
+  '--log-origin example.org/log --log-key log.pub --expires 365',
+];
+const addSignerExample = 'vouch root add-signer root.json --id dev@example.org --key dev.pub';
+
 export function rootCommand(act: Act): Command {
-  const root = new Command('root').description(
-    'the signed trust root: root keys, the log, witnesses, signers and their scopes',
-  );
+  const root = new Command('root')
+    .description('the signed trust root: root keys, the log, witnesses, signers and their scopes')
+    .addHelpText(
+      'after',
+      examples(initExample, addSignerExample, 'vouch root sign root.json --key root.key'),
+    );
 
   root
     .command('init')
@@ -38,6 +48,14 @@ export function rootCommand(act: Act): Command {
         .default(1),
     )
     .requiredOption('--expires <days>', 'days from now until the root expires', positiveInteger)
+    .addHelpText(
+      'after',
+      examples(initExample, [
+        'vouch root init --out root.json --threshold 2 --expires 365',
+        '--root-key r1.pub r2.pub r3.pub --log-origin example.org/log',
+        '--log-key log.pub --witness w1.pub w2.pub --witness-quorum 1',
+      ]),
+    )
     .action(act(async () => (await import('../actions/root')).rootInit));
 
   root
@@ -63,6 +81,13 @@ export function rootCommand(act: Act): Command {
       utcDate,
     )
     .option('--valid-until <date>', 'latest issuedAt it may sign', utcDate)
+    .addHelpText(
+      'after',
+      examples(addSignerExample, [
+        'vouch root add-signer root.json --id notary@home-assistant.io',
+        "--key notary.pub --scope 'ghcr.io/home-assistant/**' --valid-from 2025-01-01",
+      ]),
+    )
     .action(act(async () => (await import('../actions/root')).rootAddSigner));
 
   root
@@ -72,6 +97,7 @@ export function rootCommand(act: Act): Command {
     )
     .argument('<root>', 'the root file, changed in place')
     .requiredOption('--id <id>', 'the signer ID')
+    .addHelpText('after', examples('vouch root remove-signer root.json --id dev@example.org'))
     .action(act(async () => (await import('../actions/root')).rootRemoveSigner));
 
   root
@@ -89,6 +115,13 @@ export function rootCommand(act: Act): Command {
       `a new root key; the given ones replace the old set (${keyHelp}; repeatable)`,
       repeatable,
     )
+    .addHelpText(
+      'after',
+      examples(
+        'vouch root bump root.json --out root-v2.json --expires 365',
+        'vouch root bump root.json --out root-v2.json --expires 365 --root-key new.pub',
+      ),
+    )
     .action(act(async () => (await import('../actions/root')).rootBump));
 
   root
@@ -96,6 +129,7 @@ export function rootCommand(act: Act): Command {
     .description('add one signature to a root (run once per root key holder)')
     .argument('<root>', 'the root file, changed in place')
     .requiredOption('--key <file>', 'a root private key (PKCS#8 PEM, mode 0600)')
+    .addHelpText('after', examples('vouch root sign root.json --key root.key'))
     .action(act(async () => (await import('../actions/root')).rootSign));
 
   root
@@ -106,12 +140,20 @@ export function rootCommand(act: Act): Command {
     )
     .argument('<root>', 'the root file')
     .option('--trusted <root>', 'the previous root, already trusted')
+    .addHelpText(
+      'after',
+      examples('vouch root verify root.json', 'vouch root verify root-v2.json --trusted root.json'),
+    )
     .action(act(async () => (await import('../actions/root')).rootVerify));
 
   root
     .command('show')
     .description('print a root’s content and who has signed it (nothing is verified)')
     .argument('<root>', 'the root file')
+    .addHelpText(
+      'after',
+      examples('vouch root show root.json', 'vouch root show root.json -o json'),
+    )
     .action(act(async () => (await import('../actions/root')).rootShow));
 
   return root;

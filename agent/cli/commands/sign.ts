@@ -4,6 +4,7 @@ import {
   type StatementStatus,
   statementStatuses,
 } from '../../core/statement-names';
+import { examples } from '../help';
 import { repeatable } from '../options';
 import type { Act } from '../program';
 
@@ -53,7 +54,8 @@ function signCommand(act: Act, name: string, preset: StatementStatus | undefined
     .option('--reason <text>', 'why, for people reading the log')
     .option('--out <file>', 'write the envelope here instead of stdout')
     .option('--each', 'one envelope per --file, --digest or --image instead of one for all')
-    .option('--out-dir <dir>', 'with --each: write <dir>/<subject name>.json for each');
+    .option('--out-dir <dir>', 'with --each: write <dir>/<subject name>.json for each')
+    .addHelpText('after', signExamples(name));
   if (!preset) {
     command.addOption(
       new Option('--status <status>', 'what the statement says')
@@ -62,4 +64,14 @@ function signCommand(act: Act, name: string, preset: StatementStatus | undefined
     );
   }
   return command.action(act(async () => (await import('../actions/sign')).signAs(preset)));
+}
+
+function signExamples(name: string): string {
+  const signer = `vouch ${name} --key dev.key --signer dev@example.org`;
+  if (name !== 'sign') return examples(`${signer} --file app.tgz`);
+  return examples(
+    [signer, '--file app-arm64.tgz --file app-armv7.tgz --out release.json'],
+    `${signer} --image ghcr.io/me/app:1.0`,
+    [`${signer} --file app.tgz`, "--status revoked --reason 'leaked key' --out revoke.json"],
+  );
 }

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { examples } from '../help';
 import type { Act } from '../program';
 
 export function statusCommand(act: Act): Command {
@@ -7,5 +8,6 @@ export function statusCommand(act: Act): Command {
       'show the device trust state: log origin, size, checkpoint time, freshness, last ' +
         'sync attempt and success, per-mirror results, and fork evidence',
     )
+    .addHelpText('after', examples('vouch status', 'vouch status -o json'))
     .action(act(async () => (await import('../actions/status')).status));
 }

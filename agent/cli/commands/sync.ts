@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { examples } from '../help';
 import { repeatable } from '../options';
 import type { Act } from '../program';
 
@@ -18,5 +19,13 @@ export function syncCommand(act: Act): Command {
       repeatable,
     )
     .option('--watch', 'keep syncing on the configured schedule (sync.schedule) until stopped')
+    .addHelpText(
+      'after',
+      examples(
+        'vouch sync --root root.json --mirror https://example.org/log/',
+        'vouch sync',
+        'vouch sync --watch',
+      ),
+    )
     .action(act(async () => (await import('../actions/sync')).sync));
 }

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { merkleAlgorithm } from '../../core/statement-names';
+import { examples } from '../help';
 import type { Act } from '../program';
 
 export function verifyCommand(act: Act): Command {
@@ -7,6 +8,17 @@ export function verifyCommand(act: Act): Command {
     .description(
       'verify files or digests against the local trust state (no network): status, signer, ' +
         'log index and reasons; the exit code is the worst status',
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'vouch verify file app.tgz',
+        [
+          'vouch verify digest',
+          'sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03',
+        ],
+        'vouch verify image ghcr.io/home-assistant/home-assistant:2025.6.0',
+      ),
     )
     .addCommand(
       new Command('file')
@@ -17,6 +29,14 @@ export function verifyCommand(act: Act): Command {
         )
         .argument('<paths...>', 'files to verify')
         .option('--chunked', `look files up by their ${merkleAlgorithm} digest only`)
+        .addHelpText(
+          'after',
+          examples(
+            'vouch verify file app.tgz',
+            'vouch verify file --chunked haos_rpi5-64-16.0.img.xz',
+            'vouch verify file app.tgz lib.so -o json',
+          ),
+        )
         .action(act(async () => (await import('../actions/verify')).verifyFiles)),
     )
     .addCommand(
@@ -25,6 +45,19 @@ export function verifyCommand(act: Act): Command {
         .argument(
           '<digests...>',
           `sha256:<64 hex> (or bare hex) or ${merkleAlgorithm}:<64 hex> each`,
+        )
+        .addHelpText(
+          'after',
+          examples(
+            [
+              'vouch verify digest',
+              'sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03',
+            ],
+            [
+              'vouch verify digest -o json',
+              '5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03',
+            ],
+          ),
         )
         .action(act(async () => (await import('../actions/verify')).verifyDigests)),
     )
@@ -54,6 +87,14 @@ export function verifyCommand(act: Act): Command {
             'Needs root on the host dockerd runs on; vfs and overlay2 storage drivers only, ' +
             'else could not check. The file lists are not signed: use with --deep, which ' +
             'ties them to the image ID',
+        )
+        .addHelpText(
+          'after',
+          examples(
+            'vouch verify image ghcr.io/home-assistant/home-assistant:2025.6.0',
+            'vouch verify image --deep --tree homeassistant/amd64-addon-ssh:9.14',
+            'vouch verify image sha256:5891b5b522d5 -o json',
+          ),
         )
         .action(act(async () => (await import('../actions/verify-image')).verifyImages)),
     );

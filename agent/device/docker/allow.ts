@@ -35,7 +35,7 @@ export interface AllowTarget {
   readonly name: string | null;
 }
 
-/** Like a statement's reason (README "Statement format"). */
+/** Like a statement's reason (docs/formats.md "Statement"). */
 export const maxReasonLength = 4096;
 const maxAllowBytes = 4 * 1024 * 1024;
 

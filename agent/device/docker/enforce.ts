@@ -8,7 +8,7 @@ import { dockerError } from './client';
 import type { ImageResult } from './image';
 
 /**
- * Enforcement (README "Configuration", "Security model"): what a verdict does to the
+ * Enforcement (docs/configuration.md and docs/security.md, "Enforcement"): what a verdict does to the
  * containers of its image, by the mode of the scope rule the image matched. `enforce`
  * stops containers of an UNTRUSTED or REVOKED image; `warn` reports them; `off` does
  * nothing. An image that could not be checked follows `images.couldNotCheck` and is never

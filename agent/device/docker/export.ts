@@ -9,7 +9,7 @@ import { VouchError } from '../../core/errors';
  * because of what it costs per GiB on the development machine: Node's HTTP client ≈ 2.6 s
  * of CPU (a new Buffer and a few events for each ≈ 22 KiB the socket delivers), a socket
  * read into one reused buffer ≈ 0.5 s; and fresh 1 MiB buffers for the body ≈ 0.3–0.6 s
- * more (page faults) than reused ones (README "Performance"). So this is a small HTTP/1.1
+ * more (page faults) than reused ones (docs/performance.md "Container images"). So this is a small HTTP/1.1
  * response reader (RFC 9112): status line, headers, then the body by Content-Length, the
  * chunked transfer coding (§7.1) or until close, handed on in `batchBytes` pieces whose
  * memory is reused once the consumer releases them.

@@ -20,7 +20,7 @@ import {
 import { SubjectIndex } from './subjects';
 
 /**
- * The device's verified trust state in its state directory (README "Device state"):
+ * The device's verified trust state in its state directory (docs/formats.md "Device state directory"):
  *
  *   checkpoint.json    the commit point: the latest verified checkpoint note with its
  *                      cosignatures (their times), the clock floor, the compact range, the

@@ -15,7 +15,7 @@ export type SubjectDigest =
   | { readonly algorithm: DigestAlgorithm; readonly digest: string };
 
 /**
- * The status of a subject from the device's state (ARCHITECTURE.md "Status model"), at
+ * The status of a subject from the device's state (docs/architecture.md "Status model"), at
  * trusted time `now`. A subject known by several digests (an image: its ID and its repo
  * digests) is decided by the statements about any of them, each statement once.
  * Statements were verified when synced; a statement whose signing key the current root no

@@ -33,7 +33,7 @@ import { openMirror } from './mirror';
 import { trustOf, withState } from './sync';
 
 /**
- * Snapshots for air-gapped devices (README "Snapshots"): one POSIX tar file holding a
+ * Snapshots for air-gapped devices (docs/formats.md "Snapshot file"): one POSIX tar file holding a
  * checkpoint and every entry it covers, as the log serves them, in this order:
  *
  *   vouch-snapshot.json          {"format":"vouch-snapshot/v1","origin":…,"size":…}

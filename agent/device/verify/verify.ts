@@ -19,7 +19,7 @@ import { type HashPool, plannedPool } from './pool';
 /**
  * `vouch verify` and `vouch authenticate`: hash files on the device (HashPool sized by the
  * hardware plan), look each digest up in the local verified index, apply the policy. Only
- * local files are read: no network (ARCHITECTURE.md "Status model"). "Could not check" (no
+ * local files are read: no network (docs/architecture.md "Status model"). "Could not check" (no
  * trust state, a damaged one, an expired root, a file that cannot be read) is an outcome of
  * its own with its error, never UNTRUSTED.
  */
@@ -79,7 +79,7 @@ export interface VerifyReport {
   readonly stateDir: string;
   /** Whether the device has a (valid) trust state. */
   readonly state: 'ok' | 'missing' | 'invalid';
-  /** README "Security model": older than maxAge; the answers still come from local data. */
+  /** docs/security.md "The device state": older than maxAge; the answers still come from local data. */
   readonly stale: boolean;
   readonly freshSince: string | null;
   readonly size: number | null;
