@@ -6,35 +6,45 @@ import { makeDirectory, requireAbsent, writeFileDurably } from '../../files';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 
-export async function keygen(_ctx: Context, options: { signer: string; out: string }) {
-  if (!isValidKeyName(options.signer)) {
-    throw new VouchError('USAGE', `--signer ${options.signer}: no spaces or '+'`);
+/**
+ * One key pair per `--signer`, all or none: every file name is checked free first, and a
+ * failure removes the files already written, so no half key pair or half set is left.
+ */
+export async function keygen(_ctx: Context, options: { signer: string[]; out: string }) {
+  for (const name of options.signer) {
+    if (!isValidKeyName(name)) throw new VouchError('USAGE', `--signer ${name}: no spaces or '+'`);
+    if (name.includes('/')) {
+      throw new VouchError('USAGE', `--signer ${name}: no '/' (it names files)`);
+    }
   }
-  if (options.signer.includes('/')) {
-    throw new VouchError('USAGE', `--signer ${options.signer}: no '/' (it names files)`);
-  }
-  const privatePath = join(options.out, `${options.signer}.key`);
-  const publicPath = join(options.out, `${options.signer}.pub`);
-  requireAbsent([privatePath, publicPath]);
+  const twice = options.signer.find((name, at) => options.signer.indexOf(name) !== at);
+  if (twice !== undefined) throw new VouchError('USAGE', `--signer ${twice} is given twice`);
+  const pairs = options.signer.map((signer) => ({
+    signer,
+    privateKey: join(options.out, `${signer}.key`),
+    publicKey: join(options.out, `${signer}.pub`),
+  }));
+  requireAbsent(pairs.flatMap((pair) => [pair.privateKey, pair.publicKey]));
   await makeDirectory(options.out);
-  const { privatePem, publicPem, key } = generateKey();
-  await writeFileDurably(privatePath, privatePem, { mode: 0o600, exclusive: true });
+  const written: string[] = [];
+  const keys = [];
   try {
-    await writeFileDurably(publicPath, publicPem, { exclusive: true });
+    for (const pair of pairs) {
+      const { privatePem, publicPem, key } = generateKey();
+      await writeFileDurably(pair.privateKey, privatePem, { mode: 0o600, exclusive: true });
+      written.push(pair.privateKey);
+      await writeFileDurably(pair.publicKey, publicPem, { exclusive: true });
+      written.push(pair.publicKey);
+      keys.push({ ...pair, verifier: verifierString(namePublicKey(pair.signer, key.raw)) });
+    }
   } catch (error) {
-    // Nothing is left behind on error, not even half a key pair.
-    await unlink(privatePath);
+    await Promise.all(written.map((path) => unlink(path).catch(() => {})));
     throw error;
   }
-  const verifier = verifierString(namePublicKey(options.signer, key.raw));
   return {
     exitCode: ExitCode.OK,
-    data: {
-      signer: options.signer,
-      privateKey: privatePath,
-      publicKey: publicPath,
-      verifier,
-    },
-    text: verifier,
+    // One key: the object scripts already read; several: an array of them.
+    data: keys.length === 1 ? keys[0] : keys,
+    text: keys.map((key) => key.verifier).join('\n'),
   };
 }

@@ -7,7 +7,7 @@ import {
 } from '../../core/dsse';
 import { toHex } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
-import { KeyType, verifierString } from '../../core/keys';
+import { KeyType, type PrivateKey, type PublicKey, verifierString } from '../../core/keys';
 import {
   parseRoot,
   parseRootEnvelope,
@@ -34,6 +34,8 @@ export async function rootInit(
     witnessQuorum?: number;
     version: number;
     expires: number;
+    signer?: string[];
+    sign?: string[];
   },
 ) {
   const witnesses = await Promise.all(
@@ -59,12 +61,29 @@ export async function rootInit(
     },
     witnesses,
     witnessQuorum: options.witnessQuorum ?? 0,
-    signers: [],
+    signers: await Promise.all((options.signer ?? []).map(signerOf)),
   };
-  await writeFileDurably(options.out, serializeEnvelope(unsignedRoot(created)), {
-    exclusive: true,
-  });
-  return summary(created, unsignedRoot(created), `${options.out}: new unsigned trust root`);
+  let envelope = unsignedRoot(created);
+  for (const path of options.sign ?? []) {
+    const key = await readPrivateKeyFile(path);
+    const rootKey = rootKeyOf(created, key);
+    if (!rootKey) throw new VouchError('USAGE', `--sign ${path}: not the key of any --root-key`);
+    envelope = addSignature(envelope, key, toHex(rootKey.keyId));
+  }
+  await writeFileDurably(options.out, serializeEnvelope(envelope), { exclusive: true });
+  const signed = envelope.signatures.length > 0 ? 'new trust root' : 'new unsigned trust root';
+  return summary(created, envelope, `${options.out}: ${signed}`);
+}
+
+/** `--signer ID=KEY` of `root init`: a signer who may sign any name (add-signer for more). */
+async function signerOf(arg: string): Promise<Signer> {
+  const at = arg.indexOf('=');
+  if (at <= 0 || at === arg.length - 1) {
+    throw new VouchError('USAGE', `--signer ${arg}: expected ID=KEY, e.g. dev@example.org=dev.pub`);
+  }
+  const id = arg.slice(0, at);
+  const key = await readPublicKey(arg.slice(at + 1), { name: id, type: KeyType.Ed25519 });
+  return { id, keys: [key], scopes: ['**'] };
 }
 
 export async function rootAddSigner(
@@ -126,7 +145,7 @@ export async function rootBump(
 export async function rootSign(_ctx: Context, path: string, options: { key: string }) {
   const key = await readPrivateKeyFile(options.key);
   const { root: current, envelope } = await loadRoot(path);
-  const rootKey = current.rootKeys.find((candidate) => toHex(candidate.raw) === toHex(key.raw));
+  const rootKey = rootKeyOf(current, key);
   // keyid is an unsigned hint: the key ID of the matching root key's verifier string.
   const signed = addSignature(envelope, key, rootKey ? toHex(rootKey.keyId) : '');
   if (signed === envelope) return summary(current, envelope, `${path}: already signed by this key`);
@@ -164,6 +183,11 @@ export async function rootShow(_ctx: Context, path: string) {
 async function loadRoot(path: string): Promise<{ root: Root; envelope: Envelope }> {
   const envelope = parseRootEnvelope(await readExistingFile(path, maxEnvelopeBytes, 'trust root'));
   return { root: parseRoot(envelope.payload), envelope };
+}
+
+/** The root key that `key` is the private half of, if any. */
+function rootKeyOf(root: Root, key: PrivateKey): PublicKey | undefined {
+  return root.rootKeys.find((candidate) => toHex(candidate.raw) === toHex(key.raw));
 }
 
 async function rootKeys(args: readonly string[]) {

@@ -8,6 +8,7 @@ const keyHelp = 'verifier string, or a file with one or an SPKI PEM';
 const initExample = [
   'vouch root init --out root.json --threshold 1 --root-key root.pub',
   '--log-origin example.org/log --log-key log.pub --expires 365',
+  '--signer dev@example.org=dev.pub --sign root.key',
 ];
 const addSignerExample = 'vouch root add-signer root.json --id dev@example.org --key dev.pub';
 
@@ -48,6 +49,16 @@ export function rootCommand(act: Act): Command {
         .default(1),
     )
     .requiredOption('--expires <days>', 'days from now until the root expires', positiveInteger)
+    .option(
+      '--signer <id=pub>',
+      `a signer who may sign any name: its ID and key (${keyHelp}; repeatable; add-signer for scopes)`,
+      repeatable,
+    )
+    .option(
+      '--sign <key>',
+      'sign the new root with this root private key (repeatable; else: vouch root sign)',
+      repeatable,
+    )
     .addHelpText(
       'after',
       examples(initExample, [

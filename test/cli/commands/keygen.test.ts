@@ -30,6 +30,51 @@ describe('vouch keygen', () => {
     });
   });
 
+  it('makes one pair per --signer, all or none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vouch-keygen-'));
+    const result = await runCli(['keygen', '--signer', 'root', '--signer', 'log', '--out', dir]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const [rootLine, logLine] = result.stdout.trimEnd().split('\n');
+    expect(rootLine).toBe(
+      verifierString(parsePublicKey(readFileSync(join(dir, 'root.pub'), 'utf8'), 'root')),
+    );
+    expect(logLine).toBe(
+      verifierString(parsePublicKey(readFileSync(join(dir, 'log.pub'), 'utf8'), 'log')),
+    );
+    const json = await runCli([
+      'keygen',
+      '--signer',
+      'a',
+      '--signer',
+      'b',
+      '--out',
+      dir,
+      '-o',
+      'json',
+    ]);
+    expect(JSON.parse(json.stdout).map((key: { signer: string }) => key.signer)).toEqual([
+      'a',
+      'b',
+    ]);
+    // One name taken: nothing is written for the others either.
+    const taken = await runCli(['keygen', '--signer', 'c', '--signer', 'root', '--out', dir]);
+    expect(taken.exitCode).toBe(64);
+    expect(readdirSync(dir).sort()).toEqual([
+      'a.key',
+      'a.pub',
+      'b.key',
+      'b.pub',
+      'log.key',
+      'log.pub',
+      'root.key',
+      'root.pub',
+    ]);
+    expect(
+      (await runCli(['keygen', '--signer', 'd', '--signer', 'd', '--out', dir])).exitCode,
+    ).toBe(64);
+    expect(readdirSync(dir)).not.toContain('d.key');
+  });
+
   it('never replaces a key, and writes nothing then', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vouch-keygen-'));
     writeFileSync(join(dir, 'taken.pub'), 'old');

@@ -54,6 +54,31 @@ describe('vouch root: the publisher workflow', () => {
     expect(rootOf(at('root-v7.json')).version).toBe(7);
   });
 
+  it('init names signers (--signer ID=KEY) and signs (--sign KEY) in one step', async () => {
+    const args = [
+      ...['root', 'init', '--threshold', '1', '--root-key', at('root-a.pub')],
+      ...['--log-origin', 'log.example.org/vouch', '--log-key', at('log.pub'), '--expires', '30'],
+      ...['--signer', `notary@home-assistant.io=${at('notary@home-assistant.io.pub')}`],
+    ];
+    const init = await cli(...args, '--out', at('one-step.json'), '--sign', at('root-a.key'));
+    expect(init.exitCode, init.stderr).toBe(0);
+    expect(rootOf(at('one-step.json')).signers).toEqual([
+      {
+        id: 'notary@home-assistant.io',
+        keys: [expect.objectContaining({ name: 'notary@home-assistant.io' })],
+        scopes: ['**'],
+      },
+    ]);
+    expect((await cli('root', 'verify', at('one-step.json'))).exitCode).toBe(0);
+    // A key that is no root key signs nothing, and nothing is written.
+    const stray = await cli(...args, '--out', at('stray.json'), '--sign', at('root-b.key'));
+    expect(stray.exitCode).toBe(64);
+    expect(stray.stderr).toMatch(/root-b\.key: not the key of any --root-key/);
+    const badSigner = await cli(...args, '--out', at('stray.json'), '--signer', 'no-key');
+    expect(badSigner.exitCode).toBe(64);
+    expect(readdirSync(dir)).not.toContain('stray.json');
+  });
+
   it('init, add-signer, sign by each holder, verify', async () => {
     const init = await cli(
       'root',
