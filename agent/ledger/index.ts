@@ -15,6 +15,7 @@ export { type LogProof, proveConsistency, proveInclusion } from './proof';
 export { type PublishResult, publishLog } from './publish';
 export { publishedReader, readTile } from './published';
 export {
+  newestPublishedRoot,
   type PublishedRoot,
   publishedRootVersions,
   publishRoot,

@@ -39,6 +39,17 @@ export async function publishedRootVersions(dir: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
+/**
+ * The newest root the log serves, verified, or undefined before the first `publish-root`:
+ * the root that `log add` checks statements against when none is given.
+ */
+export async function newestPublishedRoot(dir: string): Promise<Root | undefined> {
+  const newest = (await publishedRootVersions(dir)).at(-1);
+  if (newest === undefined) return undefined;
+  const path = join(publicDir(dir), rootsDir, `${newest}.json`);
+  return verifyRoot(parseRootEnvelope(await readExistingFile(path, maxEnvelopeBytes, 'trust root')));
+}
+
 export interface PublishedRoot {
   readonly version: number;
   /** False when this exact root was already published. */

@@ -2,7 +2,7 @@ import { basename, extname } from 'node:path';
 import { maxEnvelopeBytes } from '../../core/dsse';
 import { encodeBase64 } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
-import { verifierString } from '../../core/keys';
+import { namePublicKey, verifierString } from '../../core/keys';
 import { parseRootEnvelope, verifyRoot } from '../../core/root';
 import { maxEntrySize } from '../../core/tiles';
 import { readExistingFile } from '../../files';
@@ -11,12 +11,14 @@ import {
   cosignLog,
   initLog,
   type LogProof,
+  newestPublishedRoot,
   proveConsistency,
   proveInclusion,
   publicDir,
   publishLog,
   publishRoot,
   readConfig,
+  requireRootForLog,
   serveLog,
 } from '../../ledger';
 import type { Context, Report } from '../context';
@@ -48,14 +50,31 @@ function proofReport(head: Record<string, number>, proof: LogProof): Report {
 export async function logInit(
   _ctx: Context,
   dir: string,
-  options: { origin: string; key: string },
+  options: { origin: string; key: string; root?: string },
 ) {
   const key = await readPrivateKeyFile(options.key);
+  const rootBytes =
+    options.root && (await readExistingFile(options.root, maxEnvelopeBytes, 'trust root'));
+  if (rootBytes) {
+    // Checked before the log exists, so that a root for another log leaves nothing behind.
+    const logKey = namePublicKey(options.origin, key.raw);
+    requireRootForLog(
+      { origin: options.origin, key: logKey, keyPath: options.key },
+      verifyRoot(parseRootEnvelope(rootBytes)),
+    );
+  }
   const config = await initLog(dir, options.origin, options.key, key);
+  const published = rootBytes ? await publishRoot(dir, rootBytes) : undefined;
   const verifier = verifierString(config.key);
   return {
     exitCode: ExitCode.OK,
-    data: { dir, origin: config.origin, verifier, key: config.keyPath },
+    data: {
+      dir,
+      origin: config.origin,
+      verifier,
+      key: config.keyPath,
+      root: published?.version ?? null,
+    },
     text: verifier,
   };
 }
@@ -64,28 +83,62 @@ export async function logAdd(
   _ctx: Context,
   dir: string,
   files: string[],
-  options: { root: string },
+  options: { root?: string; publish?: boolean },
 ) {
-  const envelope = parseRootEnvelope(
-    await readExistingFile(options.root, maxEnvelopeBytes, 'trust root'),
-  );
-  const root = verifyRoot(envelope);
-  // A log entry is at most 65535 bytes (tlog-tiles entry bundles).
   const envelopes = await Promise.all(
+    // A log entry is at most 65535 bytes (tlog-tiles entry bundles).
     files.map((file) => readExistingFile(file, maxEntrySize, 'envelope')),
   );
-  const added = await addEnvelopes(dir, root, envelopes, new Date());
-  const entries = files.map((file, i) => ({
-    index: added.first + i,
-    file,
-    signer: added.statements[i]?.signer,
-    leafHash: encodeBase64(added.leafHashes[i] as Uint8Array),
-  }));
+  const logged = await appendToLog(dir, envelopes, options);
+  const entries = files.map((file, i) => ({ ...logged.entries[i], file }));
   return {
     exitCode: ExitCode.OK,
-    data: { added: entries.length, size: added.size, entries },
-    text: `added ${entries.length} entries at ${added.first}..${added.size - 1}; ${added.size} committed (run vouch log publish)`,
+    data: { added: entries.length, size: logged.size, entries, published: logged.published },
+    text: `added ${entries.length} entries at ${logged.first}..${logged.size - 1}; ${logged.size} committed${
+      logged.published ? ', published' : ' (run vouch log publish)'
+    }`,
   };
+}
+
+/**
+ * Appends envelopes to the log in `dir`, checked against `root` (a file) or else the newest
+ * root the log serves (`log init --root`, `log publish-root`); with `publish`, then
+ * publishes. For `log add` and `sign --log`.
+ */
+export async function appendToLog(
+  dir: string,
+  envelopes: readonly Uint8Array[],
+  options: { root?: string; publish?: boolean },
+) {
+  const root =
+    options.root === undefined
+      ? await newestPublishedRoot(dir)
+      : verifyRoot(
+          parseRootEnvelope(await readExistingFile(options.root, maxEnvelopeBytes, 'trust root')),
+        );
+  if (!root) {
+    throw new VouchError(
+      'USAGE',
+      `${dir} serves no trust root to check statements against: give --root ROOT, or publish one (vouch log publish-root ${dir} ROOT)`,
+    );
+  }
+  const added = await addEnvelopes(dir, root, envelopes, new Date());
+  if (options.publish) await publish(dir);
+  return {
+    first: added.first,
+    size: added.size,
+    published: options.publish === true,
+    entries: added.statements.map((statement, i) => ({
+      index: added.first + i,
+      signer: statement.signer,
+      leafHash: encodeBase64(added.leafHashes[i] as Uint8Array),
+    })),
+  };
+}
+
+async function publish(dir: string) {
+  const config = await readConfig(dir);
+  return publishLog(dir, await readPrivateKeyFile(config.keyPath));
 }
 
 export async function logPublishRoot(_ctx: Context, dir: string, file: string) {
@@ -103,9 +156,7 @@ export async function logPublishRoot(_ctx: Context, dir: string, file: string) {
 }
 
 export async function logPublish(_ctx: Context, dir: string) {
-  const config = await readConfig(dir);
-  const key = await readPrivateKeyFile(config.keyPath);
-  const result = await publishLog(dir, key);
+  const result = await publish(dir);
   return {
     exitCode: ExitCode.OK,
     data: {

@@ -30,6 +30,7 @@ interface SignOptions {
   readonly status?: StatementStatus;
   readonly reason?: string;
   readonly out?: string;
+  readonly log?: string;
   readonly each?: boolean;
   readonly outDir?: string;
 }
@@ -59,12 +60,29 @@ export function signAs(preset: StatementStatus | undefined): Action<[SignOptions
     const subjects = groups.flatMap((group) => group.subjects);
     refuseDuplicates(subjects);
     const envelope = sign(subjects);
+    if (options.out !== undefined) await writeFileDurably(options.out, envelope);
+    if (options.log !== undefined) return logged(options.log, envelope, { ...says, subjects });
     if (options.out === undefined) {
       return { exitCode: ExitCode.OK, data: JSON.parse(envelope), text: envelope };
     }
-    await writeFileDurably(options.out, envelope);
     const written = { out: options.out, status, signer: options.signer, subjects };
-    return { exitCode: ExitCode.OK, data: written, text: describe(written) };
+    return { exitCode: ExitCode.OK, data: written, text: `${options.out}: ${describe(written)}` };
+  };
+}
+
+/** `--log DIR`: the envelope appended to the log and published (agent/cli/actions/log.ts). */
+async function logged(
+  dir: string,
+  envelope: string,
+  statement: Says & { readonly subjects: readonly Subject[] },
+): Promise<Report> {
+  const { appendToLog } = await import('./log');
+  const result = await appendToLog(dir, [Buffer.from(envelope)], { publish: true });
+  const { index } = result.entries[0] as { index: number };
+  return {
+    exitCode: ExitCode.OK,
+    data: { log: dir, index, size: result.size, ...statement },
+    text: `${dir} entry ${index}: ${describe(statement)}; published (size ${result.size})`,
   };
 }
 
@@ -74,6 +92,9 @@ function checkOutputs(options: SignOptions): void {
   }
   if (options.outDir !== undefined && !options.each) {
     throw new VouchError('USAGE', '--out-dir goes with --each (one envelope per subject)');
+  }
+  if (options.each && options.log !== undefined) {
+    throw new VouchError('USAGE', '--log takes one statement; --each writes files to --out-dir');
   }
   if (options.each && options.out !== undefined) {
     throw new VouchError('USAGE', '--each writes into --out-dir; --out is for one envelope');
@@ -129,7 +150,7 @@ async function writeEach(
   return {
     exitCode: ExitCode.OK,
     data: { outDir, envelopes: written },
-    text: written.map(describe).join('\n'),
+    text: written.map((envelope) => `${envelope.out}: ${describe(envelope)}`).join('\n'),
   };
 }
 
@@ -144,12 +165,13 @@ interface Written extends Omit<Says, 'reason'> {
   readonly subjects: readonly Subject[];
 }
 
-function describe(written: Written): string {
-  const subjects = written.subjects.map(
+/** `trusted by dev for app.txt (sha256:…)`: what a statement says, in one line. */
+function describe({ status, signer, subjects }: Omit<Written, 'out'>): string {
+  const named = subjects.map(
     ({ name, sha256, merkle }) =>
       `${name} (sha256:${sha256}${merkle ? `, ${merkleAlgorithm}:${merkle}` : ''})`,
   );
-  return `${written.out}: ${written.status} by ${written.signer} for ${subjects.join(', ')}`;
+  return `${status} by ${signer} for ${named.join(', ')}`;
 }
 
 /** The same subject twice in one statement is a mistake on the command line, not a release. */

@@ -19,7 +19,7 @@ function listenAddress(value: string): { host: string; port: number } {
   return { host: (match[1] ?? match[2]) as string, port };
 }
 
-const initExample = 'vouch log init log --origin example.org/log --key log.key';
+const initExample = 'vouch log init log --origin example.org/log --key log.key --root root.json';
 
 export function logCommand(act: Act): Command {
   const log = new Command('log')
@@ -41,6 +41,10 @@ export function logCommand(act: Act): Command {
       '--key <logkey>',
       'the log private key (PKCS#8 PEM, mode 0600); publish reads it from here',
     )
+    .option(
+      '--root <root.json>',
+      'also serve this signed trust root (as publish-root does); add checks statements against it',
+    )
     .addHelpText('after', examples(initExample))
     .action(act(async () => (await import('../actions/log')).logInit));
 
@@ -51,12 +55,16 @@ export function logCommand(act: Act): Command {
         'all or nothing, duplicates rejected',
     )
     .argument('<dir>', 'the log directory')
-    .requiredOption('--root <root.json>', 'the trust root that names this log and its signers')
     .argument('<envelope...>', 'envelope files (JSON, as written by vouch sign)')
+    .option(
+      '--root <root.json>',
+      'the trust root that names this log and its signers (default: the newest the log serves)',
+    )
+    .option('--publish', 'then publish (as vouch log publish does)')
     .addHelpText(
       'after',
       examples(
-        'vouch log add log --root root.json app.json',
+        'vouch log add log --publish app.json',
         'vouch log add log --root root.json app.json revoke.json',
       ),
     )

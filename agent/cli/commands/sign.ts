@@ -53,6 +53,10 @@ function signCommand(act: Act, name: string, preset: StatementStatus | undefined
     )
     .option('--reason <text>', 'why, for people reading the log')
     .option('--out <file>', 'write the envelope here instead of stdout')
+    .option(
+      '--log <dir>',
+      'add the statement to this log (checked against the root it serves) and publish it',
+    )
     .option('--each', 'one envelope per --file, --digest or --image instead of one for all')
     .option('--out-dir <dir>', 'with --each: write <dir>/<subject name>.json for each')
     .addHelpText('after', signExamples(name));

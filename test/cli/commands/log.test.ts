@@ -95,6 +95,7 @@ describe('vouch log', () => {
       origin,
       verifier: expect.stringMatching(/^log\.example\.org\/vouch\+[0-9a-f]{8}\+A/),
       key: logKeyPath,
+      root: null,
     });
     expect(
       (await runCli(['log', 'init', other, '--origin', origin, '--key', logKeyPath])).exitCode,
@@ -251,6 +252,64 @@ describe('vouch log', () => {
       const result = await runCli(['log', 'add', dir, '--root', root, good]);
       expect(result.exitCode).toBe(65);
     }
+  });
+
+  it('init --root serves the root, and add then checks against it (--publish publishes)', async () => {
+    const served = join(work, 'served');
+    const init = await runCli([
+      ...['log', 'init', served, '--origin', origin, '--key', logKeyPath, '--root', rootPath],
+      ...['-o', 'json'],
+    ]);
+    expect(init.exitCode, init.stderr).toBe(0);
+    expect(json(init.stdout).root).toBe(1);
+    expect(readFileSync(join(served, 'public', 'roots', '1.json'))).toEqual(readFileSync(rootPath));
+    const add = await runCli(['log', 'add', served, '--publish', envelopes[0] as string]);
+    expect(add.exitCode, add.stderr).toBe(0);
+    expect(add.stdout).toBe('added 1 entries at 0..0; 1 committed, published\n');
+    expect(readFileSync(join(served, 'public', 'checkpoint'), 'utf8')).toMatch(
+      /^log\.example\.org\/vouch\n1\n/,
+    );
+    // A root for another log: refused before the log directory is made.
+    const otherRoot = write(
+      'other-root.json',
+      serializeEnvelope(
+        signRoot(
+          testRoot({
+            rootKeys: [rootKey.public],
+            threshold: 1,
+            log: { origin: 'other.example/log', key: testKey('other.example/log').public },
+          }),
+          [rootKey],
+        ),
+      ),
+    );
+    const refused = await runCli([
+      'log',
+      'init',
+      join(work, 'never'),
+      '--origin',
+      origin,
+      '--key',
+      logKeyPath,
+      '--root',
+      otherRoot,
+    ]);
+    expect(refused.exitCode).toBe(65);
+    expect(readdirSync(work)).not.toContain('never');
+  });
+
+  it('add without --root needs a root the log serves, and says how to give one', async () => {
+    const bare = join(work, 'bare');
+    expect(
+      (await runCli(['log', 'init', bare, '--origin', origin, '--key', logKeyPath])).exitCode,
+    ).toBe(0);
+    const before = contents(bare);
+    const add = await runCli(['log', 'add', bare, envelopes[0] as string]);
+    expect(add.exitCode).toBe(64);
+    expect(add.stderr).toBe(
+      `vouch: ${bare} serves no trust root to check statements against: give --root ROOT, or publish one (vouch log publish-root ${bare} ROOT)\n`,
+    );
+    expect(contents(bare)).toBe(before);
   });
 
   it('cosign adds a witness cosignature a quorum check accepts', async () => {

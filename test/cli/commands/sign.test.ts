@@ -3,12 +3,12 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseEnvelope, verifyEnvelope } from '../../../agent/core/dsse';
+import { parseEnvelope, serializeEnvelope, verifyEnvelope } from '../../../agent/core/dsse';
 import { parseStatement } from '../../../agent/core/statement';
 import { runCli } from '../../helpers/cli';
 import { buildScratchImage, type Dockerd, startDockerd } from '../../helpers/dockerd';
 import { describeWith } from '../../helpers/services';
-import { testKey } from '../../helpers/trust';
+import { signRoot, testKey, testRoot } from '../../helpers/trust';
 
 const dir = mkdtempSync(join(tmpdir(), 'vouch-sign-'));
 const signer = testKey('notary@home-assistant.io');
@@ -284,6 +284,70 @@ describe('vouch sign', () => {
       expect(result.stderr).toMatch(/would both be written to .*a_b\.json/);
       expect(readdirSync(outDir)).toEqual([]);
     });
+  });
+
+  it('--log adds the statement to a log that serves a root, and publishes it', async () => {
+    const rootKey = testKey('root');
+    const logKey = testKey('example.org/log');
+    const rootPath = join(dir, 'log-root.json');
+    writeFileSync(
+      rootPath,
+      serializeEnvelope(
+        signRoot(
+          testRoot({
+            rootKeys: [rootKey.public],
+            threshold: 1,
+            log: { origin: 'example.org/log', key: logKey.public },
+            signers: [{ id: 'notary@home-assistant.io', keys: [signer.public], scopes: ['**'] }],
+          }),
+          [rootKey],
+        ),
+      ),
+    );
+    const logKeyPath = join(dir, 'log.key');
+    writeFileSync(logKeyPath, logKey.privatePem, { mode: 0o600 });
+    const log = join(dir, 'log');
+    const init = await runCli([
+      'log',
+      'init',
+      log,
+      '--origin',
+      'example.org/log',
+      '--key',
+      logKeyPath,
+      '--root',
+      rootPath,
+    ]);
+    expect(init.exitCode, init.stderr).toBe(0);
+    const out = join(dir, 'logged.json');
+    const result = await runCli(['sign', ...base, '--file', file, '--log', log, '--out', out]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toBe(
+      `${log} entry 0: trusted by notary@home-assistant.io for haos_rpi5-64-14.0.img.xz (sha256:${fileDigest}); published (size 1)\n`,
+    );
+    // The entry is the envelope written to --out, and the published checkpoint covers it.
+    expect(readFileSync(join(log, 'public', 'tile', 'entries', '000.p', '1')).subarray(2)).toEqual(
+      readFileSync(out),
+    );
+    expect(readFileSync(join(log, 'public', 'checkpoint'), 'utf8')).toMatch(
+      /^example\.org\/log\n1\n/,
+    );
+    // A signer the root does not list: nothing is added.
+    const stranger = await runCli([
+      'sign',
+      '--key',
+      keyPath,
+      '--signer',
+      'stranger',
+      '--file',
+      file,
+      '--log',
+      log,
+    ]);
+    expect(stranger.exitCode).toBe(65);
+    expect(readFileSync(join(log, 'public', 'checkpoint'), 'utf8')).toMatch(
+      /^example\.org\/log\n1\n/,
+    );
   });
 
   it('reports a file it cannot read with exit 74 and writes nothing', async () => {
