@@ -47,7 +47,9 @@ export async function newestPublishedRoot(dir: string): Promise<Root | undefined
   const newest = (await publishedRootVersions(dir)).at(-1);
   if (newest === undefined) return undefined;
   const path = join(publicDir(dir), rootsDir, `${newest}.json`);
-  return verifyRoot(parseRootEnvelope(await readExistingFile(path, maxEnvelopeBytes, 'trust root')));
+  return verifyRoot(
+    parseRootEnvelope(await readExistingFile(path, maxEnvelopeBytes, 'trust root')),
+  );
 }
 
 export interface PublishedRoot {
