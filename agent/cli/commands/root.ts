@@ -89,6 +89,16 @@ export function rootCommand(act: Act): Command {
       `a new root key; the given ones replace the old set (${keyHelp}; repeatable)`,
       repeatable,
     )
+    .option(
+      '--witness <pub>',
+      `a witness cosignature key; the given ones replace the old set (${keyHelp}; type 0x04; repeatable; needs --witness-quorum)`,
+      repeatable,
+    )
+    .option(
+      '--witness-quorum <q>',
+      'how many witnesses must cosign a checkpoint (alone: a new quorum for the old witnesses)',
+      positiveInteger,
+    )
     .action(act(async () => (await import('../actions/root')).rootBump));
 
   root
