@@ -172,6 +172,12 @@ export interface VerifiedCheckpoint extends SignedCheckpoint {
  * of the root's witnesses. Its time comes only from cosignatures by keys the root trusts:
  * anyone can add a cosignature line, and lines by unknown keys are ignored
  * (c2sp.org/signed-note §Signatures); a failing one by a known key rejects the note.
+ *
+ * A time ahead of the device's clock is believed (up to the year 9999, cosignature.ts
+ * maxTimestamp): tlog-cosignature §Format lets verifiers reject future times, but a device
+ * without a real-time clock cannot tell a signer's clock running ahead from its own running
+ * behind (it boots at 1970, or at what fake-hwclock or timesyncd saved at shutdown), and
+ * refusing would strand the air-gapped devices that have nothing but signed time.
  */
 export function verifyCheckpoint(note: string | Uint8Array, root: Root): VerifiedCheckpoint {
   const signed = openCheckpoint(note, root.log.key);
