@@ -1,3 +1,4 @@
+import { cosignNote } from './cosignature';
 import { decodeBase64, encodeBase64 } from './encoding';
 import { VouchError } from './errors';
 import type { PrivateKey, PublicKey } from './keys';
@@ -81,9 +82,14 @@ export function openCheckpoint(input: Uint8Array | string, logKey: PublicKey): S
   return { checkpoint, note };
 }
 
-/** The note of a checkpoint signed by the log key, named after the origin. */
-export function signCheckpoint(checkpoint: Checkpoint, key: PrivateKey): Note {
-  return signNote({ text: formatCheckpoint(checkpoint), signatures: [] }, [
+/**
+ * The note of a checkpoint signed by the log key, named after the origin, and cosigned by
+ * it at `timestamp` (POSIX seconds): every checkpoint a log writes carries a signed time
+ * (cosignature.ts logCosigner says why the same key).
+ */
+export function signCheckpoint(checkpoint: Checkpoint, key: PrivateKey, timestamp: number): Note {
+  const signed = signNote({ text: formatCheckpoint(checkpoint), signatures: [] }, [
     ed25519Signer(key, checkpoint.origin),
   ]);
+  return cosignNote(signed, key, checkpoint.origin, timestamp);
 }

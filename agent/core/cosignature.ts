@@ -3,6 +3,7 @@ import {
   isValidKeyName,
   KeyType,
   keyIdOf,
+  namePublicKey,
   type PrivateKey,
   type PublicKey,
   signBytes,
@@ -31,6 +32,13 @@ export interface Cosignature {
 const encoder = new TextEncoder();
 /** timestamped_signature: u64 timestamp ‖ 64-byte Ed25519 signature. */
 const signatureSize = 8 + 64;
+/**
+ * 9999-12-31T23:59:59Z, the last second RFC 3339 can write (four-digit years). §Format: the
+ * timestamp MUST NOT exceed 2^63 − 1 and verifiers MAY reject times in the future; a later
+ * time is a broken clock (milliseconds written as seconds, say), and believing it would
+ * push a device's clock floor past every root's expiry for good.
+ */
+export const maxTimestamp = 253_402_300_799;
 
 /** §Ed25519 signed message: "cosignature/v1", "time <timestamp>", then the checkpoint text. */
 export function cosignedMessage(text: Uint8Array, timestamp: number): Uint8Array {
@@ -43,9 +51,8 @@ export function cosignedMessage(text: Uint8Array, timestamp: number): Uint8Array
 
 function timestampOf(signature: Uint8Array): number {
   const view = new DataView(signature.buffer, signature.byteOffset, signature.byteLength);
-  // §Format: the timestamp MUST NOT exceed 2^63 − 1; we also need it to fit a safe integer.
   const timestamp = view.getBigUint64(0);
-  return timestamp <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(timestamp) : -1;
+  return timestamp <= BigInt(maxTimestamp) ? Number(timestamp) : -1;
 }
 
 export function cosignatureVerifier(key: PublicKey): NoteVerifier {
@@ -66,7 +73,7 @@ export function cosignatureVerifier(key: PublicKey): NoteVerifier {
 
 export function cosignatureSigner(key: PrivateKey, name: string, timestamp: number): NoteSigner {
   if (!isValidKeyName(name)) throw new VouchError('BAD_KEY', `invalid witness name ${name}`);
-  if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
+  if (!Number.isSafeInteger(timestamp) || timestamp < 0 || timestamp > maxTimestamp) {
     throw new VouchError('BAD_DATA', `invalid cosignature time ${timestamp}`);
   }
   return {
@@ -81,9 +88,43 @@ export function cosignatureSigner(key: PrivateKey, name: string, timestamp: numb
   };
 }
 
-/** Adds a witness cosignature to a checkpoint note. */
+/**
+ * Adds a cosignature to a checkpoint note. One cosignature per cosigner: a new one
+ * replaces the cosigner's earlier line (same name and key ID), whose time it supersedes.
+ */
 export function cosignNote(note: Note, key: PrivateKey, name: string, timestamp: number): Note {
-  return signNote(note, [cosignatureSigner(key, name, timestamp)]);
+  const signer = cosignatureSigner(key, name, timestamp);
+  const others = note.signatures.filter(
+    (line) => line.name !== name || Buffer.compare(line.keyId, signer.keyId) !== 0,
+  );
+  return signNote({ ...note, signatures: others }, [signer]);
+}
+
+/**
+ * The log's own timestamped cosignature: `vouch log publish` cosigns every checkpoint it
+ * writes with the log key as a cosignature/v1 cosigner named after the origin, so every
+ * checkpoint carries a signed time, witnesses or not, and a device measures freshness
+ * from it: an old checkpoint stays old however it arrives (mirror, replay, snapshot).
+ *
+ * Why the log key and not a key of its own (which the root would have to name):
+ * - c2sp.org/signed-note §Signatures allows "reusing the same cryptographic key and name
+ *   for different signature types without ambiguity ... if domain separation can be
+ *   ensured": the key ID is over type 0x04, not 0x01, so the two lines are told apart.
+ * - Domain separation holds: a cosignature signs "cosignature/v1\ntime <T>\n" followed by
+ *   the checkpoint text (c2sp.org/tlog-cosignature §Ed25519 signed message), while the log
+ *   key's 0x01 signatures cover checkpoint texts only, whose second line is a decimal tree
+ *   size (c2sp.org/tlog-checkpoint §Note text), never "time <T>". Neither can pass for
+ *   the other.
+ * - tlog-checkpoint §Signatures lets a log sign its checkpoints with a cosignature, and
+ *   the cosignature/v1 statement ("as of the specified time, the consistent tree head with
+ *   the largest size the cosigner has observed") is what a log knows of its own tree.
+ * - The Ed25519 message does not commit to the cosigner's name, so distinct cosigners MUST
+ *   use distinct keys (tlog-cosignature §Ed25519 signed message): the log is no witness of
+ *   itself, a root never lists the log key among its witnesses (root.ts), and this
+ *   cosignature never counts toward the witness quorum.
+ */
+export function logCosigner(logKey: PublicKey): PublicKey {
+  return namePublicKey(logKey.name, logKey.raw, KeyType.Cosignature);
 }
 
 /**

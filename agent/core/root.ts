@@ -360,6 +360,9 @@ function checkConsistency(root: Root): void {
   claim(root.rootKeys, 'rootKeys');
   const witnesses = new Set(root.witnesses.map((key) => toHex(key.raw)));
   if (witnesses.size !== root.witnesses.length) fail('witnesses repeat a key');
+  // The log cosigns its own checkpoints with its key (cosignature.ts logCosigner): as a
+  // witness it would witness itself.
+  if (includesKey(root.witnesses, root.log.key)) fail('a witness has the log key');
   const ids = new Set<string>();
   for (const signer of root.signers) {
     const where = `signer ${signer.id}`;

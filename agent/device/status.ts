@@ -23,18 +23,25 @@ export interface Freshness {
 }
 
 /**
- * A device is fresh while its checkpoint is younger than `maxAge`: the checkpoint's
- * witness-cosigned time when the root lists witnesses (so a mirror replaying an old
- * checkpoint cannot keep a device fresh: a freeze attack), else the last successful sync.
+ * A device is fresh while its checkpoint's signed time (the newest of the log's own
+ * cosignature and its witnesses') is younger than `maxAge`. Only a signed time can say how
+ * old a checkpoint is: a mirror replaying an old checkpoint (a freeze attack) or an old
+ * snapshot imported on an air-gapped device brings its old time along and leaves the
+ * device stale.
+ *
+ * A checkpoint without a signed time (a log published before vouch signed its times,
+ * without witnesses) is fresh since `lastMirrorSync`, the last successful sync from a
+ * mirror — trusting the mirror to serve the latest checkpoint, as nothing else can tell.
+ * An import never counts: a snapshot file says nothing about when it was made.
  */
 export function freshness(
   state: TrustState | undefined,
-  lastSuccess: number | undefined,
+  lastMirrorSync: number | undefined,
   now: number,
   maxAge: number,
 ): Freshness {
   if (!state) return { stale: true, since: undefined };
-  const since = state.checkpointTime ?? lastSuccess;
+  const since = state.checkpointTime ?? lastMirrorSync;
   return { stale: since === undefined || now - since > maxAge, since };
 }
 
@@ -45,10 +52,12 @@ export interface DeviceStatus {
   /** Base64 RFC 6962 root hash of the verified tree. */
   readonly rootHash: string | null;
   readonly rootVersion: number | null;
-  /** RFC 3339: the checkpoint's newest witness cosignature time, when cosigned. */
+  /** RFC 3339: the checkpoint's signed time (freshness), when it has one. */
   readonly checkpointTime: string | null;
+  /** Seconds from the checkpoint's signed time to trusted now, when it has one. */
+  readonly checkpointAgeSeconds: number | null;
   readonly stale: boolean;
-  /** RFC 3339: what freshness is measured from (checkpoint time, else last success). */
+  /** RFC 3339: what freshness is measured from (signed time, else last mirror sync). */
   readonly freshSince: string | null;
   readonly maxAgeSeconds: number;
   readonly clockFloor: string | null;
@@ -72,7 +81,8 @@ export async function deviceStatus(
   const sync = await readSyncStatus(dir);
   const fork = await readForkEvidence(dir);
   const now = trustedNow(state, clock);
-  const fresh = freshness(state, sync.lastSuccess?.at, now, maxAge);
+  const fresh = freshness(state, sync.lastMirrorSuccess?.at, now, maxAge);
+  const signedAt = state?.checkpointTime;
   const checkpoint = state?.checkpoint.checkpoint;
   const time = (ms: number | undefined) => (ms === undefined ? null : formatUtcTime(ms));
   return {
@@ -81,7 +91,8 @@ export async function deviceStatus(
     size: checkpoint?.size ?? 0,
     rootHash: checkpoint ? encodeBase64(checkpoint.root) : null,
     rootVersion: state?.root.version ?? null,
-    checkpointTime: time(state?.checkpointTime),
+    checkpointTime: time(signedAt),
+    checkpointAgeSeconds: signedAt === undefined ? null : Math.floor((now - signedAt) / 1000),
     stale: fresh.stale,
     freshSince: time(fresh.since),
     maxAgeSeconds: Math.floor(maxAge / 1000),

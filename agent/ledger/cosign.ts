@@ -74,11 +74,7 @@ export async function cosignLog(
     }
 
     const timestamp = Math.floor(now.getTime() / 1000);
-    // One cosignature per witness: a fresh one replaces its earlier line.
-    const others = note.signatures.filter(
-      (signature) => signature.name !== name || Buffer.compare(signature.keyId, keyId) !== 0,
-    );
-    const text = formatNote(cosignNote({ ...note, signatures: others }, key, name, timestamp));
+    const text = formatNote(cosignNote(note, key, name, timestamp));
     await writeFileDurably(join(publicDir(dir), layout.checkpoint), text);
     await makeDirectory(join(dir, layout.witnesses));
     const state = { name, size: checkpoint.size, root: encodeBase64(root) };

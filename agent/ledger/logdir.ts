@@ -67,12 +67,13 @@ export function publicDir(dir: string): string {
   return join(dir, layout.public);
 }
 
-/** Creates a log in `dir` (absent or empty) and publishes its empty checkpoint. */
+/** Creates a log in `dir` (absent or empty) and publishes its empty checkpoint, signed at `now`. */
 export async function initLog(
   dir: string,
   origin: string,
   keyPath: string,
   key: PrivateKey,
+  now: Date = new Date(),
 ): Promise<LogConfig> {
   if (!isValidKeyName(origin)) {
     throw new VouchError(
@@ -94,7 +95,11 @@ export async function initLog(
   await makeDirectory(publicDir(dir));
   await writeFileDurably(join(dir, layout.hashes), new Uint8Array(0));
   await writeState(dir, 0);
-  const note = signCheckpoint({ origin, size: 0, root: emptyRoot, extensions: [] }, key);
+  const note = signCheckpoint(
+    { origin, size: 0, root: emptyRoot, extensions: [] },
+    key,
+    Math.floor(now.getTime() / 1000),
+  );
   await writeFileDurably(join(publicDir(dir), layout.checkpoint), formatNote(note));
   // log.json last: a directory without it is not (yet) a log.
   const document = { origin, verifier: verifierString(config.key), key: config.keyPath };

@@ -1,9 +1,10 @@
 import { dirname, join } from 'node:path';
 import { signCheckpoint } from '../core/checkpoint';
+import { cosignNote, logCosigner, verifyCosignatures } from '../core/cosignature';
 import { VouchError } from '../core/errors';
 import type { PrivateKey } from '../core/keys';
 import { consistencyProof, hashLeaf, treeRoot, verifyConsistency } from '../core/merkle';
-import { formatNote } from '../core/note';
+import { formatNote, type Note } from '../core/note';
 import {
   decodeTile,
   encodeEntryBundle,
@@ -20,6 +21,7 @@ import {
 import { makeDirectory, syncDirectory, writeFileDurably } from '../files';
 import { readEntries } from './entries';
 import {
+  type LogConfig,
   layout,
   lockLog,
   publicDir,
@@ -39,6 +41,8 @@ export interface PublishResult {
   /** Tile and entry bundle files written. */
   readonly tiles: number;
   readonly bundles: number;
+  /** The checkpoint's signed time (POSIX seconds): the log's own cosignature. */
+  readonly timestamp: number;
   /** The signed checkpoint note now at public/checkpoint. */
   readonly checkpoint: string;
 }
@@ -53,11 +57,21 @@ const parallelWrites = 16;
 /**
  * Publishes every committed entry: the tiles and entry bundles that change
  * (c2sp.org/tlog-tiles), then — only once they are all durable — the checkpoint signed
- * with the log key. Nothing a published checkpoint refers to is ever rewritten: full
- * tiles are new files, partial tiles of a new width are new names. So a reader, or a
- * publish killed at any point, always finds a checkpoint whose tiles are all there.
+ * with the log key and cosigned by it at `now` (its signed time, cosignature.ts
+ * logCosigner). Nothing a published checkpoint refers to is ever rewritten: full tiles
+ * are new files, partial tiles of a new width are new names. So a reader, or a publish
+ * killed at any point, always finds a checkpoint whose tiles are all there.
+ *
+ * With nothing new, the same checkpoint gets a new time: devices measure freshness from
+ * signed times, so a quiet log stays fresh only by being re-signed (run publish at least
+ * once per devices' sync.maxAge). The text is unchanged, so the witnesses' cosignatures
+ * on it still hold and are kept.
  */
-export async function publishLog(dir: string, key: PrivateKey): Promise<PublishResult> {
+export async function publishLog(
+  dir: string,
+  key: PrivateKey,
+  now: Date = new Date(),
+): Promise<PublishResult> {
   return lockLog(dir, async () => {
     const config = await readConfig(dir);
     requireLogKey(config, key);
@@ -66,9 +80,12 @@ export async function publishLog(dir: string, key: PrivateKey): Promise<PublishR
     if (old.size > size) {
       throw new VouchError('LOG_INVALID', `published ${old.size} entries, committed only ${size}`);
     }
-    const result = { origin: config.origin, previousSize: old.size, size };
+    const timestamp = signingTime(config, oldNote, now);
+    const result = { origin: config.origin, previousSize: old.size, size, timestamp };
     if (old.size === size) {
-      return { ...result, root: old.root, tiles: 0, bundles: 0, checkpoint: formatNote(oldNote) };
+      const note = formatNote(cosignNote(oldNote, key, config.origin, timestamp));
+      await writeFileDurably(join(publicDir(dir), layout.checkpoint), note);
+      return { ...result, root: old.root, tiles: 0, bundles: 0, checkpoint: note };
     }
 
     const tiles = newTiles(old.size, size);
@@ -111,7 +128,7 @@ export async function publishLog(dir: string, key: PrivateKey): Promise<PublishR
 
     await writeAll(publicDir(dir), files);
     const note = formatNote(
-      signCheckpoint({ origin: config.origin, size, root, extensions: [] }, key),
+      signCheckpoint({ origin: config.origin, size, root, extensions: [] }, key, timestamp),
     );
     await writeFileDurably(join(publicDir(dir), layout.checkpoint), note);
     return {
@@ -122,6 +139,16 @@ export async function publishLog(dir: string, key: PrivateKey): Promise<PublishR
       checkpoint: note,
     };
   });
+}
+
+/**
+ * The time to sign (POSIX seconds): now, but never before the log's previous signed time.
+ * A device refuses a larger tree signed before a time it has seen (a rollback), so a
+ * publisher clock stepping back must not date a new checkpoint before an older one.
+ */
+function signingTime(config: LogConfig, previous: Note, now: Date): number {
+  const [own] = verifyCosignatures(previous, [logCosigner(config.key)], 0);
+  return Math.max(Math.floor(now.getTime() / 1000), own?.timestamp ?? 0);
 }
 
 /**

@@ -32,7 +32,7 @@ describe('C2SP tlog-checkpoint', () => {
       root: new Uint8Array(32),
       extensions: ['ext one', 'ext two'],
     };
-    const text = formatNote(signCheckpoint(checkpoint, key));
+    const text = formatNote(signCheckpoint(checkpoint, key, 1_700_000_000));
     expect(text).toMatch(
       /^log\.example\/a\n0\nAAAA[A-Za-z0-9+/=]+\next one\next two\n\n\u2014 log\.example\/a /,
     );

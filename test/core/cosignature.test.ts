@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { formatCheckpoint, signCheckpoint } from '../../agent/core/checkpoint';
+import { formatCheckpoint, openCheckpoint, signCheckpoint } from '../../agent/core/checkpoint';
 import {
+  cosignatureSigner,
   cosignatureVerifier,
   cosignedMessage,
   cosignNote,
+  logCosigner,
+  maxTimestamp,
   verifyCosignatures,
 } from '../../agent/core/cosignature';
 import {
@@ -12,9 +15,10 @@ import {
   namePublicKey,
   type PrivateKey,
   type PublicKey,
+  signBytes,
   verifierString,
 } from '../../agent/core/keys';
-import { formatNote, type Note, parseNote } from '../../agent/core/note';
+import { formatNote, type Note, parseNote, signNote } from '../../agent/core/note';
 import { failure } from '../helpers/errors';
 
 function witness(name: string): { key: PrivateKey; name: string; pub: PublicKey } {
@@ -23,9 +27,11 @@ function witness(name: string): { key: PrivateKey; name: string; pub: PublicKey 
 }
 
 const logKey = generateKey().key;
+const logPublic = namePublicKey('log.example/a', logKey.raw);
 const checkpoint = signCheckpoint(
   { origin: 'log.example/a', size: 5, root: new Uint8Array(32).fill(7), extensions: [] },
   logKey,
+  1_600_000_000,
 );
 
 describe('C2SP tlog-cosignature/v1', () => {
@@ -50,8 +56,9 @@ describe('C2SP tlog-cosignature/v1', () => {
     const [a, b, c] = [witness('w/a'), witness('w/b'), witness('w/c')];
     let note = cosignNote(checkpoint, a.key, a.name, 1_700_000_000);
     note = cosignNote(note, b.key, b.name, 1_700_000_001);
-    note = cosignNote(note, b.key, b.name, 1_700_000_002);
-    // Survives formatting: the log's own signature is simply not a cosignature.
+    // A second line by b (cosignNote would replace the first): b still counts once.
+    note = signNote(note, [cosignatureSigner(b.key, b.name, 1_700_000_002)]);
+    // Survives formatting: the log's own signatures are not a witness's.
     const parsed = parseNote(formatNote(note));
     const witnesses = [a.pub, b.pub, c.pub];
     expect(verifyCosignatures(parsed, witnesses, 2)).toEqual([
@@ -68,10 +75,10 @@ describe('C2SP tlog-cosignature/v1', () => {
   it('rejects the note when a listed witness cosignature fails', () => {
     const a = witness('w/a');
     const note = cosignNote(checkpoint, a.key, a.name, 1_700_000_000);
-    const cosig = note.signatures[1] as Note['signatures'][0];
+    const cosig = note.signatures.at(-1) as Note['signatures'][0];
     const tamper = (signature: Uint8Array): Note => ({
       text: note.text,
-      signatures: [note.signatures[0] as Note['signatures'][0], { ...cosig, signature }],
+      signatures: [...note.signatures.slice(0, -1), { ...cosig, signature }],
     });
     // Another timestamp than the one signed.
     const retimed = new Uint8Array(cosig.signature);
@@ -110,5 +117,50 @@ describe('C2SP tlog-cosignature/v1', () => {
     const a = witness('w/a');
     expect(failure(() => cosignNote(checkpoint, a.key, a.name, -1)).code).toBe('BAD_DATA');
     expect(failure(() => cosignNote(checkpoint, a.key, a.name, 2 ** 53)).code).toBe('BAD_DATA');
+    expect(failure(() => cosignNote(checkpoint, a.key, a.name, maxTimestamp + 1)).code).toBe(
+      'BAD_DATA',
+    );
+    const last = cosignNote(checkpoint, a.key, a.name, maxTimestamp);
+    expect(verifyCosignatures(last, [a.pub], 1)).toEqual([
+      { name: 'w/a', timestamp: maxTimestamp },
+    ]);
+  });
+
+  it('rejects a cosignature dated after 9999 (a broken clock), which no date can hold', () => {
+    const a = witness('w/a');
+    // Milliseconds written as seconds: a correctly signed cosignature for year ~55,000.
+    const timestamp = 1_700_000_000_000;
+    const signature = new Uint8Array(72);
+    new DataView(signature.buffer).setBigUint64(0, BigInt(timestamp));
+    signature.set(signBytes(a.key, cosignedMessage(Buffer.from(checkpoint.text), timestamp)), 8);
+    const note: Note = {
+      ...checkpoint,
+      signatures: [...checkpoint.signatures, { name: a.name, keyId: a.pub.keyId, signature }],
+    };
+    expect(failure(() => verifyCosignatures(note, [a.pub], 1)).code).toBe('NOTE_UNVERIFIED');
+  });
+
+  it('lets the log cosign its own checkpoint with its key as type 0x04, apart from its note signature', () => {
+    const own = logCosigner(logPublic);
+    expect(own).toMatchObject({ name: 'log.example/a', type: KeyType.Cosignature });
+    expect(Buffer.from(own.raw)).toEqual(Buffer.from(logPublic.raw));
+    // Two lines by the same name, told apart by their key IDs (c2sp.org/signed-note).
+    const [signature, cosignature] = checkpoint.signatures;
+    expect([signature?.name, cosignature?.name]).toEqual(['log.example/a', 'log.example/a']);
+    expect(signature?.keyId).toEqual(logPublic.keyId);
+    expect(cosignature?.keyId).toEqual(own.keyId);
+    expect(own.keyId).not.toEqual(logPublic.keyId);
+    expect(verifyCosignatures(checkpoint, [own], 0)).toEqual([
+      { name: 'log.example/a', timestamp: 1_600_000_000 },
+    ]);
+    // A checkpoint verifier reads only the note signature, and a witness list only witnesses.
+    expect(openCheckpoint(formatNote(checkpoint), logPublic).checkpoint.size).toBe(5);
+    expect(verifyCosignatures(checkpoint, [witness('w/a').pub], 0)).toEqual([]);
+    // Signing again replaces the log's cosignature: one line, the new time.
+    const again = cosignNote(checkpoint, logKey, 'log.example/a', 1_600_000_100);
+    expect(again.signatures).toHaveLength(2);
+    expect(verifyCosignatures(again, [own], 0)).toEqual([
+      { name: 'log.example/a', timestamp: 1_600_000_100 },
+    ]);
   });
 });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { logCosigner } from '../../agent/core/cosignature';
 import {
   addSignature,
   type Envelope,
@@ -119,6 +120,11 @@ describe('trust root format', () => {
       { ...payload, witnesses: [verifierString(testKey('w').public)] },
     ],
     ['a log key of type 0x04', { ...payload, log: { ...payload.log, key: payload.witnesses[0] } }],
+    // The log cosigns its own checkpoints: as a witness it would make the quorum on its own.
+    [
+      'the log key as a witness',
+      { ...payload, witnesses: [verifierString(logCosigner(root.log.key))] },
+    ],
     ['a log origin with a space', { ...payload, log: { ...payload.log, origin: 'a b' } }],
     ['a malformed key', { ...payload, rootKeys: ['root-a+00000000+AAAA'], threshold: 1 }],
     ['no log', { ...payload, log: undefined }],

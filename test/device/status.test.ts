@@ -1,13 +1,36 @@
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { signCheckpoint } from '../../agent/core/checkpoint';
+import { cosignNote, logCosigner } from '../../agent/core/cosignature';
 import { serializeEnvelope } from '../../agent/core/dsse';
-import { deviceStatus, loadState, syncFromMirrors, verdictFor } from '../../agent/device';
-import { publicDir } from '../../agent/ledger';
+import { KeyType, namePublicKey } from '../../agent/core/keys';
+import { formatNote, parseNote } from '../../agent/core/note';
+import {
+  deviceStatus,
+  exportSnapshot,
+  importSnapshot,
+  loadState,
+  syncFromMirrors,
+  verdictFor,
+} from '../../agent/device';
+import { verifyCheckpoint } from '../../agent/device/store/state';
+import { openTrust } from '../../agent/device/verify/verify';
+import { publicDir, publishLog } from '../../agent/ledger';
 import { createLogger } from '../../agent/logger';
-import { digestOf, grow, signerId, statement, stateOf, testWorld } from '../helpers/device';
-import { signRoot, testKey } from '../helpers/trust';
+import {
+  digestOf,
+  grow,
+  signerId,
+  statement,
+  stateOf,
+  testWorld,
+  type World,
+} from '../helpers/device';
+import { failure } from '../helpers/errors';
+import { testOrigin } from '../helpers/log';
+import { signRoot, testKey, testRoot } from '../helpers/trust';
 
 const logger = createLogger('cli', 'silent');
 const day = 86_400_000;
@@ -21,6 +44,33 @@ const sync = (stateDir: string, mirror: string, clock: () => number, rootPath?: 
     logger,
     clock,
   });
+const importFile = (stateDir: string, file: string, clock: () => number, rootPath?: string) =>
+  importSnapshot({
+    file,
+    stateDir,
+    rootPath,
+    maxBytes: 1 << 30,
+    maxBundleBytes: 1 << 24,
+    logger,
+    clock,
+  });
+const exportLog = (world: World, out: string) =>
+  exportSnapshot({
+    out,
+    stateDir: join(world.base, 'unused'),
+    logDir: world.logDir,
+    maxBytes: 1 << 30,
+    maxBundleBytes: 1 << 24,
+  });
+
+/** Makes the published checkpoint one of a publisher that did not sign its times yet. */
+async function dropLogCosignature(world: World): Promise<void> {
+  const path = join(publicDir(world.logDir), 'checkpoint');
+  const note = parseNote(await readFile(path));
+  const own = logCosigner(namePublicKey(testOrigin, world.logKey.raw));
+  const signatures = note.signatures.filter((line) => Buffer.compare(line.keyId, own.keyId) !== 0);
+  await writeFile(path, formatNote({ ...note, signatures }));
+}
 
 describe('freshness and the clock floor', () => {
   it('takes the newest cosignature time as the floor: a device booting at 1970 neither expires everything nor goes back', async () => {
@@ -56,21 +106,149 @@ describe('freshness and the clock floor', () => {
     expect((refused as Error).message).toMatch(/before the newest time this device has seen/);
   });
 
-  it('without witnesses, measures freshness from the last successful sync', async () => {
+  it("takes the log's own signed time without witnesses: a mirror replaying an old checkpoint does not refresh", async () => {
+    const published = Date.parse('2026-02-01T00:00:00Z');
+    const world = await testWorld({ createdAt: new Date(published) });
+    await grow(world, 3, undefined, new Date(published));
+    const dir = await mkdtemp(join(tmpdir(), 'vouch-freeze-'));
+    await sync(dir, world.mirror, () => published + day, world.rootPath);
+    expect(await deviceStatus(dir, 7 * day, () => published + 6 * day)).toMatchObject({
+      stale: false,
+      checkpointTime: '2026-02-01T00:00:00Z',
+      checkpointAgeSeconds: 6 * 86_400,
+    });
+    // Eight days on, the mirror still serves the same checkpoint: synced, and stale.
+    await sync(dir, world.mirror, () => published + 8 * day);
+    expect(await deviceStatus(dir, 7 * day, () => published + 8 * day)).toMatchObject({
+      stale: true,
+      freshSince: '2026-02-01T00:00:00Z',
+      checkpointAgeSeconds: 8 * 86_400,
+    });
+
+    // The publisher signs the same tree again: same size and root, a new time, fresh.
+    const before = await stateOf(dir);
+    await publishLog(world.logDir, world.logKey, new Date(published + 8 * day));
+    expect(await sync(dir, world.mirror, () => published + 8 * day)).toMatchObject({
+      size: 3,
+      added: 0,
+    });
+    const after = await stateOf(dir);
+    expect(after.checkpoint.checkpoint).toEqual(before.checkpoint.checkpoint);
+    expect(after.clockFloor).toBe(published + 8 * day);
+    expect(await deviceStatus(dir, 7 * day, () => published + 8 * day)).toMatchObject({
+      stale: false,
+      checkpointTime: '2026-02-09T00:00:00Z',
+      checkpointAgeSeconds: 0,
+    });
+  });
+
+  it('leaves an air-gapped device stale after importing an old snapshot: the time is the signed one', async () => {
+    const published = Date.parse('2026-01-01T00:00:00Z');
+    const world = await testWorld({ createdAt: new Date(published) });
+    await grow(world, 3, undefined, new Date(published));
+    const files = await mkdtemp(join(tmpdir(), 'vouch-snapshots-'));
+    await exportLog(world, join(files, 'old.tar'));
+    const dir = await mkdtemp(join(tmpdir(), 'vouch-airgap-'));
+    const importedAt = published + 30 * day;
+    await importFile(dir, join(files, 'old.tar'), () => importedAt, world.rootPath);
+    const status = await deviceStatus(dir, 7 * day, () => importedAt);
+    expect(status).toMatchObject({
+      stale: true,
+      checkpointTime: '2026-01-01T00:00:00Z',
+      checkpointAgeSeconds: 30 * 86_400,
+      freshSince: '2026-01-01T00:00:00Z',
+    });
+    expect((await openTrust(dir, 7 * day, () => importedAt)).summary.stale).toBe(true);
+
+    // A snapshot of the same tree signed yesterday: imported, fresh.
+    await publishLog(world.logDir, world.logKey, new Date(importedAt - day));
+    await exportLog(world, join(files, 'new.tar'));
+    await importFile(dir, join(files, 'new.tar'), () => importedAt);
+    expect(await deviceStatus(dir, 7 * day, () => importedAt)).toMatchObject({
+      stale: false,
+      size: 3,
+      checkpointAgeSeconds: 86_400,
+    });
+  });
+
+  it('without any signed time (an older publisher, no witnesses): fresh since the last mirror sync, never since an import', async () => {
     const world = await testWorld();
     await grow(world, 3);
-    const dir = await mkdtemp(join(tmpdir(), 'vouch-fresh-'));
+    await dropLogCosignature(world);
+    const dir = await mkdtemp(join(tmpdir(), 'vouch-unsigned-'));
     const at = Date.parse('2026-01-10T00:00:00Z');
     await sync(dir, world.mirror, () => at, world.rootPath);
-    expect((await deviceStatus(dir, 7 * day, () => at + 6 * day)).stale).toBe(false);
-    const stale = await deviceStatus(dir, 7 * day, () => at + 8 * day);
-    expect(stale).toMatchObject({
-      stale: true,
+    expect(await deviceStatus(dir, 7 * day, () => at + 6 * day)).toMatchObject({
+      stale: false,
       checkpointTime: null,
+      checkpointAgeSeconds: null,
       freshSince: '2026-01-10T00:00:00Z',
     });
-    expect(stale.lastSuccess?.at).toBe(at);
+
+    // Eight days later a snapshot of a larger tree is imported: no fresher than the sync.
+    await grow(world, 2);
+    await dropLogCosignature(world);
+    const file = join(await mkdtemp(join(tmpdir(), 'vouch-snapshots-')), 'unsigned.tar');
+    await exportLog(world, file);
+    await importFile(dir, file, () => at + 8 * day);
+    const stale = await deviceStatus(dir, 7 * day, () => at + 8 * day);
+    expect(stale).toMatchObject({ stale: true, size: 5, freshSince: '2026-01-10T00:00:00Z' });
+    expect(stale.lastSuccess).toMatchObject({ at: at + 8 * day, kind: 'import' });
+    expect((await openTrust(dir, 7 * day, () => at + 8 * day)).summary.stale).toBe(true);
+
+    // A device that only ever imported has nothing to count from.
+    const imported = await mkdtemp(join(tmpdir(), 'vouch-unsigned-'));
+    await importFile(imported, file, () => at, world.rootPath);
+    expect(await deviceStatus(imported, 7 * day, () => at)).toMatchObject({
+      stale: true,
+      freshSince: null,
+    });
     expect((await deviceStatus(join(dir, 'none'), 7 * day)).stale).toBe(true);
+  });
+});
+
+describe('the signed time of a checkpoint', () => {
+  const logKey = testKey(testOrigin);
+  const witness = testKey('witness.example.org', KeyType.Cosignature);
+  const stranger = testKey('witness.example.org', KeyType.Cosignature);
+  const root = (witnesses: number) =>
+    testRoot({
+      rootKeys: [testKey('root-1').public],
+      threshold: 1,
+      log: { origin: testOrigin, key: logKey.public },
+      witnesses: witnesses > 0 ? [witness.public] : [],
+      witnessQuorum: witnesses,
+    });
+  const logged = signCheckpoint(
+    { origin: testOrigin, size: 1, root: new Uint8Array(32).fill(1), extensions: [] },
+    logKey.private,
+    1_800_000_000,
+  );
+
+  it("is the newest of the log's cosignature and the witnesses' that verify", () => {
+    const witnessed = cosignNote(logged, witness.private, witness.public.name, 1_800_000_100);
+    expect(verifyCheckpoint(formatNote(witnessed), root(1)).time).toBe(1_800_000_100_000);
+    const resigned = cosignNote(witnessed, logKey.private, testOrigin, 1_800_000_200);
+    expect(verifyCheckpoint(formatNote(resigned), root(1)).time).toBe(1_800_000_200_000);
+    // Anyone can add a line: a stranger's later time (same name, another key) is ignored.
+    const strange = cosignNote(resigned, stranger.private, stranger.public.name, 1_900_000_000);
+    expect(verifyCheckpoint(formatNote(strange), root(1)).time).toBe(1_800_000_200_000);
+    // Without witnesses in the root, the witness's time does not count either.
+    expect(verifyCheckpoint(formatNote(witnessed), root(0)).time).toBe(1_800_000_000_000);
+  });
+
+  it('never counts the log toward the witness quorum, and rejects a bad log cosignature', () => {
+    expect(failure(() => verifyCheckpoint(formatNote(logged), root(1))).code).toBe(
+      'WITNESS_QUORUM',
+    );
+    const [signature, cosignature] = logged.signatures;
+    if (!signature || !cosignature) throw new Error('the log signs and cosigns');
+    const retimed = new Uint8Array(cosignature.signature);
+    retimed[7] = (retimed[7] as number) ^ 1;
+    const tampered = { ...logged, signatures: [signature, { ...cosignature, signature: retimed }] };
+    expect(failure(() => verifyCheckpoint(formatNote(tampered), root(0))).code).toBe(
+      'NOTE_UNVERIFIED',
+    );
   });
 });
 

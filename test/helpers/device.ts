@@ -42,8 +42,11 @@ export function digestOf(i: number): string {
   return createHash('sha256').update(`subject ${i}`).digest('hex');
 }
 
-export async function testWorld(options: { readonly witness?: boolean } = {}): Promise<World> {
-  const { dir: logDir, key: logKey, keyPath: logKeyPath } = await tempLog();
+/** `createdAt`: when the log is created (its first signed time; publishing never goes back). */
+export async function testWorld(
+  options: { readonly witness?: boolean; readonly createdAt?: Date } = {},
+): Promise<World> {
+  const { dir: logDir, key: logKey, keyPath: logKeyPath } = await tempLog(options.createdAt);
   const base = await mkdtemp(join(tmpdir(), 'vouch-world-'));
   const rootKey = testKey('root-1');
   const signer = testKey(signerId);
@@ -87,7 +90,10 @@ export function statement(
   });
 }
 
-/** Appends statements for subjects from..to-1 (or the given entries), publishes, cosigns. */
+/**
+ * Appends statements for subjects from..to-1 (or the given entries), publishes (signed at
+ * `now`), cosigns.
+ */
 export async function grow(
   world: World,
   count: number,
@@ -98,7 +104,7 @@ export async function grow(
     entries ?? Array.from({ length: count }, (_, i) => statement(world, world.size + i));
   await addEnvelopes(world.logDir, world.root, added, now);
   world.size += added.length;
-  await publishLog(world.logDir, world.logKey);
+  await publishLog(world.logDir, world.logKey, now);
   if (world.witness) {
     await cosignLog(
       world.logDir,

@@ -18,14 +18,19 @@ import { initLog, publicDir, readCheckpoint, readConfig } from '../../agent/ledg
 
 export const testOrigin = 'log.example.org/vouch';
 
-/** A new log in a temp directory, with its private key, also written to `keyPath` (0600). */
-export async function tempLog(): Promise<{ dir: string; key: PrivateKey; keyPath: string }> {
+/**
+ * A new log in a temp directory, with its private key, also written to `keyPath` (0600);
+ * its empty checkpoint is signed at `createdAt`.
+ */
+export async function tempLog(
+  createdAt = new Date(),
+): Promise<{ dir: string; key: PrivateKey; keyPath: string }> {
   const parent = await mkdtemp(join(tmpdir(), 'vouch-log-'));
   const { key, privatePem } = generateKey();
   const keyPath = join(parent, 'log.key');
   await writeFile(keyPath, privatePem, { mode: 0o600 });
   const dir = join(parent, 'log');
-  await initLog(dir, testOrigin, keyPath, key);
+  await initLog(dir, testOrigin, keyPath, key, createdAt);
   return { dir, key, keyPath };
 }
 

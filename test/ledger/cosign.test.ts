@@ -2,7 +2,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../agent/core/checkpoint';
-import { verifyCosignatures } from '../../agent/core/cosignature';
+import { logCosigner, verifyCosignatures } from '../../agent/core/cosignature';
 import { VouchError } from '../../agent/core/errors';
 import { generateKey, parseVerifierString } from '../../agent/core/keys';
 import { appendEntries, cosignLog, publicDir, publishLog, readConfig } from '../../agent/ledger';
@@ -37,7 +37,9 @@ describe('cosignLog', () => {
     await cosignLog(dir, a, 'witness.example/a', new Date(1_700_000_200_000));
 
     const { note } = await published(dir);
-    expect(note.signatures).toHaveLength(3);
+    // The log's signature and cosignature, one line per witness.
+    expect(note.signatures).toHaveLength(4);
+    expect(verifyCosignatures(note, [logCosigner((await readConfig(dir)).key)], 1)).toHaveLength(1);
     expect(verifyCosignatures(note, [witnessA, witnessB], 2)).toEqual([
       { name: 'witness.example/b', timestamp: 1_700_000_100 },
       { name: 'witness.example/a', timestamp: 1_700_000_200 },

@@ -2,10 +2,20 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { logCosigner, verifyCosignatures } from '../../agent/core/cosignature';
 import { VouchError } from '../../agent/core/errors';
-import { generateKey } from '../../agent/core/keys';
+import { generateKey, type PublicKey, parseVerifierString } from '../../agent/core/keys';
 import { CompactRange, hashLeaf } from '../../agent/core/merkle';
-import { appendEntries, publicDir, publishLog, readState } from '../../agent/ledger';
+import { parseNote } from '../../agent/core/note';
+import {
+  appendEntries,
+  cosignLog,
+  publicDir,
+  publishLog,
+  readCheckpoint,
+  readConfig,
+  readState,
+} from '../../agent/ledger';
 import { entries, tempLog, verifyPublished } from '../helpers/log';
 
 async function rejection(promise: Promise<unknown>): Promise<VouchError> {
@@ -37,6 +47,15 @@ function changed(before: Map<string, string>, after: Map<string, string>): strin
     .filter(([path, digest]) => before.get(path) !== digest)
     .map(([p]) => p)
     .sort();
+}
+
+/** The published checkpoint's verified cosignature times: the log's own and a witness's. */
+async function signedTimes(dir: string, witness?: PublicKey) {
+  const config = await readConfig(dir);
+  const { note } = await readCheckpoint(dir, config);
+  const [own] = verifyCosignatures(note, [logCosigner(config.key)], 1);
+  const [witnessed] = witness ? verifyCosignatures(note, [witness], 1) : [];
+  return { log: own?.timestamp, ...(witnessed ? { witness: witnessed.timestamp } : {}) };
 }
 
 function rootOf(from: number, to: number): Uint8Array {
@@ -111,13 +130,42 @@ describe('publishLog', () => {
     }
   });
 
-  it('does nothing when nothing is new, and keeps the checkpoint with its cosignatures', async () => {
-    const { dir, key } = await tempLog();
+  it('timestamps every checkpoint it writes with the log key, from the empty one on', async () => {
+    const { dir, key } = await tempLog(new Date('2026-01-01T00:00:00Z'));
+    expect(await signedTimes(dir)).toEqual({ log: Date.parse('2026-01-01T00:00:00Z') / 1000 });
     await appendEntries(dir, entries(0, 3));
-    const first = await publishLog(dir, key);
-    const again = await publishLog(dir, key);
+    const result = await publishLog(dir, key, new Date('2026-01-02T00:00:00.900Z'));
+    expect(result.timestamp).toBe(Date.parse('2026-01-02T00:00:00Z') / 1000);
+    expect(await signedTimes(dir)).toEqual({ log: result.timestamp });
+  });
+
+  it('signs the same checkpoint at a new time when nothing is new, keeping the witnesses', async () => {
+    const { dir, key } = await tempLog(new Date('2026-01-01T00:00:00Z'));
+    await appendEntries(dir, entries(0, 3));
+    const first = await publishLog(dir, key, new Date('2026-01-02T00:00:00Z'));
+    const witness = await cosignLog(dir, generateKey().key, 'w', new Date('2026-01-03T00:00:00Z'));
+    const tiles = await snapshot(dir);
+
+    const again = await publishLog(dir, key, new Date('2026-01-09T00:00:00Z'));
     expect(again).toMatchObject({ previousSize: 3, size: 3, tiles: 0, bundles: 0 });
-    expect(again.checkpoint).toBe(first.checkpoint);
+    expect(Buffer.from(again.root)).toEqual(Buffer.from(first.root));
+    expect(changed(tiles, await snapshot(dir))).toEqual(['checkpoint']);
+    const before = parseNote(first.checkpoint);
+    const after = parseNote(again.checkpoint);
+    expect(after.text).toBe(before.text);
+    expect(after.signatures[0]).toEqual(before.signatures[0]);
+    expect(await signedTimes(dir, parseVerifierString(witness.verifier))).toEqual({
+      log: Date.parse('2026-01-09T00:00:00Z') / 1000,
+      witness: Date.parse('2026-01-03T00:00:00Z') / 1000,
+    });
+  });
+
+  it('never signs a time before the last one, whatever its clock says', async () => {
+    const { dir, key } = await tempLog(new Date('2026-01-05T00:00:00Z'));
+    await appendEntries(dir, entries(0, 3));
+    const result = await publishLog(dir, key, new Date('2026-01-01T00:00:00Z'));
+    expect(result.timestamp).toBe(Date.parse('2026-01-05T00:00:00Z') / 1000);
+    expect(await signedTimes(dir)).toEqual({ log: result.timestamp });
   });
 
   it('refuses another key than the log key', async () => {

@@ -5,6 +5,7 @@ import { VouchError } from '../../core/errors';
 import { namePublicKey, verifierString } from '../../core/keys';
 import { parseRootEnvelope, verifyRoot } from '../../core/root';
 import { maxEntrySize } from '../../core/tiles';
+import { formatUtcTime } from '../../core/time';
 import { readExistingFile } from '../../files';
 import {
   addEnvelopes,
@@ -166,10 +167,11 @@ export async function logPublish(_ctx: Context, dir: string) {
       root: encodeBase64(result.root),
       tiles: result.tiles,
       bundles: result.bundles,
+      timestamp: result.timestamp,
     },
     text:
       result.size === result.previousSize
-        ? `nothing new: size ${result.size}`
+        ? `nothing new: size ${result.size}, checkpoint signed again at ${formatUtcTime(result.timestamp * 1000)}`
         : `published ${result.size - result.previousSize} entries (${result.tiles} tiles, ${result.bundles} entry bundles):\n${result.checkpoint}`,
   };
 }

@@ -38,15 +38,6 @@ export async function rootInit(
     sign?: string[];
   },
 ) {
-  const witnesses = await Promise.all(
-    (options.witness ?? []).map((arg) => readPublicKey(arg, { type: KeyType.Cosignature })),
-  );
-  if (witnesses.length > 0 && options.witnessQuorum === undefined) {
-    throw new VouchError('USAGE', '--witness needs --witness-quorum');
-  }
-  if (witnesses.length === 0 && options.witnessQuorum !== undefined) {
-    throw new VouchError('USAGE', '--witness-quorum needs --witness');
-  }
   const created: Root = {
     version: options.version,
     expires: expiresIn(options.expires),
@@ -59,8 +50,7 @@ export async function rootInit(
         type: KeyType.Ed25519,
       }),
     },
-    witnesses,
-    witnessQuorum: options.witnessQuorum ?? 0,
+    ...(await witnessesOf(options, { witnesses: [], witnessQuorum: 0 })),
     signers: await Promise.all((options.signer ?? []).map(signerOf)),
   };
   let envelope = unsignedRoot(created);
@@ -127,7 +117,14 @@ export async function rootRemoveSigner(_ctx: Context, path: string, options: { i
 export async function rootBump(
   _ctx: Context,
   path: string,
-  options: { out: string; expires: number; threshold?: number; rootKey?: string[] },
+  options: {
+    out: string;
+    expires: number;
+    threshold?: number;
+    rootKey?: string[];
+    witness?: string[];
+    witnessQuorum?: number;
+  },
 ) {
   const { root: current } = await loadRoot(path);
   const next: Root = {
@@ -136,6 +133,7 @@ export async function rootBump(
     expires: expiresIn(options.expires),
     rootKeys: options.rootKey ? await rootKeys(options.rootKey) : current.rootKeys,
     threshold: options.threshold ?? current.threshold,
+    ...(await witnessesOf(options, current)),
   };
   const envelope = unsignedRoot(next);
   await writeFileDurably(options.out, serializeEnvelope(envelope), { exclusive: true });
@@ -192,6 +190,35 @@ function rootKeyOf(root: Root, key: PrivateKey): PublicKey | undefined {
 
 async function rootKeys(args: readonly string[]) {
   return Promise.all(args.map((arg) => readPublicKey(arg, { type: KeyType.Ed25519 })));
+}
+
+/**
+ * The witnesses of a new root (`init`) or of the next version (`bump`): the given ones
+ * replace `current`'s and need their quorum; a quorum alone changes `current`'s quorum,
+ * which needs witnesses to count.
+ */
+async function witnessesOf(
+  options: { readonly witness?: readonly string[]; readonly witnessQuorum?: number },
+  current: Pick<Root, 'witnesses' | 'witnessQuorum'>,
+): Promise<Pick<Root, 'witnesses' | 'witnessQuorum'>> {
+  if (options.witness === undefined) {
+    if (options.witnessQuorum !== undefined && current.witnesses.length === 0) {
+      throw new VouchError('USAGE', '--witness-quorum needs --witness');
+    }
+    return {
+      witnesses: current.witnesses,
+      witnessQuorum: options.witnessQuorum ?? current.witnessQuorum,
+    };
+  }
+  if (options.witnessQuorum === undefined) {
+    throw new VouchError('USAGE', '--witness needs --witness-quorum');
+  }
+  return {
+    witnesses: await Promise.all(
+      options.witness.map((arg) => readPublicKey(arg, { type: KeyType.Cosignature })),
+    ),
+    witnessQuorum: options.witnessQuorum,
+  };
 }
 
 /** Writes a changed root in place; the old signatures covered the old content, so they go. */

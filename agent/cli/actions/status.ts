@@ -2,12 +2,22 @@ import { type DeviceStatus, deviceStatus } from '../../device';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 
+/** An age in the largest unit that still reads as a whole number: "90 s", "5 min", "3 h", "12 d". */
+function formatAge(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 2 * 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 2 * 86_400) return `${Math.floor(seconds / 3600)} h`;
+  return `${Math.floor(seconds / 86_400)} d`;
+}
+
 function describe(status: DeviceStatus): string {
   const lines = [
     status.origin === null
       ? `no trust state in ${status.stateDir} (run vouch sync --root ROOT)`
       : `${status.origin}: size ${status.size}, root v${status.rootVersion}, ${status.records} records`,
-    `checkpoint time: ${status.checkpointTime ?? 'not cosigned'}`,
+    status.checkpointAgeSeconds === null
+      ? 'checkpoint: no signed time'
+      : `checkpoint: signed ${formatAge(status.checkpointAgeSeconds)} ago (${status.checkpointTime})`,
     `fresh: ${status.stale ? 'no, STALE' : 'yes'} (since ${status.freshSince ?? 'never'}, max age ${status.maxAgeSeconds} s; now ${status.now})`,
   ];
   const attempt = status.lastAttempt;

@@ -84,7 +84,9 @@ export function logCommand(act: Act): Command {
   log
     .command('publish')
     .description(
-      'write the tiles and entry bundles that changed, then the signed checkpoint (c2sp.org/tlog-tiles)',
+      'write the tiles and entry bundles that changed, then the checkpoint signed and timestamped ' +
+        'by the log key (c2sp.org/tlog-tiles, tlog-cosignature); with nothing new, the same ' +
+        'checkpoint signed at a new time (devices count freshness from it)',
     )
     .argument('<dir>', 'the log directory')
     .addHelpText('after', examples('vouch log publish log'))

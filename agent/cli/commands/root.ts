@@ -126,11 +126,25 @@ export function rootCommand(act: Act): Command {
       `a new root key; the given ones replace the old set (${keyHelp}; repeatable)`,
       repeatable,
     )
+    .option(
+      '--witness <pub>',
+      `a witness cosignature key; the given ones replace the old set (${keyHelp}; type 0x04; repeatable; needs --witness-quorum)`,
+      repeatable,
+    )
+    .option(
+      '--witness-quorum <q>',
+      'how many witnesses must cosign a checkpoint (alone: a new quorum for the old witnesses)',
+      positiveInteger,
+    )
     .addHelpText(
       'after',
       examples(
         'vouch root bump root.json --out root-v2.json --expires 365',
         'vouch root bump root.json --out root-v2.json --expires 365 --root-key new.pub',
+        [
+          'vouch root bump root.json --out root-v2.json --expires 365',
+          '--witness w1.pub --witness w2.pub --witness-quorum 1',
+        ],
       ),
     )
     .action(act(async () => (await import('../actions/root')).rootBump));

@@ -3,7 +3,7 @@ import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { openCheckpoint, type SignedCheckpoint } from '../../core/checkpoint';
-import { verifyCosignatures } from '../../core/cosignature';
+import { logCosigner, verifyCosignatures } from '../../core/cosignature';
 import { decodeBase64, encodeBase64 } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
@@ -69,10 +69,7 @@ export interface TrustState {
   readonly checkpoint: VerifiedCheckpoint;
   /** The checkpoint note as received (text and every signature line). */
   readonly note: string;
-  /**
-   * The checkpoint's time (ms): the newest witness cosignature time seen for this tree,
-   * when the root lists witnesses.
-   */
+  /** The checkpoint's signed time (ms), {@link VerifiedCheckpoint.time}. */
   readonly checkpointTime: number | undefined;
   /** The newest checkpoint or cosignature time seen (ms): "now" is never earlier. */
   readonly clockFloor: number;
@@ -146,7 +143,9 @@ export async function loadState(dir: string): Promise<TrustState | undefined> {
       checkpoint,
       note: commit.checkpoint,
       checkpointTime: checkpoint.time,
-      clockFloor: commit.clockFloor,
+      // Never below the checkpoint's own signed time, even for a state committed by a vouch
+      // that did not read the log's cosignature yet.
+      clockFloor: Math.max(commit.clockFloor, checkpoint.time ?? 0),
       range,
       index: SubjectIndex.decode(indexBytes),
       entriesBytes: commit.entries.bytes,
@@ -161,15 +160,24 @@ export async function loadState(dir: string): Promise<TrustState | undefined> {
 
 export interface VerifiedCheckpoint extends SignedCheckpoint {
   /**
-   * The newest verified witness cosignature time in ms (c2sp.org/tlog-cosignature
-   * timestamps); undefined when the root lists no witnesses (checkpoints carry no time).
+   * The checkpoint's signed time in ms: the newest timestamp (c2sp.org/tlog-cosignature)
+   * among the log's own cosignature and the root's witnesses' that verify. Undefined when
+   * none is there: a log published before vouch signed its times, without witnesses.
    */
   readonly time: number | undefined;
 }
 
 /**
  * A checkpoint note signed by the root's log key, for the root's log origin, with a quorum
- * of the root's witnesses.
+ * of the root's witnesses. Its time comes only from cosignatures by keys the root trusts:
+ * anyone can add a cosignature line, and lines by unknown keys are ignored
+ * (c2sp.org/signed-note §Signatures); a failing one by a known key rejects the note.
+ *
+ * A time ahead of the device's clock is believed (up to the year 9999, cosignature.ts
+ * maxTimestamp): tlog-cosignature §Format lets verifiers reject future times, but a device
+ * without a real-time clock cannot tell a signer's clock running ahead from its own running
+ * behind (it boots at 1970, or at what fake-hwclock or timesyncd saved at shutdown), and
+ * refusing would strand the air-gapped devices that have nothing but signed time.
  */
 export function verifyCheckpoint(note: string | Uint8Array, root: Root): VerifiedCheckpoint {
   const signed = openCheckpoint(note, root.log.key);
@@ -179,8 +187,10 @@ export function verifyCheckpoint(note: string | Uint8Array, root: Root): Verifie
       `checkpoint is for ${signed.checkpoint.origin}, the trust root names ${root.log.origin}`,
     );
   }
-  const cosignatures = verifyCosignatures(signed.note, root.witnesses, root.witnessQuorum);
-  const times = cosignatures.map((cosignature) => cosignature.timestamp * 1000);
+  const witnessed = verifyCosignatures(signed.note, root.witnesses, root.witnessQuorum);
+  // The log's own time counts for freshness, never toward the witness quorum.
+  const own = verifyCosignatures(signed.note, [logCosigner(root.log.key)], 0);
+  const times = [...own, ...witnessed].map((cosignature) => cosignature.timestamp * 1000);
   return { ...signed, time: times.length > 0 ? Math.max(...times) : undefined };
 }
 

@@ -22,6 +22,8 @@ const attemptSchema = z.strictObject({
   /** ms since the epoch (the trusted time: the clock, not below the clock floor). */
   at: z.number(),
   ok: z.boolean(),
+  /** A sync from mirrors or a snapshot import (absent in files written before it was kept). */
+  kind: z.enum(['sync', 'import']).optional(),
   /** A mirror URL or a snapshot path. */
   source: z.string().max(4096),
   fromSize: z.number().int().min(0),
@@ -44,6 +46,11 @@ const mirrorSchema = z.strictObject({
 const statusSchema = z.strictObject({
   lastAttempt: attemptSchema.optional(),
   lastSuccess: attemptSchema.optional(),
+  /**
+   * The last successful sync from a mirror. Freshness counts from it only for a checkpoint
+   * without a signed time (device/status.ts freshness); an import never counts.
+   */
+  lastMirrorSuccess: attemptSchema.optional(),
   /** The latest result of each mirror tried, in the order last tried. */
   mirrors: z.array(mirrorSchema).max(64),
   history: z.array(attemptSchema).max(historyLength),
@@ -86,13 +93,13 @@ export async function recordAttempt(
 ): Promise<SyncStatus> {
   const previous = await readSyncStatus(dir);
   const tried = new Set(mirrors.map((mirror) => mirror.url));
+  const lastSuccess = attempt.ok ? attempt : previous.lastSuccess;
+  const lastMirrorSuccess =
+    attempt.ok && attempt.kind === 'sync' ? attempt : previous.lastMirrorSuccess;
   const status: SyncStatus = {
     lastAttempt: attempt,
-    ...(attempt.ok
-      ? { lastSuccess: attempt }
-      : previous.lastSuccess
-        ? { lastSuccess: previous.lastSuccess }
-        : {}),
+    ...(lastSuccess ? { lastSuccess } : {}),
+    ...(lastMirrorSuccess ? { lastMirrorSuccess } : {}),
     mirrors: [...mirrors, ...previous.mirrors.filter((mirror) => !tried.has(mirror.url))].slice(
       0,
       64,

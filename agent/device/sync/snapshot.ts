@@ -243,7 +243,7 @@ export async function importSnapshot(options: {
       `snapshot ${options.file} is over ${options.maxBytes} bytes`,
     );
   }
-  return withState(options, options.file, [], async (state, now) => {
+  return withState(options, 'import', options.file, [], async (state, now) => {
     const trust = await trustOf(state, options.rootPath);
     const ctx: Context = {
       dir: options.stateDir,

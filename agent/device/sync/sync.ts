@@ -68,11 +68,12 @@ const localErrors = new Set(['IO', 'INTERNAL', 'STATE_INVALID', 'STATE_LOCKED', 
 
 /**
  * Holds the state lock for `body`, with the committed state loaded (undefined for a new
- * device) and leftovers of interrupted syncs removed; records the attempt, with what
- * `body` put into `mirrors`, in status.json.
+ * device) and leftovers of interrupted syncs removed; records the attempt (a sync from
+ * mirrors or an import from `source`), with what `body` put into `mirrors`, in status.json.
  */
 export async function withState<T extends Applied>(
   options: { readonly stateDir: string; readonly clock?: (() => number) | undefined },
+  kind: SyncAttempt['kind'],
   source: string,
   mirrors: MirrorResult[],
   body: (state: TrustState | undefined, now: number) => Promise<T>,
@@ -91,6 +92,7 @@ export async function withState<T extends Applied>(
       attempt = {
         at: now,
         ok: true,
+        kind,
         source,
         fromSize,
         toSize: result.size,
@@ -103,6 +105,7 @@ export async function withState<T extends Applied>(
       attempt = {
         at: now,
         ok: false,
+        kind,
         source,
         fromSize,
         error: { code: failure.code, message: failure.message },
@@ -129,7 +132,7 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
     );
   }
   const results: MirrorResult[] = [];
-  return withState(options, options.mirrors.join(' '), results, async (state, now) => {
+  return withState(options, 'sync', options.mirrors.join(' '), results, async (state, now) => {
     const trust = await trustOf(state, options.rootPath);
     const failures: VouchError[] = [];
     for (const url of options.mirrors) {

@@ -151,8 +151,8 @@ export async function openTrust(
     error = asVouchError(failure);
   }
   const now = trustedNow(state, clock);
-  const lastSuccess = state ? (await readSyncStatus(stateDir)).lastSuccess?.at : undefined;
-  const fresh = freshness(state, lastSuccess, now, maxAge);
+  const lastMirrorSync = state ? (await readSyncStatus(stateDir)).lastMirrorSuccess?.at : undefined;
+  const fresh = freshness(state, lastMirrorSync, now, maxAge);
   return {
     state,
     error,

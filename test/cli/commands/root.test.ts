@@ -22,6 +22,7 @@ beforeAll(async () => {
     'log',
     'notary@home-assistant.io',
     'witness-1',
+    'witness-2',
   ]) {
     expect((await cli('keygen', '--signer', name, '--out', dir)).exitCode).toBe(0);
   }
@@ -241,6 +242,59 @@ describe('vouch root: the publisher workflow', () => {
     expect(JSON.parse(back.stdout).error.code).toBe('ROOT_PREVIOUS_THRESHOLD');
   });
 
+  it('bump takes --witness and --witness-quorum like init: new witnesses, or a new quorum', async () => {
+    const replaced = await cli(
+      'root',
+      'bump',
+      at('root.json'),
+      '--out',
+      at('root-witnesses.json'),
+      '--expires',
+      '30',
+      '--witness',
+      at('witness-1.pub'),
+      '--witness',
+      at('witness-2.pub'),
+      '--witness-quorum',
+      '2',
+    );
+    expect(replaced.exitCode, replaced.stderr).toBe(0);
+    const v2 = rootOf(at('root-witnesses.json'));
+    expect(v2.witnesses.map((key) => [key.name, key.type])).toEqual([
+      ['witness-1', KeyType.Cosignature],
+      ['witness-2', KeyType.Cosignature],
+    ]);
+    expect([v2.version, v2.witnessQuorum]).toEqual([2, 2]);
+    expect(v2.signers.map((signer) => signer.id)).toEqual(['notary@home-assistant.io']);
+
+    // A quorum alone applies to the witnesses carried over; without either, both carry over.
+    const requorum = await cli(
+      'root',
+      'bump',
+      at('root-witnesses.json'),
+      '--out',
+      at('root-quorum.json'),
+      '--expires',
+      '30',
+      '--witness-quorum',
+      '1',
+    );
+    expect(requorum.exitCode, requorum.stderr).toBe(0);
+    const v3 = rootOf(at('root-quorum.json'));
+    expect([v3.version, v3.witnesses.length, v3.witnessQuorum]).toEqual([3, 2, 1]);
+    await cli(
+      'root',
+      'bump',
+      at('root-quorum.json'),
+      '--out',
+      at('root-v4.json'),
+      '--expires',
+      '1',
+    );
+    expect(rootOf(at('root-v4.json'))).toMatchObject({ version: 4, witnessQuorum: 1 });
+    expect(rootOf(at('root-v4.json')).witnesses).toEqual(v3.witnesses);
+  });
+
   it('removes a signer and drops the now stale signatures', async () => {
     writeFileSync(at('edit.json'), readFileSync(at('root.json')));
     const removed = await cli(
@@ -430,6 +484,68 @@ describe('vouch root: bad input changes nothing', () => {
     ],
     ['a root file that is garbage', ['root', 'sign', at('log.pub'), '--key', at('root-a.key')], 65],
     ['a statement given as a root', ['root', 'verify', at('statement.json')], 65],
+    [
+      'a bump with witnesses but no quorum',
+      [
+        'root',
+        'bump',
+        at('root.json'),
+        '--out',
+        at('new.json'),
+        '--expires',
+        '1',
+        '--witness',
+        at('witness-2.pub'),
+      ],
+      64,
+    ],
+    [
+      'a bump with a quorum but no witnesses to count',
+      [
+        'root',
+        'bump',
+        at('root-v7.json'),
+        '--out',
+        at('new.json'),
+        '--expires',
+        '1',
+        '--witness-quorum',
+        '1',
+      ],
+      64,
+    ],
+    [
+      'a bump with a quorum above its witnesses',
+      [
+        'root',
+        'bump',
+        at('root.json'),
+        '--out',
+        at('new.json'),
+        '--expires',
+        '1',
+        '--witness-quorum',
+        '2',
+      ],
+      65,
+    ],
+    [
+      'a bump with the log key as a witness',
+      [
+        'root',
+        'bump',
+        at('root.json'),
+        '--out',
+        at('new.json'),
+        '--expires',
+        '1',
+        '--witness',
+        at('log.pub'),
+        '--witness-quorum',
+        '1',
+      ],
+      65,
+    ],
     [
       'bump over an existing file',
       ['root', 'bump', at('root.json'), '--out', at('root-v2.json'), '--expires', '1'],
