@@ -134,6 +134,11 @@ export {
 } from './statement';
 export { Status, type StatusCode, type StatusName, statusNames } from './status';
 export {
+  decodeSurrogateEscape,
+  encodeSurrogateEscape,
+  hasEscapedBytes,
+} from './surrogate-escape';
+export {
   decodeEntryBundle,
   decodeTile,
   encodeEntryBundle,
