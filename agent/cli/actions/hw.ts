@@ -4,6 +4,7 @@ import { VouchError } from '../../core/errors';
 import { HashPool } from '../../device/verify/pool';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
+import { safe } from '../text';
 
 interface HwOptions {
   readonly sysroot?: string;
@@ -102,7 +103,7 @@ function describe(
         `${(m.size / MiB / m.seconds).toFixed(0)} MiB/s, sha256 ${m.sha256}`,
     ]);
   }
-  return rows.map(([label, value]) => `${label.padEnd(12)}${value}`).join('\n');
+  return rows.map(([label, value]) => safe`${label.padEnd(12)}${value}`).join('\n');
 }
 
 function throttling({ throttling: t }: HardwareProfile): string {

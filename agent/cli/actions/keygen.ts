@@ -2,9 +2,10 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VouchError } from '../../core/errors';
 import { generateKey, isValidKeyName, namePublicKey, verifierString } from '../../core/keys';
-import { makeDirectory, requireAbsent, writeFileDurably } from '../../files';
+import { fsPath, makeDirectory, requireAbsent, writeFileDurably } from '../../files';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
+import { escapeText } from '../text';
 
 export async function keygen(_ctx: Context, options: { signer: string; out: string }) {
   if (!isValidKeyName(options.signer)) {
@@ -23,7 +24,7 @@ export async function keygen(_ctx: Context, options: { signer: string; out: stri
     await writeFileDurably(publicPath, publicPem, { exclusive: true });
   } catch (error) {
     // Nothing is left behind on error, not even half a key pair.
-    await unlink(privatePath);
+    await unlink(fsPath(privatePath));
     throw error;
   }
   const verifier = verifierString(namePublicKey(options.signer, key.raw));
@@ -35,6 +36,6 @@ export async function keygen(_ctx: Context, options: { signer: string; out: stri
       publicKey: publicPath,
       verifier,
     },
-    text: verifier,
+    text: escapeText(verifier),
   };
 }

@@ -22,6 +22,7 @@ import {
 import type { Context, Report } from '../context';
 import { ExitCode } from '../exit';
 import { readPrivateKeyFile } from '../files';
+import { escapeLines, escapeText, safe } from '../text';
 
 /** Resolves with the name of the first SIGINT or SIGTERM, then stops listening for them. */
 export function untilSignal(): Promise<NodeJS.Signals> {
@@ -56,7 +57,7 @@ export async function logInit(
   return {
     exitCode: ExitCode.OK,
     data: { dir, origin: config.origin, verifier, key: config.keyPath },
-    text: verifier,
+    text: escapeText(verifier),
   };
 }
 
@@ -119,7 +120,7 @@ export async function logPublish(_ctx: Context, dir: string) {
     text:
       result.size === result.previousSize
         ? `nothing new: size ${result.size}`
-        : `published ${result.size - result.previousSize} entries (${result.tiles} tiles, ${result.bundles} entry bundles):\n${result.checkpoint}`,
+        : `published ${result.size - result.previousSize} entries (${result.tiles} tiles, ${result.bundles} entry bundles):\n${escapeLines(result.checkpoint)}`,
   };
 }
 
@@ -157,7 +158,7 @@ export async function logCosign(
       size: result.size,
       timestamp: result.timestamp,
     },
-    text: result.verifier,
+    text: escapeText(result.verifier),
   };
 }
 
@@ -170,7 +171,7 @@ export async function logServe(
   ctx.io.stdout(
     ctx.output === 'json'
       ? `${JSON.stringify({ url: server.url })}\n`
-      : `serving ${publicDir(dir)} at ${server.url}\n`,
+      : safe`serving ${publicDir(dir)} at ${server.url}\n`,
   );
   const signal = await untilSignal();
   await server.close();

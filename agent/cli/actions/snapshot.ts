@@ -1,6 +1,7 @@
 import { exportSnapshot, importSnapshot } from '../../device';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
+import { safe } from '../text';
 import { describeApplied } from './sync';
 
 export async function snapshotExport(ctx: Context, options: { out: string; log?: string }) {
@@ -14,7 +15,7 @@ export async function snapshotExport(ctx: Context, options: { out: string; log?:
   return {
     exitCode: ExitCode.OK,
     data: result,
-    text: `${result.out}: ${result.origin} size ${result.size}, ${result.roots} root(s), ${result.bytes} bytes`,
+    text: safe`${result.out}: ${result.origin} size ${result.size}, ${result.roots} root(s), ${result.bytes} bytes`,
   };
 }
 

@@ -4,6 +4,7 @@ import { deepPool } from '../../device/docker/deep';
 import { type ImageResult, verifyImage } from '../../device/docker/image';
 import { type OpenedTrust, openTrust } from '../../device/verify/verify';
 import type { Context } from '../context';
+import { safe } from '../text';
 import { describeState, exitCodeOf } from './verify';
 
 interface ImageOptions {
@@ -49,7 +50,7 @@ export async function verifyImages(ctx: Context, refs: string[], options: ImageO
     const tree = result.tree?.matches
       ? ` (files on disk match: ${result.tree.layers.length} layers, ${result.tree.driver} storage)`
       : '';
-    return `${result.status ?? 'COULD NOT CHECK'} ${result.ref}${id}: ${result.error?.message ?? result.reason}${deep}${tree}`;
+    return safe`${result.status ?? 'COULD NOT CHECK'} ${result.ref}${id}: ${result.error?.message ?? result.reason}${deep}${tree}`;
   });
   const report = { ...trust.summary, results };
   return {
