@@ -17,6 +17,13 @@ export {
 } from './cosignature';
 export { Crc64Iso } from './crc64';
 export {
+  parseDigest,
+  parseImageId,
+  parseSha256,
+  type TypedDigest,
+  type TypedImageId,
+} from './digest';
+export {
   addSignature,
   type Envelope,
   maxEnvelopeBytes,

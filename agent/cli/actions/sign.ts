@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { parseSha256 } from '../../core/digest';
 import { serializeEnvelope, signEnvelope } from '../../core/dsse';
 import { toHex } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
@@ -10,6 +11,7 @@ import {
   type Subject,
   statementPayloadType,
 } from '../../core/statement';
+import { hasEscapedBytes } from '../../core/surrogate-escape';
 import { dockerClient, imageSubjects } from '../../device/docker/client';
 import { fileDigests } from '../../device/verify/chunked';
 import { writeFileDurably } from '../../files';
@@ -17,6 +19,7 @@ import type { Context } from '../context';
 import { ExitCode } from '../exit';
 import { readPrivateKeyFile, sha256File } from '../files';
 import type { Action } from '../program';
+import { safe } from '../text';
 
 interface SignOptions {
   readonly key: string;
@@ -40,6 +43,16 @@ export function signAs(preset: StatementStatus | undefined): Action<[SignOptions
     }
     const key = await readPrivateKeyFile(options.key);
     const subjects = await subjectsFor(ctx, options);
+    // A statement is UTF-8 JSON: an argument whose bytes are not UTF-8 cannot go into one.
+    const notUtf8 = [...subjects.map(({ name }) => name), options.reason ?? ''].find(
+      hasEscapedBytes,
+    );
+    if (notUtf8 !== undefined) {
+      throw new VouchError(
+        'USAGE',
+        `not UTF-8, as a statement must be: ${notUtf8} (a file's subject can be named with --name)`,
+      );
+    }
     const payload = encodeStatement({
       subjects,
       status,
@@ -58,7 +71,7 @@ export function signAs(preset: StatementStatus | undefined): Action<[SignOptions
     return {
       exitCode: ExitCode.OK,
       data: { out: options.out, ...summary },
-      text: `${options.out}: ${status} by ${options.signer} for ${subjects
+      text: safe`${options.out}: ${status} by ${options.signer} for ${subjects
         .map(
           ({ name, sha256, merkle }) =>
             `${name} (sha256:${sha256}${merkle ? `, ${merkleAlgorithm}:${merkle}` : ''})`,
@@ -87,10 +100,9 @@ async function subjectsFor(ctx: Context, options: SignOptions): Promise<Subject[
     return [{ name, sha256: await sha256File(options.file) }];
   }
   if (options.digest !== undefined) {
-    const match = /^sha256:([0-9a-f]{64})$/.exec(options.digest);
-    if (!match?.[1]) throw new VouchError('USAGE', '--digest: expected sha256:<64 lowercase hex>');
+    const sha256 = parseSha256(options.digest);
     if (options.name === undefined) throw new VouchError('USAGE', '--digest needs --name');
-    return [{ name: options.name, sha256: match[1] }];
+    return [{ name: options.name, sha256 }];
   }
   return imageSubjects(
     await dockerClient(ctx.io.env, ctx.config.docker.socket),

@@ -88,7 +88,10 @@ describe('vouch sign', () => {
     ['two subjects', ['--file', file, '--digest', `sha256:${'0'.repeat(64)}`, '--name', 'n']],
     ['a digest without a name', ['--digest', `sha256:${'0'.repeat(64)}`]],
     ['a digest that is not sha256', ['--digest', `sha512:${'0'.repeat(64)}`, '--name', 'n']],
-    ['an uppercase digest', ['--digest', `sha256:${'A'.repeat(64)}`, '--name', 'n']],
+    [
+      'a digest with a digit that is not hex',
+      ['--digest', `sha256:${'g'.repeat(64)}`, '--name', 'n'],
+    ],
     ['an unknown status', ['--file', file, '--status', 'maybe']],
     [
       '--chunked without --file',
