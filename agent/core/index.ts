@@ -145,6 +145,7 @@ export {
   encodeSurrogateEscape,
   hasEscapedBytes,
 } from './surrogate-escape';
+export { escapeLines, escapeText, safe } from './text';
 export {
   decodeEntryBundle,
   decodeTile,

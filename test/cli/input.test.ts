@@ -290,6 +290,26 @@ describe('text output: input cannot forge a line; JSON is exact', () => {
     expect(envelope.stdout).not.toMatch(terminalControls);
   });
 
+  it('log lines quoting input are escaped too (the built binary: the logger writes to fd 2)', () => {
+    const run = spawnSync(
+      process.execPath,
+      [
+        built(),
+        'sync',
+        '--state-dir',
+        file('never-synced'),
+        '--root',
+        file('root.json'),
+        '--mirror',
+        'file:///nope\r\x1b[31mX',
+      ],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    expect(run.status).toBe(69);
+    expect(run.stderr).toContain('WARN: mirror file:///nope\\r\\x1b[31mX has no checkpoint\n');
+    expect(run.stderr).not.toMatch(terminalControls);
+  });
+
   it('error messages quoting input are escaped on stderr, exact in JSON', async () => {
     const typed = '\x1b]0;owned\x07\rTRUSTED';
     const text = await cli('verify', 'digest', typed);

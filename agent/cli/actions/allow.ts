@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import { parseImageId } from '../../core/digest';
 import { asVouchError, VouchError } from '../../core/errors';
 import { normalizeImageName } from '../../core/images';
+import { safe } from '../../core/text';
 import { formatUtcTime } from '../../core/time';
 import {
   type AllowEntry,
@@ -14,7 +15,6 @@ import {
 import { dockerClient, inspectImage } from '../../device/docker/client';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
-import { safe } from '../text';
 
 interface AllowFlags {
   readonly reason?: string;

@@ -1,8 +1,8 @@
 import { parseSha256 } from '../../core/digest';
 import { VouchError } from '../../core/errors';
+import { safe } from '../../core/text';
 import { verifySubjects } from '../../device/verify/verify';
 import type { Context } from '../context';
-import { safe } from '../text';
 import { exitCodeOf } from './verify';
 
 interface AuthenticateOptions {

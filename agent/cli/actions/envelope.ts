@@ -7,11 +7,11 @@ import {
 import { VouchError } from '../../core/errors';
 import { verifierString } from '../../core/keys';
 import { parseStatement, statementPayloadType } from '../../core/statement';
+import { safe } from '../../core/text';
 import { readExistingFile } from '../../files';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 import { readPublicKey } from '../files';
-import { safe } from '../text';
 
 export async function envelopeVerify(
   _ctx: Context,

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import { type HardwareProfile, type HashPlan, planHashing, readProfile } from '../../../hw';
 import { VouchError } from '../../core/errors';
+import { safe } from '../../core/text';
 import { HashPool } from '../../device/verify/pool';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
-import { safe } from '../text';
 
 interface HwOptions {
   readonly sysroot?: string;

@@ -2,10 +2,10 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VouchError } from '../../core/errors';
 import { generateKey, isValidKeyName, namePublicKey, verifierString } from '../../core/keys';
+import { escapeText } from '../../core/text';
 import { fsPath, makeDirectory, requireAbsent, writeFileDurably } from '../../files';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
-import { escapeText } from '../text';
 
 export async function keygen(_ctx: Context, options: { signer: string; out: string }) {
   if (!isValidKeyName(options.signer)) {

@@ -4,6 +4,7 @@ import { encodeBase64 } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
 import { verifierString } from '../../core/keys';
 import { parseRootEnvelope, verifyRoot } from '../../core/root';
+import { escapeLines, escapeText, safe } from '../../core/text';
 import { maxEntrySize } from '../../core/tiles';
 import { readExistingFile } from '../../files';
 import {
@@ -22,7 +23,6 @@ import {
 import type { Context, Report } from '../context';
 import { ExitCode } from '../exit';
 import { readPrivateKeyFile } from '../files';
-import { escapeLines, escapeText, safe } from '../text';
 
 /** Resolves with the name of the first SIGINT or SIGTERM, then stops listening for them. */
 export function untilSignal(): Promise<NodeJS.Signals> {

@@ -16,12 +16,12 @@ import {
   unsignedRoot,
   verifyRootChain,
 } from '../../core/root';
+import { escapeLines, escapeText, safe } from '../../core/text';
 import { formatUtcTime } from '../../core/time';
 import { readExistingFile, writeFileDurably } from '../../files';
 import type { Context, Report } from '../context';
 import { ExitCode } from '../exit';
 import { readPrivateKeyFile, readPublicKey } from '../files';
-import { escapeLines, escapeText, safe } from '../text';
 
 export async function rootInit(
   _ctx: Context,

@@ -12,6 +12,7 @@ import {
   statementPayloadType,
 } from '../../core/statement';
 import { hasEscapedBytes } from '../../core/surrogate-escape';
+import { safe } from '../../core/text';
 import { dockerClient, imageSubjects } from '../../device/docker/client';
 import { fileDigests } from '../../device/verify/chunked';
 import { writeFileDurably } from '../../files';
@@ -19,7 +20,6 @@ import type { Context } from '../context';
 import { ExitCode } from '../exit';
 import { readPrivateKeyFile, sha256File } from '../files';
 import type { Action } from '../program';
-import { safe } from '../text';
 
 interface SignOptions {
   readonly key: string;

@@ -1,7 +1,7 @@
+import { safe } from '../../core/text';
 import { exportSnapshot, importSnapshot } from '../../device';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
-import { safe } from '../text';
 import { describeApplied } from './sync';
 
 export async function snapshotExport(ctx: Context, options: { out: string; log?: string }) {

@@ -1,7 +1,7 @@
+import { safe } from '../../core/text';
 import { type DeviceStatus, deviceStatus } from '../../device';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
-import { safe } from '../text';
 
 function describe(status: DeviceStatus): string {
   const lines = [

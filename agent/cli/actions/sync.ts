@@ -1,8 +1,8 @@
+import { safe } from '../../core/text';
 import { syncFromMirrors, watchSync } from '../../device';
 import type { Applied } from '../../device/sync/apply';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
-import { safe } from '../text';
 
 interface SyncFlags {
   readonly root?: string;

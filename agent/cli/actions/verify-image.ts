@@ -1,10 +1,10 @@
 import type Docker from 'dockerode';
+import { safe } from '../../core/text';
 import { dockerClient } from '../../device/docker/client';
 import { deepPool } from '../../device/docker/deep';
 import { type ImageResult, verifyImage } from '../../device/docker/image';
 import { type OpenedTrust, openTrust } from '../../device/verify/verify';
 import type { Context } from '../context';
-import { safe } from '../text';
 import { describeState, exitCodeOf } from './verify';
 
 interface ImageOptions {

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { errorKinds } from '../../core/errors';
 import { merkleAlgorithm } from '../../core/statement';
 import type { StatusName } from '../../core/status';
+import { escapeText, safe } from '../../core/text';
 import type { DigestChoice } from '../../device/verify/chunked';
 import {
   parseSubjectDigest,
@@ -14,7 +15,6 @@ import {
 import { fsPath } from '../../files';
 import type { Context } from '../context';
 import { ExitCode, exitCodeFor } from '../exit';
-import { escapeText, safe } from '../text';
 
 /** Worst first: the exit code of several subjects is the status of the worst. */
 const severity: readonly StatusName[] = [

@@ -1,9 +1,9 @@
+import { safe } from '../../core/text';
 import { dockerClient } from '../../device/docker/client';
 import type { EnforcementAction } from '../../device/docker/enforce';
 import { ImageWatcher, type VerdictEvent } from '../../device/docker/watch';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
-import { safe } from '../text';
 import { untilSignal } from './log';
 import { exitCodeOf } from './verify';
 

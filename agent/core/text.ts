@@ -1,12 +1,12 @@
 /**
- * Text output shows names, paths, reasons and messages that come from input: file names,
- * statements, Docker, mirrors. A terminal acts on some characters instead of showing them:
- * a `\r` in a file name returns to the start of the line, so what follows can overwrite
- * "UNTRUSTED" with "TRUSTED"; `\n` starts a line of its own; ESC starts a control
- * sequence; bidi controls reorder what is shown (CVE-2021-42574, "Trojan Source"). Such
- * characters are shown as escapes instead, and so are bytes that are not UTF-8 (carried
- * as U+DC80–U+DCFF, core/surrogate-escape.ts): `\xNN`, as a shell's `$'…'` writes them.
- * JSON output keeps every string exact.
+ * Text output (the CLI's lines and log lines) shows names, paths, reasons and messages that
+ * come from input: file names, statements, Docker, mirrors. A terminal acts on some
+ * characters instead of showing them: a `\r` in a file name returns to the start of the
+ * line, so what follows can overwrite "UNTRUSTED" with "TRUSTED"; `\n` starts a line of its
+ * own; ESC starts a control sequence; bidi controls reorder what is shown (CVE-2021-42574,
+ * "Trojan Source"). Such characters are shown as escapes instead, and so are bytes that are
+ * not UTF-8 (carried as U+DC80–U+DCFF, surrogate-escape.ts): `\xNN`, as a shell's `$'…'`
+ * writes them. JSON output keeps every string exact.
  */
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { escapeLines, escapeText, safe } from '../../agent/cli/text';
+import { escapeLines, escapeText, safe } from '../../agent/core/text';
 
 describe('text output escaping', () => {
   it('shows what a terminal would act on as escapes', () => {
