@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { validate as validCron } from 'node-cron';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { VouchError } from './core/errors';
 import { enforceModes } from './core/images';
+import { openRegularFileSync } from './files';
 import { logLevels } from './log-levels';
 
 export type { EnforceMode } from './core/images';
@@ -180,7 +181,16 @@ export function parseConfig(value: unknown, source: string): Config {
 function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
-    const bytes = readFileSync(path);
+    // A regular file only: a FIFO would block, a device never end (files.ts).
+    const fd = openRegularFileSync(path, 'config');
+    if (fd === undefined)
+      throw new VouchError('IO', `cannot read config ${path}: it does not exist`);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     if (bytes.length > maxConfigBytes) {
       throw new VouchError('CONFIG_INVALID', `${path}: larger than ${maxConfigBytes} bytes`);
     }

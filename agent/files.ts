@@ -1,15 +1,30 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { type FileHandle, link, mkdir, open, rename, unlink } from 'node:fs/promises';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  openSync,
+  type Stats,
+  statfsSync,
+  statSync,
+} from 'node:fs';
+import { type FileHandle, link, mkdir, open, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type ErrorCode, VouchError } from './core/errors';
+import { encodeSurrogateEscape, hasEscapedBytes } from './core/surrogate-escape';
 
 /**
- * Durable file operations shared by the device state, the publisher and the CLI. A file
- * is replaced by writing a temp file, fsyncing it, renaming it over the target and
- * fsyncing the directory, so after a crash (kill -9, power cut) the path holds the old
- * content or the new, never a mix, and a later write never reaches the disk before an
- * earlier one.
+ * File operations shared by the device state, the publisher and the CLI; every path they
+ * are given goes through fsPath, so a name that is not UTF-8 reaches the system as its bytes.
+ *
+ * Inputs are regular files only (openRegularFile): a device, FIFO or socket may block or
+ * never end. Directories are made one component at a time (makeDirectory).
+ *
+ * Durable writes: a file is replaced by writing a temp file, fsyncing it, renaming it over
+ * the target and fsyncing the directory, so after a crash (kill -9, power cut) the path
+ * holds the old content or the new, never a mix, and a later write never reaches the disk
+ * before an earlier one.
  */
 
 export function ioError(action: string, path: string, error: unknown): VouchError {
@@ -18,10 +33,136 @@ export function ioError(action: string, path: string, error: unknown): VouchErro
   });
 }
 
+/**
+ * What node:fs takes for `path`: the string, or its bytes when it carries bytes that are not
+ * UTF-8 (core/surrogate-escape.ts; agent/cli/main.ts reads the arguments so). As a string,
+ * such a name would reach the system re-encoded, with U+FFFD for those bytes: another name.
+ */
+export function fsPath(path: string): string | Buffer {
+  return hasEscapedBytes(path) ? encodeSurrogateEscape(path) : path;
+}
+
+function kindOf(stats: Stats): string {
+  if (stats.isFile()) return 'a regular file';
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isSocket()) return 'a socket';
+  return 'a special file';
+}
+
+/**
+ * Kernel interfaces mounted as file systems, by statfs f_type (linux/magic.h): their files
+ * are made as they are read, and some block or never end (/proc/kmsg, tracefs trace_pipe).
+ * Neither an input nor a place for files.
+ */
+const kernelFileSystems = new Map([
+  [0x9fa0, 'procfs'],
+  [0x62656572, 'sysfs'],
+  [0x64626720, 'debugfs'],
+  [0x74726163, 'tracefs'],
+  [0x73636673, 'securityfs'],
+  [0x62656570, 'configfs'],
+  [0x27e0eb, 'cgroupfs'],
+  [0x63677270, 'cgroup2fs'],
+  [0xcafe4a11, 'bpffs'],
+]);
+
+/**
+ * What a path must be, and is not: an input (`what`, e.g. "trust root") a regular file, a
+ * place to make files in a directory. The kind of error is IO (exit 74), as for a file that
+ * cannot be read: the path may come from a flag, the configuration or a state directory.
+ */
+type Expected = 'file' | 'directory';
+
+function notWhatExpected(expected: Expected, what: string, path: string, is: string): VouchError {
+  const wanted = expected === 'file' ? 'a regular file' : 'a directory';
+  return new VouchError('IO', `${what ? `${what} ` : ''}${path} is ${is}, not ${wanted}`);
+}
+
+function requireKind(stats: Stats, expected: Expected, what: string, path: string): void {
+  if (expected === 'file' ? !stats.isFile() : !stats.isDirectory()) {
+    throw notWhatExpected(expected, what, path, kindOf(stats));
+  }
+}
+
+function requireDataFileSystem(type: number, expected: Expected, what: string, path: string) {
+  const kernel = kernelFileSystems.get(type);
+  if (kernel !== undefined) {
+    throw notWhatExpected(expected, what, path, `on ${kernel}, a kernel interface`);
+  }
+}
+
+const readFlags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+/**
+ * Opens `path` for reading when it is a regular file on a file system that holds data, and
+ * fails saying what it is otherwise; undefined when nothing is there. Its type is checked
+ * before the open, as opening a FIFO blocks until a writer comes, and opening a device may
+ * act (/dev/watchdog arms a timer); then again on the descriptor, opened non-blocking, in
+ * case the path changed in between. O_NONBLOCK does nothing to a regular file (open(2)).
+ */
+export async function openRegularFile(path: string, what: string): Promise<FileHandle | undefined> {
+  const target = fsPath(path);
+  try {
+    requireKind(await stat(target), 'file', what, path);
+    requireDataFileSystem((await statfs(target)).type, 'file', what, path);
+    const handle = await open(target, readFlags);
+    try {
+      requireKind(await handle.stat(), 'file', what, path);
+      return handle;
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  } catch (error) {
+    if (error instanceof VouchError) throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(`read ${what}`, path, error);
+  }
+}
+
+/** {@link openRegularFile} for a caller that cannot wait (the configuration): a descriptor. */
+export function openRegularFileSync(path: string, what: string): number | undefined {
+  const target = fsPath(path);
+  try {
+    requireKind(statSync(target), 'file', what, path);
+    requireDataFileSystem(statfsSync(target).type, 'file', what, path);
+    const fd = openSync(target, readFlags);
+    try {
+      requireKind(fstatSync(fd), 'file', what, path);
+      return fd;
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  } catch (error) {
+    if (error instanceof VouchError) throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(`read ${what}`, path, error);
+  }
+}
+
+/** {@link openRegularFile}, where a missing file is an error with `code` (IO by default). */
+export async function openExistingFile(
+  path: string,
+  what: string,
+  code: ErrorCode = 'IO',
+): Promise<FileHandle> {
+  const handle = await openRegularFile(path, what);
+  if (handle === undefined) throw missingFile(path, what, code);
+  return handle;
+}
+
+function missingFile(path: string, what: string, code: ErrorCode): VouchError {
+  return new VouchError(code, `${what} ${path} does not exist`);
+}
+
 /** fsync a directory, so that the names created, renamed or removed in it survive a crash. */
 export async function syncDirectory(path: string): Promise<void> {
   try {
-    const handle = await open(path, 'r');
+    const handle = await open(fsPath(path), 'r');
     try {
       await handle.sync();
     } finally {
@@ -32,25 +173,66 @@ export async function syncDirectory(path: string): Promise<void> {
   }
 }
 
-/** Creates `path` and missing parents, then fsyncs every directory whose entries changed. */
+/**
+ * Makes `path` a directory, creating it and its missing parents one at a time, each checked
+ * to be a directory on a file system for files; then fsyncs every directory whose entries
+ * changed. Not mkdir's `recursive`: on procfs it loops forever (mkdir says ENOENT, finds
+ * the parent there, and tries again); here each component is tried once.
+ */
 export async function makeDirectory(path: string): Promise<void> {
-  let first: string | undefined;
-  try {
-    first = await mkdir(path, { recursive: true });
-  } catch (error) {
-    throw ioError('create', path, error);
+  const missing: string[] = [];
+  let existing = path;
+  let found = await statIfPresent(existing);
+  while (found === undefined) {
+    const parent = dirname(existing);
+    if (parent === existing) throw new VouchError('IO', `cannot create ${path}: ${parent} is gone`);
+    missing.unshift(existing);
+    existing = parent;
+    found = await statIfPresent(existing);
   }
-  if (first === undefined) return;
-  for (let dir = path; ; dir = dirname(dir)) {
+  requireKind(found, 'directory', '', existing);
+  requireDataFileSystem(
+    (await statfs(fsPath(existing)).catch(failed('create', path))).type,
+    'directory',
+    '',
+    existing,
+  );
+  for (const dir of missing) {
+    try {
+      await mkdir(fsPath(dir));
+    } catch (error) {
+      // Made meanwhile by another process: fine, if it is a directory.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create', dir, error);
+      requireKind(await stat(fsPath(dir)).catch(failed('create', dir)), 'directory', '', dir);
+    }
     await syncDirectory(dirname(dir));
-    if (dir === first) break;
   }
+}
+
+/** What stat says of `path`; undefined when it (or a parent directory) is not there. */
+async function statIfPresent(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(fsPath(path));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // ENOTDIR: a parent is not a directory; the walk up finds it and says what it is.
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw ioError('read', path, error);
+  }
+}
+
+function failed(action: string, path: string): (error: unknown) => never {
+  return (error) => {
+    throw ioError(action, path, error);
+  };
 }
 
 /**
  * Writes `data` to `path` durably and atomically; syncs the directory unless told not to.
  * With `exclusive`, the temp file is hard-linked into place instead of renamed, which
  * fails with FILE_EXISTS when `path` exists (keys and new roots never replace a file).
+ * Only a regular file is replaced: renamed over, a device (`--out /dev/null` as root)
+ * would be gone from /dev.
  */
 export async function writeFileDurably(
   path: string,
@@ -61,52 +243,56 @@ export async function writeFileDurably(
     readonly exclusive?: boolean;
   } = {},
 ): Promise<void> {
+  if (!options.exclusive) await requireReplaceable(path);
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    const handle = await open(temp, 'wx', options.mode ?? 0o644);
+    const handle = await open(fsPath(temp), 'wx', options.mode ?? 0o644);
     try {
       await handle.writeFile(data);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    if (options.exclusive) await link(temp, path);
-    else await rename(temp, path);
+    if (options.exclusive) await link(fsPath(temp), fsPath(path));
+    else await rename(fsPath(temp), fsPath(path));
   } catch (error) {
-    await unlink(temp).catch(() => {});
+    await unlink(fsPath(temp)).catch(() => {});
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new VouchError('FILE_EXISTS', `${path} exists; not replacing it`, { cause: error });
     }
     throw ioError('write', path, error);
   }
-  if (options.exclusive) await unlink(temp).catch(() => {});
+  if (options.exclusive) await unlink(fsPath(temp)).catch(() => {});
   if (options.syncDirectory ?? true) await syncDirectory(dirname(path));
+}
+
+/** Fails with FILE_EXISTS when `path` is there and is not a regular file (a device, a directory). */
+export async function requireReplaceable(path: string): Promise<void> {
+  const found = await statIfPresent(path);
+  if (found && !found.isFile()) {
+    throw new VouchError('FILE_EXISTS', `${path} is ${kindOf(found)}; not replacing it`);
+  }
 }
 
 /** Fails with FILE_EXISTS when any of `paths` exists (before writing a set of files). */
 export function requireAbsent(paths: readonly string[]): void {
-  const present = paths.find((path) => existsSync(path));
+  const present = paths.find((path) => existsSync(fsPath(path)));
   if (present !== undefined) {
     throw new VouchError('FILE_EXISTS', `${present} exists; not replacing it`);
   }
 }
 
 /**
- * A whole file of at most `maxBytes` (PAYLOAD_TOO_LARGE beyond), or undefined when it
- * does not exist.
+ * A whole regular file (openRegularFile) of at most `maxBytes` (PAYLOAD_TOO_LARGE beyond),
+ * or undefined when it does not exist.
  */
 export async function readFileCapped(
   path: string,
   maxBytes: number,
   what: string,
 ): Promise<Uint8Array | undefined> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw ioError(`read ${what}`, path, error);
-  }
+  const handle = await openRegularFile(path, what);
+  if (handle === undefined) return undefined;
   try {
     return await readOpenFileCapped(handle, path, maxBytes, what);
   } finally {
@@ -122,7 +308,7 @@ export async function readExistingFile(
   code: ErrorCode = 'IO',
 ): Promise<Uint8Array> {
   const bytes = await readFileCapped(path, maxBytes, what);
-  if (bytes === undefined) throw new VouchError(code, `${what} ${path} does not exist`);
+  if (bytes === undefined) throw missingFile(path, what, code);
   return bytes;
 }
 

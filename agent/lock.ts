@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ErrorCode, VouchError } from './core/errors';
-import { ioError } from './files';
+import { fsPath, ioError } from './files';
 
 /**
  * A cross-process lock that survives crashes, for the device state dir and the
@@ -62,20 +62,20 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
   const mine = ownerText();
   const deadline = Date.now() + (options.waitMs ?? 0);
   const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  await writeFile(temp, mine, { mode: 0o644 }).catch((error: unknown) => {
+  await writeFile(fsPath(temp), mine, { mode: 0o644 }).catch((error: unknown) => {
     throw ioError('create lock', path, error);
   });
   try {
     for (;;) {
       try {
-        await link(temp, path);
+        await link(fsPath(temp), fsPath(path));
         return { release: () => releaseLock(path, mine) };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
           throw ioError('create lock', path, error);
         }
       }
-      const owner = await readFile(path, 'utf8').catch(() => undefined);
+      const owner = await readFile(fsPath(path), 'utf8').catch(() => undefined);
       if (owner === undefined) continue; // released in between: try again
       if (!isAlive(owner)) {
         await takeOver(path, owner);
@@ -91,7 +91,7 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
       await sleep(50);
     }
   } finally {
-    await unlink(temp).catch(() => {});
+    await unlink(fsPath(temp)).catch(() => {});
   }
 }
 
@@ -102,16 +102,16 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
 async function takeOver(path: string, deadOwner: string): Promise<void> {
   const aside = `${path}.${randomBytes(6).toString('hex')}.stale`;
   try {
-    await rename(path, aside);
+    await rename(fsPath(path), fsPath(aside));
   } catch {
     return; // someone else moved it first
   }
-  const moved = await readFile(aside, 'utf8').catch(() => undefined);
+  const moved = await readFile(fsPath(aside), 'utf8').catch(() => undefined);
   if (moved !== deadOwner) {
     // A live lock was created in between: put it back.
-    await link(aside, path).catch(() => {});
+    await link(fsPath(aside), fsPath(path)).catch(() => {});
   }
-  await unlink(aside).catch(() => {});
+  await unlink(fsPath(aside)).catch(() => {});
 }
 
 /** Runs `body` holding the lock at `path`. */
@@ -129,6 +129,6 @@ export async function withLock<T>(
 }
 
 async function releaseLock(path: string, mine: string): Promise<void> {
-  const owner = await readFile(path, 'utf8').catch(() => undefined);
-  if (owner === mine) await unlink(path).catch(() => {});
+  const owner = await readFile(fsPath(path), 'utf8').catch(() => undefined);
+  if (owner === mine) await unlink(fsPath(path)).catch(() => {});
 }

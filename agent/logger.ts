@@ -1,5 +1,6 @@
 import { type Logger, type LoggerOptions, pino } from 'pino';
 import pretty from 'pino-pretty';
+import { escapeText } from './core/text';
 
 export type { Logger };
 
@@ -20,6 +21,9 @@ export function createLogger(mode: 'cli' | 'daemon', level: LoggerOptions['level
       sync: true,
       ignore: 'pid,hostname,name',
       translateTime: 'SYS:HH:MM:ss',
+      // Messages quote input (a mirror's error, a container's name): escaped as the CLI's
+      // text output is (core/text.ts). The fields are printed as JSON values already.
+      messageFormat: (log, key) => escapeText(String(log[key] ?? '')),
     }),
   );
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Config } from '../config';
 import { asVouchError, type VouchError } from '../core/errors';
+import { escapeText, safe } from '../core/text';
 import type { Logger } from '../logger';
 import { ExitCode, exitCodeFor } from './exit';
 
@@ -72,10 +73,11 @@ export function printError(error: unknown, output: OutputFormat, io: Io): ExitCo
   if (output === 'json') {
     io.stdout(`${JSON.stringify({ error: { code: failure.code, message: failure.message } })}\n`);
   } else {
-    io.stderr(`vouch: ${failure.message}\n`);
+    // Messages quote input (paths, names, what a mirror said): escaped like text output.
+    io.stderr(safe`vouch: ${failure.message}\n`);
   }
   if (failure.kind === 'internal' && error instanceof Error && error.stack) {
-    io.stderr(`${error.stack}\n`);
+    io.stderr(`${error.stack.split('\n').map(escapeText).join('\n')}\n`);
   }
   return exitCodeFor(failure.kind);
 }

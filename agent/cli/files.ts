@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { VouchError } from '../core/errors';
@@ -11,7 +10,7 @@ import {
   parsePrivateKey,
   parsePublicKey,
 } from '../core/keys';
-import { ioError, readExistingFile, readOpenFileCapped } from '../files';
+import { fsPath, ioError, openExistingFile, readExistingFile, readOpenFileCapped } from '../files';
 
 /** Key files for commands (with the private key's permission check) and file digests. */
 
@@ -23,7 +22,7 @@ const maxKeyFileBytes = 16 * 1024;
  * access: the key might already have leaked, and the user should know.
  */
 export async function readPrivateKeyFile(path: string): Promise<PrivateKey> {
-  const handle = await openForReading(path, 'private key');
+  const handle = await openExistingFile(path, 'private key');
   try {
     // fstat the open file, not the path: what we check is what we read.
     const { mode } = await handle.stat();
@@ -51,7 +50,7 @@ export async function readPublicKey(
   arg: string,
   options: { readonly name?: string; readonly type?: KeyType } = {},
 ): Promise<PublicKey> {
-  if (verifierShape.test(arg) && !existsSync(arg)) {
+  if (verifierShape.test(arg) && !existsSync(fsPath(arg))) {
     return parsePublicKey(arg, undefined, options.type);
   }
   const text = Buffer.from(await readExistingFile(arg, maxKeyFileBytes, 'public key')).toString(
@@ -69,21 +68,16 @@ export async function readPublicKey(
   }
 }
 
-/** Lowercase hex SHA-256 of a file, streamed (files may be disk images of gigabytes). */
+/** Lowercase hex SHA-256 of a regular file, streamed (files may be disk images of gigabytes). */
 export async function sha256File(path: string): Promise<string> {
+  const handle = await openExistingFile(path, 'file');
   const hash = createHash('sha256');
   try {
-    await pipeline(createReadStream(path), hash);
+    await pipeline(handle.createReadStream({ autoClose: false }), hash);
   } catch (error) {
     throw ioError('read', path, error);
+  } finally {
+    await handle.close();
   }
   return hash.digest('hex');
-}
-
-async function openForReading(path: string, what: string): Promise<FileHandle> {
-  try {
-    return await open(path, 'r');
-  } catch (error) {
-    throw ioError(`read ${what}`, path, error);
-  }
 }

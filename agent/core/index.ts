@@ -17,6 +17,13 @@ export {
 } from './cosignature';
 export { Crc64Iso } from './crc64';
 export {
+  parseDigest,
+  parseImageId,
+  parseSha256,
+  type TypedDigest,
+  type TypedImageId,
+} from './digest';
+export {
   addSignature,
   type Envelope,
   maxEnvelopeBytes,
@@ -133,6 +140,12 @@ export {
   statusPredicateType,
 } from './statement';
 export { Status, type StatusCode, type StatusName, statusNames } from './status';
+export {
+  decodeSurrogateEscape,
+  encodeSurrogateEscape,
+  hasEscapedBytes,
+} from './surrogate-escape';
+export { escapeLines, escapeText, safe } from './text';
 export {
   decodeEntryBundle,
   decodeTile,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { VouchError } from '../core/errors';
 import { hashLeaf, hashSize } from '../core/merkle';
 import { decodeEntryBundle, encodeEntryBundle, fullWidth, maxEntrySize } from '../core/tiles';
-import { ioError, readExistingFile, syncDirectory } from '../files';
+import { fsPath, ioError, readExistingFile, syncDirectory } from '../files';
 import { layout, lockLog, readConfig, readState, writeState } from './logdir';
 
 /**
@@ -135,7 +135,7 @@ async function writeStaged(dir: string, size: number, entries: readonly Uint8Arr
 async function writeAt(path: string, offset: number, data: Uint8Array): Promise<void> {
   let handle: FileHandle | undefined;
   try {
-    handle = await open(path, offset === 0 ? 'w' : 'r+', 0o644);
+    handle = await open(fsPath(path), offset === 0 ? 'w' : 'r+', 0o644);
     await handle.truncate(offset);
     await handle.write(data, 0, data.length, offset);
     await handle.sync();

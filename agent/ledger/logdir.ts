@@ -15,6 +15,7 @@ import {
 import { checkIndex, emptyRoot } from '../core/merkle';
 import { formatNote, maxNoteSize } from '../core/note';
 import {
+  fsPath,
   ioError,
   makeDirectory,
   readExistingFile,
@@ -81,8 +82,9 @@ export async function initLog(
       `origin ${JSON.stringify(origin)} must be non-empty without spaces or '+' (e.g. example.com/log)`,
     );
   }
-  const existing = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return [];
+  const existing = await readdir(fsPath(dir)).catch((error: NodeJS.ErrnoException) => {
+    // Not there (or a parent is not a directory: makeDirectory below says what it is).
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return [];
     throw ioError('read', dir, error);
   });
   if (existing.length > 0) throw new VouchError('FILE_EXISTS', `${dir} is not empty`);

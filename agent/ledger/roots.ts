@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { maxEnvelopeBytes, serializeEnvelope } from '../core/dsse';
 import { VouchError } from '../core/errors';
 import { parseRootEnvelope, type Root, verifyRoot } from '../core/root';
-import { ioError, makeDirectory, readExistingFile, writeFileDurably } from '../files';
+import { fsPath, ioError, makeDirectory, readExistingFile, writeFileDurably } from '../files';
 import { type LogConfig, lockLog, publicDir, readConfig } from './logdir';
 
 /**
@@ -28,7 +28,7 @@ export function requireRootForLog(config: LogConfig, root: Root): void {
 
 /** The versions published so far, ascending. */
 export async function publishedRootVersions(dir: string): Promise<number[]> {
-  const names = await readdir(join(publicDir(dir), rootsDir)).catch((error: unknown) => {
+  const names = await readdir(fsPath(join(publicDir(dir), rootsDir))).catch((error: unknown) => {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
     throw ioError('list', join(publicDir(dir), rootsDir), error);
   });

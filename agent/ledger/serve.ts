@@ -10,6 +10,7 @@ import { VouchError } from '../core/errors';
 import { hashSize } from '../core/merkle';
 import { maxNoteSize } from '../core/note';
 import { fullWidth, maxEntrySize, parseTilePath } from '../core/tiles';
+import { fsPath } from '../files';
 import { layout, publicDir, readConfig } from './logdir';
 import { rootsDir } from './roots';
 
@@ -82,7 +83,10 @@ async function readResource(root: string, resource: Resource): Promise<Buffer | 
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     // Regular files only: the publisher writes no links, so a symlink is not ours to serve.
-    handle = await open(join(root, resource.file), constants.O_RDONLY | constants.O_NOFOLLOW);
+    handle = await open(
+      fsPath(join(root, resource.file)),
+      constants.O_RDONLY | constants.O_NOFOLLOW,
+    );
   } catch {
     return undefined;
   }

@@ -1,6 +1,8 @@
 import { userInfo } from 'node:os';
+import { parseImageId } from '../../core/digest';
 import { asVouchError, VouchError } from '../../core/errors';
 import { normalizeImageName } from '../../core/images';
+import { safe } from '../../core/text';
 import { formatUtcTime } from '../../core/time';
 import {
   type AllowEntry,
@@ -20,10 +22,6 @@ interface AllowFlags {
   readonly remove?: string;
 }
 
-const fullId = /^(?:sha256:)?([0-9a-f]{64})$/;
-/** What Docker takes as an image ID (or a prefix of one) rather than a name. */
-const idLike = /^(?:sha256:)?[0-9a-f]{12,64}$/;
-
 /**
  * The image `ref` names: a full ID as given; otherwise its ID from Docker when Docker has
  * it, else its normalized name alone (`resolved` false).
@@ -32,12 +30,12 @@ async function resolveTarget(
   ctx: Context,
   ref: string,
 ): Promise<AllowTarget & { readonly resolved: boolean }> {
-  const id = fullId.exec(ref)?.[1];
-  if (id) return { image: `sha256:${id}`, name: null, resolved: true };
-  const name = idLike.test(ref) ? null : normalizeImageName(ref);
+  const typedId = parseImageId(ref);
+  if (typedId?.id) return { image: typedId.id, name: null, resolved: true };
+  const name = typedId ? null : normalizeImageName(ref);
   try {
     const docker = await dockerClient(ctx.io.env, ctx.config.docker.socket);
-    const image = await inspectImage(docker, ref);
+    const image = await inspectImage(docker, typedId?.ref ?? ref);
     return { image: image.Id, name, resolved: true };
   } catch (error) {
     const failure = asVouchError(error);
@@ -66,7 +64,7 @@ function describeEntry(entry: AllowEntry): string {
     entry.image === null
       ? `${entry.name} (by name: any image under this name)`
       : `${entry.image}${entry.name === null ? '' : ` (${entry.name})`}`;
-  return `${what}, by ${entry.by} at ${entry.at}: ${entry.reason}`;
+  return safe`${what}, by ${entry.by} at ${entry.at}: ${entry.reason}`;
 }
 
 async function allowImage(ctx: Context, ref: string, reason: string | undefined) {

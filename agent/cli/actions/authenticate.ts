@@ -1,5 +1,7 @@
+import { parseSha256 } from '../../core/digest';
 import { VouchError } from '../../core/errors';
-import { parseDigest, verifySubjects } from '../../device/verify/verify';
+import { safe } from '../../core/text';
+import { verifySubjects } from '../../device/verify/verify';
 import type { Context } from '../context';
 import { exitCodeOf } from './verify';
 
@@ -16,7 +18,7 @@ interface AuthenticateOptions {
  * `{"error":{…}}` with a sysexits code (69 without trust state), never a status.
  */
 export async function authenticate(ctx: Context, options: AuthenticateOptions) {
-  const sha256 = parseDigest(options.hash);
+  const sha256 = parseSha256(options.hash);
   const report = await verifySubjects([{ sha256 }], {
     stateDir: ctx.config.stateDir,
     maxAge: ctx.config.sync.maxAge,
@@ -47,6 +49,6 @@ export async function authenticate(ctx: Context, options: AuthenticateOptions) {
   return {
     exitCode: exitCodeOf(report.results),
     data,
-    text: `${result.status} (${result.code}) sha256:${sha256}${by}: ${result.reason}`,
+    text: safe`${result.status} (${result.code}) sha256:${sha256}${by}: ${result.reason}`,
   };
 }

@@ -7,6 +7,7 @@ import {
 import { VouchError } from '../../core/errors';
 import { verifierString } from '../../core/keys';
 import { parseStatement, statementPayloadType } from '../../core/statement';
+import { safe } from '../../core/text';
 import { readExistingFile } from '../../files';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
@@ -28,7 +29,7 @@ export async function envelopeVerify(
     return {
       exitCode: ExitCode.UNTRUSTED,
       data: { valid: false, code: error.code, reason: error.message },
-      text: `${path}: not valid: ${error.message}`,
+      text: safe`${path}: not valid: ${error.message}`,
     };
   }
   // Parse the bytes that were verified, never a re-encoding of them.
@@ -38,9 +39,9 @@ export async function envelopeVerify(
     exitCode: ExitCode.OK,
     data: { valid: true, signedBy, statement },
     text: [
-      `${path}: valid, signed by ${verified.keys.map((key) => key.name).join(', ')}`,
-      `${statement.status} by ${statement.signer} at ${statement.issuedAt}${statement.reason ? ` (${statement.reason})` : ''}`,
-      ...statement.subjects.map((subject) => `  ${subject.name} sha256:${subject.sha256}`),
+      safe`${path}: valid, signed by ${verified.keys.map((key) => key.name).join(', ')}`,
+      safe`${statement.status} by ${statement.signer} at ${statement.issuedAt}${statement.reason ? ` (${statement.reason})` : ''}`,
+      ...statement.subjects.map((subject) => safe`  ${subject.name} sha256:${subject.sha256}`),
     ].join('\n'),
   };
 }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { type HardwareProfile, type HashPlan, planHashing, readProfile } from '../../../hw';
 import { VouchError } from '../../core/errors';
+import { safe } from '../../core/text';
 import { HashPool } from '../../device/verify/pool';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
@@ -102,7 +103,7 @@ function describe(
         `${(m.size / MiB / m.seconds).toFixed(0)} MiB/s, sha256 ${m.sha256}`,
     ]);
   }
-  return rows.map(([label, value]) => `${label.padEnd(12)}${value}`).join('\n');
+  return rows.map(([label, value]) => safe`${label.padEnd(12)}${value}`).join('\n');
 }
 
 function throttling({ throttling: t }: HardwareProfile): string {

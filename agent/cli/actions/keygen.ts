@@ -2,7 +2,8 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VouchError } from '../../core/errors';
 import { generateKey, isValidKeyName, namePublicKey, verifierString } from '../../core/keys';
-import { makeDirectory, requireAbsent, writeFileDurably } from '../../files';
+import { escapeText } from '../../core/text';
+import { fsPath, makeDirectory, requireAbsent, writeFileDurably } from '../../files';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 
@@ -38,13 +39,13 @@ export async function keygen(_ctx: Context, options: { signer: string[]; out: st
       keys.push({ ...pair, verifier: verifierString(namePublicKey(pair.signer, key.raw)) });
     }
   } catch (error) {
-    await Promise.all(written.map((path) => unlink(path).catch(() => {})));
+    await Promise.all(written.map((path) => unlink(fsPath(path)).catch(() => {})));
     throw error;
   }
   return {
     exitCode: ExitCode.OK,
     // One key: the object scripts already read; several: an array of them.
     data: keys.length === 1 ? keys[0] : keys,
-    text: keys.map((key) => key.verifier).join('\n'),
+    text: keys.map((key) => escapeText(key.verifier)).join('\n'),
   };
 }

@@ -4,6 +4,7 @@ import { encodeBase64 } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
 import { namePublicKey, verifierString } from '../../core/keys';
 import { parseRootEnvelope, verifyRoot } from '../../core/root';
+import { escapeLines, escapeText, safe } from '../../core/text';
 import { maxEntrySize } from '../../core/tiles';
 import { formatUtcTime } from '../../core/time';
 import { readExistingFile } from '../../files';
@@ -76,7 +77,7 @@ export async function logInit(
       key: config.keyPath,
       root: published?.version ?? null,
     },
-    text: verifier,
+    text: escapeText(verifier),
   };
 }
 
@@ -172,7 +173,7 @@ export async function logPublish(_ctx: Context, dir: string) {
     text:
       result.size === result.previousSize
         ? `nothing new: size ${result.size}, checkpoint signed again at ${formatUtcTime(result.timestamp * 1000)}`
-        : `published ${result.size - result.previousSize} entries (${result.tiles} tiles, ${result.bundles} entry bundles):\n${result.checkpoint}`,
+        : `published ${result.size - result.previousSize} entries (${result.tiles} tiles, ${result.bundles} entry bundles):\n${escapeLines(result.checkpoint)}`,
   };
 }
 
@@ -210,7 +211,7 @@ export async function logCosign(
       size: result.size,
       timestamp: result.timestamp,
     },
-    text: result.verifier,
+    text: escapeText(result.verifier),
   };
 }
 
@@ -223,7 +224,7 @@ export async function logServe(
   ctx.io.stdout(
     ctx.output === 'json'
       ? `${JSON.stringify({ url: server.url })}\n`
-      : `serving ${publicDir(dir)} at ${server.url}\n`,
+      : safe`serving ${publicDir(dir)} at ${server.url}\n`,
   );
   const signal = await untilSignal();
   await server.close();

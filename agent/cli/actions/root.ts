@@ -16,6 +16,7 @@ import {
   unsignedRoot,
   verifyRootChain,
 } from '../../core/root';
+import { escapeLines, escapeText, safe } from '../../core/text';
 import { formatUtcTime } from '../../core/time';
 import { readExistingFile, writeFileDurably } from '../../files';
 import type { Context, Report } from '../context';
@@ -173,7 +174,7 @@ export async function rootShow(_ctx: Context, path: string) {
   return {
     ...report,
     data: { ...(report.data as object), root: document },
-    text: `${JSON.stringify(document, null, 2)}\n${report.text}`,
+    text: `${escapeLines(JSON.stringify(document, null, 2))}\n${report.text}`,
   };
 }
 
@@ -252,15 +253,15 @@ function summary(root: Root, envelope: Envelope, headline: string): Report {
       signers,
     },
     text: [
-      headline,
-      `  version ${root.version}, expires ${root.expires}`,
+      escapeText(headline),
+      safe`  version ${root.version}, expires ${root.expires}`,
       `  signed by ${signedBy.length} of ${root.rootKeys.length} root keys (threshold ${root.threshold})${
         envelope.signatures.length > signedBy.length
           ? `, plus ${envelope.signatures.length - signedBy.length} other signature(s)`
           : ''
       }`,
-      `  log ${root.log.origin}; ${root.witnesses.length} witness(es), quorum ${root.witnessQuorum}`,
-      `  signers: ${signers.length > 0 ? signers.join(', ') : 'none'}`,
+      safe`  log ${root.log.origin}; ${root.witnesses.length} witness(es), quorum ${root.witnessQuorum}`,
+      safe`  signers: ${signers.length > 0 ? signers.join(', ') : 'none'}`,
     ].join('\n'),
   };
 }

@@ -1,5 +1,6 @@
 import { unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { parseSha256 } from '../../core/digest';
 import { serializeEnvelope, signEnvelope } from '../../core/dsse';
 import { toHex } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
@@ -11,9 +12,11 @@ import {
   type Subject,
   statementPayloadType,
 } from '../../core/statement';
+import { hasEscapedBytes } from '../../core/surrogate-escape';
+import { safe } from '../../core/text';
 import { dockerClient, imageSubjects } from '../../device/docker/client';
 import { fileDigests } from '../../device/verify/chunked';
-import { makeDirectory, requireAbsent, writeFileDurably } from '../../files';
+import { fsPath, makeDirectory, requireAbsent, writeFileDurably } from '../../files';
 import type { Context, Report } from '../context';
 import { ExitCode } from '../exit';
 import { readPrivateKeyFile, sha256File } from '../files';
@@ -54,6 +57,7 @@ export function signAs(preset: StatementStatus | undefined): Action<[SignOptions
     checkOutputs(options);
     const key = await readPrivateKeyFile(options.key);
     const groups = await subjectGroups(ctx, options);
+    refuseNonUtf8(groups, options.reason);
     const says = { status, signer: options.signer, reason: options.reason };
     const sign = (subjects: readonly Subject[]) => signStatement(key, { ...says, subjects });
     if (options.each) return writeEach(groups, sign, options.outDir as string, says);
@@ -66,7 +70,11 @@ export function signAs(preset: StatementStatus | undefined): Action<[SignOptions
       return { exitCode: ExitCode.OK, data: JSON.parse(envelope), text: envelope };
     }
     const written = { out: options.out, status, signer: options.signer, subjects };
-    return { exitCode: ExitCode.OK, data: written, text: `${options.out}: ${describe(written)}` };
+    return {
+      exitCode: ExitCode.OK,
+      data: written,
+      text: safe`${options.out}: ${describe(written)}`,
+    };
   };
 }
 
@@ -82,7 +90,7 @@ async function logged(
   return {
     exitCode: ExitCode.OK,
     data: { log: dir, index, size: result.size, ...statement },
-    text: `${dir} entry ${index}: ${describe(statement)}; published (size ${result.size})`,
+    text: safe`${dir} entry ${index}: ${describe(statement)}; published (size ${result.size})`,
   };
 }
 
@@ -144,13 +152,13 @@ async function writeEach(
       written.push({ out, status: says.status, signer: says.signer, subjects: group.subjects });
     }
   } catch (error) {
-    await Promise.all(written.map(({ out }) => unlink(out).catch(() => {})));
+    await Promise.all(written.map(({ out }) => unlink(fsPath(out)).catch(() => {})));
     throw error;
   }
   return {
     exitCode: ExitCode.OK,
     data: { outDir, envelopes: written },
-    text: written.map((envelope) => `${envelope.out}: ${describe(envelope)}`).join('\n'),
+    text: written.map((envelope) => safe`${envelope.out}: ${describe(envelope)}`).join('\n'),
   };
 }
 
@@ -172,6 +180,18 @@ function describe({ status, signer, subjects }: Omit<Written, 'out'>): string {
       `${name} (sha256:${sha256}${merkle ? `, ${merkleAlgorithm}:${merkle}` : ''})`,
   );
   return `${status} by ${signer} for ${named.join(', ')}`;
+}
+
+/** A statement is UTF-8 JSON: an argument whose bytes are not UTF-8 cannot go into one. */
+function refuseNonUtf8(groups: readonly SubjectGroup[], reason: string | undefined): void {
+  const names = groups.flatMap((group) => group.subjects.map(({ name }) => name));
+  const notUtf8 = [...names, reason ?? ''].find(hasEscapedBytes);
+  if (notUtf8 !== undefined) {
+    throw new VouchError(
+      'USAGE',
+      `not UTF-8, as a statement must be: ${notUtf8} (a file's subject can be named with --name)`,
+    );
+  }
 }
 
 /** The same subject twice in one statement is a mistake on the command line, not a release. */
@@ -233,12 +253,9 @@ async function subjectGroups(ctx: Context, options: SignOptions): Promise<Subjec
     });
   }
   for (const [at, digest] of digests.entries()) {
-    const match = /^sha256:([0-9a-f]{64})$/.exec(digest);
-    if (!match?.[1])
-      throw new VouchError('USAGE', `--digest ${digest}: expected sha256:<64 lowercase hex>`);
     groups.push({
       given: `--digest ${digest}`,
-      subjects: [{ name: names[at] as string, sha256: match[1] }],
+      subjects: [{ name: names[at] as string, sha256: parseSha256(digest) }],
     });
   }
   if (images.length > 0) {

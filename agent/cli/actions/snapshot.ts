@@ -1,3 +1,4 @@
+import { safe } from '../../core/text';
 import { exportSnapshot, importSnapshot } from '../../device';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
@@ -14,7 +15,7 @@ export async function snapshotExport(ctx: Context, options: { out: string; log?:
   return {
     exitCode: ExitCode.OK,
     data: result,
-    text: `${result.out}: ${result.origin} size ${result.size}, ${result.roots} root(s), ${result.bytes} bytes`,
+    text: safe`${result.out}: ${result.origin} size ${result.size}, ${result.roots} root(s), ${result.bytes} bytes`,
   };
 }
 

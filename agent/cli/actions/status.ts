@@ -1,3 +1,4 @@
+import { safe } from '../../core/text';
 import { type DeviceStatus, deviceStatus } from '../../device';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
@@ -13,8 +14,8 @@ function formatAge(seconds: number): string {
 function describe(status: DeviceStatus): string {
   const lines = [
     status.origin === null
-      ? `no trust state in ${status.stateDir} (run vouch sync --root ROOT)`
-      : `${status.origin}: size ${status.size}, root v${status.rootVersion}, ${status.records} records`,
+      ? safe`no trust state in ${status.stateDir} (run vouch sync --root ROOT)`
+      : safe`${status.origin}: size ${status.size}, root v${status.rootVersion}, ${status.records} records`,
     status.checkpointAgeSeconds === null
       ? 'checkpoint: no signed time'
       : `checkpoint: signed ${formatAge(status.checkpointAgeSeconds)} ago (${status.checkpointTime})`,
@@ -23,19 +24,19 @@ function describe(status: DeviceStatus): string {
   const attempt = status.lastAttempt;
   if (attempt) {
     lines.push(
-      `last attempt: ${new Date(attempt.at).toISOString()} ${attempt.ok ? 'ok' : `failed: ${attempt.error?.message}`}`,
+      safe`last attempt: ${new Date(attempt.at).toISOString()} ${attempt.ok ? 'ok' : `failed: ${attempt.error?.message}`}`,
     );
   }
   if (status.lastSuccess)
     lines.push(`last success: ${new Date(status.lastSuccess.at).toISOString()}`);
   for (const mirror of status.mirrors) {
     lines.push(
-      `mirror ${mirror.url}: ${mirror.ok ? `ok, size ${mirror.size}` : `${mirror.error?.code}: ${mirror.error?.message}`}`,
+      safe`mirror ${mirror.url}: ${mirror.ok ? `ok, size ${mirror.size}` : `${mirror.error?.code}: ${mirror.error?.message}`}`,
     );
   }
   for (const fork of status.fork ?? []) {
     lines.push(
-      `FORK detected ${new Date(fork.detectedAt).toISOString()} from ${fork.source}: ${fork.reason} (evidence in ${status.stateDir}/fork.json; clear with vouch fork clear)`,
+      safe`FORK detected ${new Date(fork.detectedAt).toISOString()} from ${fork.source}: ${fork.reason} (evidence in ${status.stateDir}/fork.json; clear with vouch fork clear)`,
     );
   }
   return lines.join('\n');

@@ -1,3 +1,4 @@
+import { safe } from '../../core/text';
 import { syncFromMirrors, watchSync } from '../../device';
 import type { Applied } from '../../device/sync/apply';
 import type { Context } from '../context';
@@ -15,7 +16,7 @@ export function describeApplied(applied: Applied & { readonly source: string }):
     applied.added > 0
       ? `added ${applied.added} entries (${applied.indexed} records indexed${applied.skipped.length > 0 ? `, ${applied.skipped.length} entries not valid statements under the root, not indexed` : ''})`
       : 'up to date';
-  return `${applied.origin}: size ${applied.previousSize} → ${applied.size}, ${what}; root v${applied.rootVersion}; from ${applied.source}`;
+  return safe`${applied.origin}: size ${applied.previousSize} → ${applied.size}, ${what}; root v${applied.rootVersion}; from ${applied.source}`;
 }
 
 async function syncOptions(ctx: Context, flags: SyncFlags) {

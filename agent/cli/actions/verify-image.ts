@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import { safe } from '../../core/text';
 import { dockerClient } from '../../device/docker/client';
 import { deepPool } from '../../device/docker/deep';
 import { type ImageResult, verifyImage } from '../../device/docker/image';
@@ -49,7 +50,7 @@ export async function verifyImages(ctx: Context, refs: string[], options: ImageO
     const tree = result.tree?.matches
       ? ` (files on disk match: ${result.tree.layers.length} layers, ${result.tree.driver} storage)`
       : '';
-    return `${result.status ?? 'COULD NOT CHECK'} ${result.ref}${id}: ${result.error?.message ?? result.reason}${deep}${tree}`;
+    return safe`${result.status ?? 'COULD NOT CHECK'} ${result.ref}${id}: ${result.error?.message ?? result.reason}${deep}${tree}`;
   });
   const report = { ...trust.summary, results };
   return {

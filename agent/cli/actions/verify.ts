@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { errorKinds } from '../../core/errors';
 import { merkleAlgorithm } from '../../core/statement';
 import type { StatusName } from '../../core/status';
+import { escapeText, safe } from '../../core/text';
 import type { DigestChoice } from '../../device/verify/chunked';
 import {
   parseSubjectDigest,
@@ -11,6 +12,7 @@ import {
   type VerifyReport,
   verifySubjects,
 } from '../../device/verify/verify';
+import { fsPath } from '../../files';
 import type { Context } from '../context';
 import { ExitCode, exitCodeFor } from '../exit';
 
@@ -44,7 +46,7 @@ function describe(report: VerifyReport): string {
     const digest = result.digest && !result.subject.startsWith(prefix) ? ` ${prefix}${hex}` : '';
     const outcome = result.status ?? 'COULD NOT CHECK';
     const why = result.error?.message ?? result.reason;
-    return `${outcome} ${result.subject}${digest}: ${why}`;
+    return safe`${outcome} ${result.subject}${digest}: ${why}`;
   });
   return describeState(lines, report).join('\n');
 }
@@ -73,7 +75,7 @@ async function progressBar(
   if (!process.stderr.isTTY) return undefined;
   const sizes = new Map<string, number>();
   for (const path of paths) {
-    const size = await stat(path).then(
+    const size = await stat(fsPath(path)).then(
       (info) => info.size,
       () => 0,
     );
@@ -106,7 +108,8 @@ export function progressLine(path: string, bytes: number, size: number, columns:
   const filled = Math.round(fraction * width);
   const bar = ` [${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
   const room = Math.max(8, columns - 1 - bar.length - tail.length);
-  const name = path.length > room ? `…${path.slice(path.length - room + 1)}` : path;
+  const shown = escapeText(path);
+  const name = shown.length > room ? `…${shown.slice(shown.length - room + 1)}` : shown;
   return `${name}${bar}${tail}`;
 }
 

@@ -1,3 +1,4 @@
+import { safe } from '../../core/text';
 import { dockerClient } from '../../device/docker/client';
 import type { EnforcementAction } from '../../device/docker/enforce';
 import { ImageWatcher, type VerdictEvent } from '../../device/docker/watch';
@@ -20,7 +21,7 @@ function describeVerdict({ result, decision }: VerdictEvent): string {
     decision.action === 'none'
       ? ''
       : ` [${decision.mode}: ${decision.action === 'stop' ? 'stop' : 'report'}${allowed}]`;
-  return `${outcome} ${image}${id}: ${why}${what}`;
+  return safe`${outcome} ${image}${id}: ${why}${what}`;
 }
 
 function describeAction(action: EnforcementAction): string {
@@ -29,9 +30,9 @@ function describeAction(action: EnforcementAction): string {
   const head = `${action.action.toUpperCase()} ${container} of ${image}`;
   if (action.allowedBy) {
     const entry = action.allowedBy;
-    return `${head}: ${action.reason}; allowed by ${entry.by} at ${entry.at}: ${entry.reason}`;
+    return safe`${head}: ${action.reason}; allowed by ${entry.by} at ${entry.at}: ${entry.reason}`;
   }
-  return `${head}: ${action.error?.message ?? action.reason}`;
+  return safe`${head}: ${action.error?.message ?? action.reason}`;
 }
 
 async function watcherFor(ctx: Context): Promise<ImageWatcher> {

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
+import { parseImageId } from '../../core/digest';
 import { VouchError } from '../../core/errors';
 import type { Subject } from '../../core/statement';
 
@@ -60,9 +61,9 @@ export async function imageSubjects(
   ref: string,
   name?: string,
 ): Promise<Subject[]> {
-  const image = await inspectImage(docker, ref);
-  const isId = /^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
-  const imageName = name ?? (isId ? image.RepoTags?.[0] : ref);
+  const typedId = parseImageId(ref);
+  const image = await inspectImage(docker, typedId?.ref ?? ref);
+  const imageName = name ?? (typedId ? image.RepoTags?.[0] : ref);
   if (imageName === undefined) {
     throw new VouchError('USAGE', `image ${ref} has no tag to name it by; give --name`);
   }

@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import type { ImagePolicy } from '../../config';
+import { parseImageId } from '../../core/digest';
 import { asVouchError, type ErrorCode, VouchError } from '../../core/errors';
 import { type ImageRequirement, normalizeImageName, requirementFor } from '../../core/images';
 import { scopeMatches } from '../../core/root';
@@ -65,18 +66,17 @@ export interface ImageResult {
   readonly error?: { readonly code: ErrorCode; readonly message: string };
 }
 
-const imageIdPattern = /^(?:sha256:)?[0-9a-f]{12,64}$/;
-
 export async function verifyImage(
   docker: Docker,
   state: TrustState | undefined,
   ref: string,
   options: ImageVerifyOptions,
 ): Promise<ImageResult> {
-  const asGiven = imageIdPattern.test(ref) ? [] : namesOf([ref]);
+  const typedId = parseImageId(ref);
+  const asGiven = typedId ? [] : namesOf([ref]);
   let inspected: Docker.ImageInspectInfo;
   try {
-    inspected = await inspectImage(docker, ref);
+    inspected = await inspectImage(docker, typedId?.ref ?? ref);
   } catch (error) {
     const base = {
       ref,

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { Crc64Iso } from '../../core/crc64';
 import { VouchError } from '../../core/errors';
 import { describeIssues } from '../../core/json';
+import { decodeSurrogateEscape } from '../../core/surrogate-escape';
 import { digestHex, dockerError } from './client';
 import { type LayerEntry, readTarSplit } from './tarsplit';
 
@@ -427,9 +428,12 @@ function listRemoved(node: Node, path: string, removed: string[]): void {
   for (const [name, child] of node.children) listRemoved(child, `${path}/${name}`, removed);
 }
 
-/** A path (byte string) as shown: absolute in the image, UTF-8 decoded. */
+/**
+ * A path (byte string) as shown: absolute in the image, UTF-8 decoded, a byte that is not
+ * UTF-8 kept as itself (core/surrogate-escape.ts; text output shows it as `\xNN`).
+ */
 function shown(path: string): string {
-  return `/${Buffer.from(path, 'latin1').toString('utf8')}`;
+  return `/${decodeSurrogateEscape(Buffer.from(path, 'latin1'))}`;
 }
 
 /** A failure to read the storage as IO, saying when it is for want of root. */

@@ -8,6 +8,7 @@ import type Docker from 'dockerode';
 import { z } from 'zod';
 import type { ImagePolicy } from '../../config';
 import { asVouchError, VouchError } from '../../core/errors';
+import { fsPath } from '../../files';
 import type { Logger } from '../../logger';
 import { trustedNow } from '../status';
 import { loadState, stateFiles, type TrustState } from '../store/state';
@@ -393,7 +394,7 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
   private async stateFilesKey(): Promise<string> {
     const keys = await Promise.all(
       [stateFiles.commit, stateFiles.allow].map((name) =>
-        stat(join(this.options.stateDir, name)).then(
+        stat(fsPath(join(this.options.stateDir, name))).then(
           (info) => `${info.ino}:${info.size}:${info.mtimeMs}`,
           () => '-',
         ),
@@ -424,7 +425,7 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
     if (this.fsWatcher || this.stopping.signal.aborted) return;
     const names = new Set<string>([stateFiles.commit, stateFiles.allow]);
     try {
-      this.fsWatcher = watch(this.options.stateDir, { persistent: false }, (_, name) => {
+      this.fsWatcher = watch(fsPath(this.options.stateDir), { persistent: false }, (_, name) => {
         if (name !== null && !names.has(name.toString())) return;
         clearTimeout(this.debounceTimer);
         // A sync replaces several files; look once things settle.

@@ -11,6 +11,7 @@ import { CompactRange } from '../../core/merkle';
 import { maxNoteSize } from '../../core/note';
 import { parseRootEnvelope, type Root, verifyRoot } from '../../core/root';
 import {
+  fsPath,
   ioError,
   makeDirectory,
   readFileCapped,
@@ -129,7 +130,7 @@ export async function loadState(dir: string): Promise<TrustState | undefined> {
     if (createHash('sha256').update(indexBytes).digest('hex') !== commit.index.sha256) {
       throw invalid(dir, `${commit.index.file} does not match its committed digest`);
     }
-    const entriesSize = await stat(join(dir, stateFiles.entries)).then(
+    const entriesSize = await stat(fsPath(join(dir, stateFiles.entries))).then(
       (info) => info.size,
       () => 0,
     );
@@ -195,7 +196,7 @@ export function verifyCheckpoint(note: string | Uint8Array, root: Root): Verifie
 }
 
 async function readChain(dir: string, upTo: number): Promise<RootFile[]> {
-  const names = await readdir(join(dir, stateFiles.roots)).catch(() => [] as string[]);
+  const names = await readdir(fsPath(join(dir, stateFiles.roots))).catch(() => [] as string[]);
   const versions = names
     .map((name) => /^([1-9][0-9]{0,15})\.json$/.exec(name)?.[1])
     .filter((v): v is string => v !== undefined)
@@ -245,7 +246,7 @@ export class EntriesWriter {
   static async open(dir: string, committed: number): Promise<EntriesWriter> {
     const path = join(dir, stateFiles.entries);
     try {
-      const handle = await open(path, 'a+');
+      const handle = await open(fsPath(path), 'a+');
       await handle.truncate(committed);
       return new EntriesWriter(handle, committed, committed);
     } catch (error) {
@@ -319,15 +320,15 @@ async function readCommitRecord(dir: string): Promise<z.output<typeof commitSche
  */
 export async function removeStale(dir: string): Promise<void> {
   const commit = await readCommitRecord(dir);
-  const names = await readdir(dir).catch(() => [] as string[]);
+  const names = await readdir(fsPath(dir)).catch(() => [] as string[]);
   // Without a readable commit, nothing but temp files is known to be stale: keep the rest
   // for the operator (loadState reports what is wrong).
   const temp = (name: string) => /^\..*\.tmp$/.test(name);
   if (!commit) {
-    for (const name of names.filter(temp)) await unlink(join(dir, name)).catch(() => {});
+    for (const name of names.filter(temp)) await unlink(fsPath(join(dir, name))).catch(() => {});
     return;
   }
-  const rootNames = await readdir(join(dir, stateFiles.roots)).catch(() => [] as string[]);
+  const rootNames = await readdir(fsPath(join(dir, stateFiles.roots))).catch(() => [] as string[]);
   const doomed = [
     ...names
       .filter(
@@ -344,6 +345,6 @@ export async function removeStale(dir: string): Promise<void> {
       })
       .map((name) => join(dir, stateFiles.roots, name)),
   ];
-  for (const path of doomed) await unlink(path).catch(() => {});
+  for (const path of doomed) await unlink(fsPath(path)).catch(() => {});
   if (doomed.length > 0) await syncDirectory(dir);
 }

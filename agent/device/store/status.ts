@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
-import { readFileCapped, syncDirectory, writeFileDurably } from '../../files';
+import { fsPath, readFileCapped, syncDirectory, writeFileDurably } from '../../files';
 import { stateFiles } from './state';
 
 /**
@@ -139,7 +139,7 @@ export async function addForkEvidence(dir: string, evidence: ForkEvidence): Prom
 export async function clearForkEvidence(dir: string): Promise<number> {
   const known = await readForkEvidence(dir);
   if (known.length === 0) return 0;
-  await unlink(join(dir, stateFiles.fork));
+  await unlink(fsPath(join(dir, stateFiles.fork)));
   await syncDirectory(dir);
   return known.length;
 }

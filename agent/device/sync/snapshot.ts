@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -16,7 +16,7 @@ import {
   maxEntrySize,
   type TileId,
 } from '../../core/tiles';
-import { ioError, syncDirectory } from '../../files';
+import { fsPath, ioError, openExistingFile, requireReplaceable, syncDirectory } from '../../files';
 import type { Logger } from '../../logger';
 import { loadState, type RootFile, stateFiles, verifyCheckpoint } from '../store/state';
 import {
@@ -83,6 +83,7 @@ export async function exportSnapshot(options: {
     : await stateSource(options.stateDir);
   const note = parseNote(source.note);
   const { origin, size } = parseCheckpoint(note.text);
+  await requireReplaceable(options.out);
   const temp = join(dirname(options.out), `.${basename(options.out)}.${process.pid}.tmp`);
   const tar = pack();
   let bytes = 0;
@@ -97,7 +98,7 @@ export async function exportSnapshot(options: {
         yield chunk;
       }
     },
-    createWriteStream(temp, { flags: 'wx', mode: 0o644 }),
+    createWriteStream(fsPath(temp), { flags: 'wx', mode: 0o644 }),
   );
   written.catch(() => {});
   const add = (name: string, data: Uint8Array) =>
@@ -117,15 +118,15 @@ export async function exportSnapshot(options: {
     }
     tar.finalize();
     await written;
-    const handle = await open(temp, 'r');
+    const handle = await open(fsPath(temp), 'r');
     await handle.sync();
     await handle.close();
-    await rename(temp, options.out);
+    await rename(fsPath(temp), fsPath(options.out));
     await syncDirectory(dirname(options.out));
   } catch (error) {
     tar.destroy();
     await written.catch(() => {});
-    await unlink(temp).catch(() => {});
+    await unlink(fsPath(temp)).catch(() => {});
     if (error instanceof VouchError) throw error;
     throw ioError('write', options.out, error);
   }
@@ -172,7 +173,7 @@ async function stateSource(stateDir: string): Promise<SnapshotSource> {
 async function* readEntriesFile(path: string, length: number): AsyncGenerator<Uint8Array> {
   if (length === 0) return;
   let pending: Buffer = Buffer.alloc(0);
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1 })) {
+  for await (const chunk of createReadStream(fsPath(path), { start: 0, end: length - 1 })) {
     pending = pending.length === 0 ? (chunk as Buffer) : Buffer.concat([pending, chunk as Buffer]);
     let at = 0;
     while (at + 2 <= pending.length) {
@@ -189,12 +190,14 @@ async function* readEntriesFile(path: string, length: number): AsyncGenerator<Ui
 /** A publisher's log directory, read through its published files like a file:// mirror. */
 async function logSource(logDir: string, maxBundleBytes: number): Promise<SnapshotSource> {
   const published = join(logDir, 'public');
-  const base = (await stat(published).catch(() => undefined))?.isDirectory() ? published : logDir;
+  const base = (await stat(fsPath(published)).catch(() => undefined))?.isDirectory()
+    ? published
+    : logDir;
   const mirror = openMirror(pathToFileURL(base).href, { timeoutMs: 0 });
   const note = await mirror.get('checkpoint', maxNoteSize);
   if (!note) throw new VouchError('LOG_INVALID', `${fileURLToPath(mirror.url)} has no checkpoint`);
   // Root files a publisher placed beside its tiles (roots/<V>.json), ascending.
-  const versions = (await readdir(join(base, 'roots')).catch(() => [] as string[]))
+  const versions = (await readdir(fsPath(join(base, 'roots'))).catch(() => [] as string[]))
     .map((name) => /^([1-9][0-9]{0,15})\.json$/.exec(name)?.[1])
     .filter((version): version is string => version !== undefined)
     .map(Number)
@@ -232,12 +235,14 @@ export async function importSnapshot(options: {
   readonly logger: Logger;
   readonly clock?: () => number;
 }): Promise<Applied & { readonly source: string }> {
-  const info = await stat(options.file).catch((error) => {
-    throw new VouchError('IO', `cannot read snapshot ${options.file}: ${error.message}`, {
-      cause: error,
-    });
+  // A regular file only: a FIFO would block the read, a device never end.
+  const file = await openExistingFile(options.file, 'snapshot');
+  const info = await file.stat().catch(async (error) => {
+    await file.close();
+    throw ioError('read snapshot', options.file, error);
   });
   if (info.size > options.maxBytes) {
+    await file.close();
     throw new VouchError(
       'PAYLOAD_TOO_LARGE',
       `snapshot ${options.file} is over ${options.maxBytes} bytes`,
@@ -251,7 +256,7 @@ export async function importSnapshot(options: {
       now,
       logger: options.logger,
     };
-    const reader = new SnapshotReader(options.file, options.maxBytes);
+    const reader = new SnapshotReader(file, options.maxBytes);
     try {
       const manifest = await reader.member(manifestName, maxManifestBytes);
       const declared = parseManifest(manifest);
@@ -294,7 +299,7 @@ export async function importSnapshot(options: {
     } finally {
       reader.close();
     }
-  });
+  }).finally(() => file.close());
 }
 
 function invalid(message: string): VouchError {
@@ -322,13 +327,14 @@ function parseManifest(bytes: Uint8Array): { origin: string; size: number } {
 /** The members of a snapshot tar, read one at a time in order, each under a cap. */
 class SnapshotReader {
   readonly #members: AsyncIterator<TarEntry>;
-  readonly #input: ReturnType<typeof createReadStream>;
+  readonly #input: ReturnType<FileHandle['createReadStream']>;
   #peeked: TarEntry | undefined;
   #done = false;
 
-  constructor(file: string, maxBytes: number) {
+  /** `file` stays open: it is the caller's to close. */
+  constructor(file: FileHandle, maxBytes: number) {
     const tar = extract();
-    this.#input = createReadStream(file, { end: maxBytes });
+    this.#input = file.createReadStream({ end: maxBytes, autoClose: false });
     this.#input.on('error', (error) => tar.destroy(error));
     this.#input.pipe(tar);
     this.#members = tar[Symbol.asyncIterator]();

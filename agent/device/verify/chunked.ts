@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { VouchError } from '../../core/errors';
 import type { StatusOptions, Verdict } from '../../core/policy';
 import { type DigestAlgorithm, merkleAlgorithm, merkleLeafSize } from '../../core/statement';
-import { ioError } from '../../files';
+import { fsPath, ioError } from '../../files';
 import type { TrustState } from '../store/state';
 import { verdictFor } from '../store/verdict';
 import { type HashPool, plannedPool } from './pool';
@@ -127,7 +127,7 @@ export function merkleVerdict(
 
 async function sizeOf(path: string): Promise<number> {
   try {
-    return (await stat(path)).size;
+    return (await stat(fsPath(path))).size;
   } catch (error) {
     throw ioError('read', path, error);
   }

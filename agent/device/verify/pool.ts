@@ -1,8 +1,9 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Worker } from 'node:worker_threads';
 import { planHashing, readProfile } from '../../../hw';
 import { VouchError } from '../../core/errors';
 import { CompactRange } from '../../core/merkle';
+import { openExistingFile } from '../../files';
 import { startWorker } from '../worker';
 import type { Reply, Request } from './protocol';
 
@@ -361,9 +362,8 @@ export class HashPool {
     job: Job,
     body: (file: FileHandle, size: number) => Promise<T>,
   ): Promise<T> {
-    const handle = await open(path, 'r').catch((error) => {
-      throw ioError(`cannot read ${path}`, error);
-    });
+    // A regular file only: a FIFO or a device would block the workers or never end.
+    const handle = await openExistingFile(path, 'file');
     job.path = path;
     try {
       const { size } = await this.#stat(handle, path);

@@ -1,3 +1,4 @@
+import { parseDigest } from '../../core/digest';
 import { asVouchError, type ErrorCode, VouchError } from '../../core/errors';
 import type { IgnoredRecord, StatusOptions, Verdict } from '../../core/policy';
 import { type DigestAlgorithm, merkleAlgorithm } from '../../core/statement';
@@ -89,31 +90,10 @@ export interface VerifyReport {
   readonly results: readonly SubjectResult[];
 }
 
-const digestPattern = /^(?:sha256:)?([0-9a-fA-F]{64})$/;
-
-/** `sha256:<hex>` or bare hex, either case → 64 lowercase hex; USAGE otherwise. */
-export function parseDigest(text: string): string {
-  const match = digestPattern.exec(text);
-  if (!match?.[1]) {
-    throw new VouchError('USAGE', `not a SHA-256 digest (sha256:<64 hex>): ${text.slice(0, 80)}`);
-  }
-  return match[1].toLowerCase();
-}
-
-const merklePattern = new RegExp(`^${merkleAlgorithm}:([0-9a-fA-F]{64})$`);
-
-/** For `vouch verify digest`: `merkle-sha256-1mib:<hex>`, or a SHA-256 as parseDigest reads it. */
+/** For `vouch verify digest`: a digest as core/digest.ts reads what is typed. */
 export function parseSubjectDigest(text: string): Subject {
-  const merkle = merklePattern.exec(text)?.[1];
-  if (merkle) return { merkle: merkle.toLowerCase() };
-  try {
-    return { sha256: parseDigest(text) };
-  } catch {
-    throw new VouchError(
-      'USAGE',
-      `not a digest (sha256:<64 hex> or ${merkleAlgorithm}:<64 hex>): ${text.slice(0, 80)}`,
-    );
-  }
+  const { algorithm, hex } = parseDigest(text);
+  return algorithm === merkleAlgorithm ? { merkle: hex } : { sha256: hex };
 }
 
 /** What every verify report says about the trust state it answered from. */

@@ -97,6 +97,6 @@ describe('vouch hw', () => {
   it('fails a missing file under --measure with IO (74)', async () => {
     const { exitCode, stderr } = await runCli(['hw', '--measure', join(dir, 'absent')]);
     expect(exitCode).toBe(74);
-    expect(stderr).toMatch(/^vouch: cannot read .*absent: ENOENT/);
+    expect(stderr).toMatch(/^vouch: file .*absent does not exist\n$/);
   });
 });

@@ -104,7 +104,10 @@ describe('vouch sign', () => {
     ['--each with --out', ['--file', file, '--each', '--out-dir', dir, '--out', 'x']],
     ['--out twice', ['--file', file, '--out', join(dir, 'o1'), '--out', join(dir, 'o2')]],
     ['a digest that is not sha256', ['--digest', `sha512:${'0'.repeat(64)}`, '--name', 'n']],
-    ['an uppercase digest', ['--digest', `sha256:${'A'.repeat(64)}`, '--name', 'n']],
+    [
+      'a digest with a digit that is not hex',
+      ['--digest', `sha256:${'g'.repeat(64)}`, '--name', 'n'],
+    ],
     ['an unknown status', ['--file', file, '--status', 'maybe']],
     [
       '--chunked without --file',

@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import {
+  appendFileSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -300,11 +309,11 @@ describe('HashPool', () => {
     const missing = pool.hash(join(dir, 'missing'));
     await expect(missing).rejects.toThrow(VouchError);
     await expect(missing).rejects.toMatchObject({ code: 'IO' });
-    // A directory opens, and its reads fail in the worker (EISDIR): alone, beside another
-    // job, and for a chunked digest.
+    // What is not a regular file is refused before a worker reads it (a FIFO would block
+    // it, a device never end): alone, beside another job, and for a chunked digest.
     const unreadable = {
       code: 'IO',
-      message: expect.stringMatching(`^cannot read ${dir}: EISDIR`),
+      message: `file ${dir} is a directory, not a regular file`,
     };
     await expect(pool.hash(dir)).rejects.toMatchObject(unreadable);
     const both = await Promise.all([pool.hash(dir), pool.hash(dir)].map(outcome));
@@ -313,6 +322,24 @@ describe('HashPool', () => {
       { error: expect.objectContaining(unreadable) },
     ]);
     await expect(pool.hashChunked(dir, chunkSize)).rejects.toMatchObject(unreadable);
+    await expect(pool.hash('/dev/zero')).rejects.toMatchObject({
+      code: 'IO',
+      message: 'file /dev/zero is a character device, not a regular file',
+    });
+    // A read that fails in a worker (here EISDIR, on a descriptor the pool no longer opens)
+    // comes back as its system message.
+    const worker = startHashWorker();
+    const fd = openSync(dir, 'r');
+    try {
+      await once(worker, 'message'); // ready
+      worker.postMessage({ op: 'file', job: 7, fd, chunkSize, readAhead: false });
+      const [reply] = await once(worker, 'message');
+      expect(reply).toMatchObject({ op: 'failed', job: 7, reason: 'read' });
+      expect(reply.message).toMatch(/^EISDIR/);
+    } finally {
+      await worker.terminate();
+      closeSync(fd);
+    }
     async function* failing() {
       yield new Uint8Array(chunkSize * 2);
       throw new Error('connection reset');
