@@ -105,7 +105,9 @@ export {
 export {
   checkSigner,
   encodeRoot,
+  findKey,
   includesKey,
+  keyHolder,
   parseRoot,
   parseRootEnvelope,
   type Root,

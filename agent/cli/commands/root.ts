@@ -96,6 +96,10 @@ export function rootCommand(act: Act): Command {
     .description('add one signature to a root (run once per root key holder)')
     .argument('<root>', 'the root file, changed in place')
     .requiredOption('--key <file>', 'a root private key (PKCS#8 PEM, mode 0600)')
+    .option(
+      '--trusted <root>',
+      'the previous root, when signing a rotation: a key of that root may sign too',
+    )
     .action(act(async () => (await import('../actions/root')).rootSign));
 
   root
