@@ -74,7 +74,7 @@ export async function logAdd(
   const envelopes = await Promise.all(
     files.map((file) => readExistingFile(file, maxEntrySize, 'envelope')),
   );
-  const added = await addEnvelopes(dir, root, envelopes, new Date());
+  const added = await addEnvelopes(dir, root, envelopes, new Date(), files);
   const entries = files.map((file, i) => ({
     index: added.first + i,
     file,
