@@ -134,7 +134,14 @@ export {
   statementStatuses,
   statusPredicateType,
 } from './statement';
-export { Status, type StatusCode, type StatusName, statusNames } from './status';
+export {
+  atLeastAsBad,
+  Status,
+  type StatusCode,
+  type StatusName,
+  severity,
+  statusNames,
+} from './status';
 export {
   decodeEntryBundle,
   decodeTile,
