@@ -47,6 +47,7 @@ export {
   isValidKeyName,
   KeyType,
   keyIdOf,
+  keyLabel,
   namePublicKey,
   type PrivateKey,
   type PublicKey,

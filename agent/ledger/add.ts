@@ -2,7 +2,7 @@ import { type AuthorizedStatement, authorizeEnvelope } from '../core/authorize';
 import { parseEnvelope, signingKeys } from '../core/dsse';
 import { type ErrorCode, VouchError } from '../core/errors';
 import { parseJson } from '../core/json';
-import type { PublicKey } from '../core/keys';
+import { keyLabel, type PublicKey } from '../core/keys';
 import { findKey, keyHolder, type Root, rootSignerId } from '../core/root';
 import { type AppendResult, appendEntries } from './entries';
 import { readConfig } from './logdir';
@@ -99,15 +99,10 @@ function explainSigning(root: Root, bytes: Uint8Array): string | undefined {
       (otherSigner ? `, or sign as ${otherSigner} (--signer ${otherSigner})` : '')
     );
   }
-  const whose = `${claimed === rootSignerId ? 'a root key' : `a key of ${claimed}`} (${keys.map(shortName).join(', ')})`;
+  const whose = `${claimed === rootSignerId ? 'a root key' : `a key of ${claimed}`} (${keys.map(keyLabel).join(', ')})`;
   return holders
     ? `names signer ${claimed}, which ${trustRoot} lists, but is signed by ${holders}: sign it with ${whose}`
     : `names signer ${claimed}, which ${trustRoot} lists, but no key of ${trustRoot} signed it ` +
         `(a key the root does not list, or the envelope changed after signing): sign it with ${whose}, ` +
         `or list the key for ${claimed} in the trust root`;
-}
-
-/** A key as `name+keyid`, the start of its verifier string. */
-function shortName(key: PublicKey): string {
-  return `${key.name}+${Buffer.from(key.keyId).toString('hex')}`;
 }

@@ -18,7 +18,7 @@ import {
 } from '../../core/tiles';
 import { ioError, syncDirectory } from '../../files';
 import type { Logger } from '../../logger';
-import { loadState, type RootFile, stateFiles, verifyCheckpoint } from '../store/state';
+import { loadState, type RootFile, stateFiles } from '../store/state';
 import {
   type Applied,
   applyEntries,
@@ -30,7 +30,7 @@ import {
   updateRoots,
 } from './apply';
 import { openMirror } from './mirror';
-import { trustOf, withState } from './sync';
+import { trustOf, verifyCheckpointFrom, withState } from './sync';
 
 /**
  * Snapshots for air-gapped devices (README "Snapshots"): one POSIX tar file holding a
@@ -279,7 +279,7 @@ export async function importSnapshot(options: {
         roots.set(Number(version), await reader.member(name as string, maxEnvelopeBytes));
       }
       const { root, newRoots } = await updateRoots(trust, async (v) => roots.get(v), now);
-      const checkpoint = verifyCheckpoint(noteBytes, root);
+      const checkpoint = verifyCheckpointFrom(`the snapshot ${options.file}`, noteBytes, root);
       const { size, origin } = checkpoint.checkpoint;
       if (declared.size !== size || declared.origin !== origin) {
         throw invalid('vouch-snapshot.json does not describe its checkpoint');
