@@ -3,7 +3,7 @@ import { parseEnvelope, signingKeys } from '../core/dsse';
 import { type ErrorCode, VouchError } from '../core/errors';
 import { parseJson } from '../core/json';
 import { keyLabel, type PublicKey } from '../core/keys';
-import { findKey, keyHolder, type Root, rootSignerId } from '../core/root';
+import { findKey, keyHolder, type Root, requireUnexpired, rootSignerId } from '../core/root';
 import { type AppendResult, appendEntries } from './entries';
 import { readConfig } from './logdir';
 import { requireRootForLog } from './roots';
@@ -28,6 +28,8 @@ export async function addEnvelopes(
 ): Promise<AddResult> {
   const config = await readConfig(dir);
   requireRootForLog(config, root);
+  // Once, before the envelopes: an expired root refuses them all for the same reason.
+  requireUnexpired(root, now);
   const refused: VouchError[] = [];
   const statements = envelopes.flatMap((envelope, i) => {
     try {

@@ -158,8 +158,11 @@ describe('addEnvelopes', () => {
       'ROOT_INVALID',
     );
     const expired = { ...root, expires: '2025-01-01T00:00:00Z' };
-    expect((await rejection(addEnvelopes(dir, expired, [envelope], now))).code).toBe(
+    // Said once, not once per envelope.
+    const error = await rejection(addEnvelopes(dir, expired, [envelope, envelope], now));
+    expect([error.code, error.message]).toEqual([
       'ROOT_EXPIRED',
-    );
+      'trust root v1 expired at 2025-01-01T00:00:00Z',
+    ]);
   });
 });
