@@ -67,6 +67,11 @@ export const configSchema = z.strictObject({
       /** Per request to a mirror, body included (ms). */
       timeout: duration.default(durationUnits.s * 30),
       /**
+       * To open a connection to a mirror, once its host name is resolved (ms): a host that
+       * never answers is given up on after this, not after `timeout`, and the next mirror tried.
+       */
+      connectTimeout: duration.default(durationUnits.s * 5),
+      /**
        * Largest entry bundle accepted (bytes); default: the tlog-tiles maximum, 256 entries
        * of 2 + 65535 bytes. Tiles are capped at their exact size, checkpoints at 256 KiB.
        */

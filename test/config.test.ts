@@ -23,6 +23,7 @@ describe('configuration', () => {
         jitter: 15 * 60_000,
         maxAge: 7 * 86_400_000,
         timeout: 30_000,
+        connectTimeout: 5000,
         maxBundleBytes: 256 * (2 + 65_535),
       },
       snapshot: { maxBytes: 4 * 2 ** 30 },
@@ -97,7 +98,13 @@ describe('configuration', () => {
       {
         root: '/etc/vouch/root.json',
         mirrors: ['https://example.org/log/', 'file:///media/usb/log'],
-        sync: { schedule: '*/5 * * * *', jitter: 0, maxAge: '2d', timeout: '1500ms' },
+        sync: {
+          schedule: '*/5 * * * *',
+          jitter: 0,
+          maxAge: '2d',
+          timeout: '1500ms',
+          connectTimeout: '2s',
+        },
       },
       'test',
     );
@@ -108,6 +115,7 @@ describe('configuration', () => {
       jitter: 0,
       maxAge: 2 * 86_400_000,
       timeout: 1500,
+      connectTimeout: 2000,
     });
     const error = failure(() =>
       parseConfig(

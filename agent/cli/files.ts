@@ -17,6 +17,8 @@ import { fsPath, ioError, openExistingFile, readExistingFile, readOpenFileCapped
 /** A PEM key is ~120 bytes and a verifier string < 1 KiB. */
 const maxKeyFileBytes = 16 * 1024;
 
+const verifierShape = /^[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$/;
+
 /**
  * A PKCS#8 PEM Ed25519 private key. Like ssh, refuses a file that group or others may
  * access: the key might already have leaked, and the user should know.
@@ -24,6 +26,18 @@ const maxKeyFileBytes = 16 * 1024;
 export async function readPrivateKeyFile(path: string): Promise<PrivateKey> {
   const handle = await openExistingFile(path, 'private key');
   try {
+    const text = Buffer.from(
+      await readOpenFileCapped(handle, path, maxKeyFileBytes, 'private key'),
+    ).toString('utf8');
+    // Before the permission check: a public key is readable by design, so "chmod 600"
+    // would be the wrong advice; the user gave the wrong file of the pair.
+    if (text.includes('-----BEGIN PUBLIC KEY-----') || verifierShape.test(text.trim())) {
+      const privatePath = extname(path) === '.pub' ? `${path.slice(0, -'.pub'.length)}.key` : '';
+      throw new VouchError(
+        'BAD_KEY',
+        `${path} is a public key; sign with the private key${privatePath ? `, e.g. ${privatePath}` : ''}`,
+      );
+    }
     // fstat the open file, not the path: what we check is what we read.
     const { mode } = await handle.stat();
     if ((mode & 0o077) !== 0) {
@@ -32,14 +46,11 @@ export async function readPrivateKeyFile(path: string): Promise<PrivateKey> {
         `private key ${path} is accessible by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 600 ${path}`,
       );
     }
-    const pem = Buffer.from(await readOpenFileCapped(handle, path, maxKeyFileBytes, 'private key'));
-    return parsePrivateKey(pem.toString('utf8'));
+    return parsePrivateKey(text);
   } finally {
     await handle.close();
   }
 }
-
-const verifierShape = /^[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$/;
 
 /**
  * A public key given on the command line: a verifier string, or a file holding one or an

@@ -31,6 +31,8 @@ export const errorKinds = {
   ROOT_THRESHOLD: 'data',
   /** A new root not signed by a threshold of the trusted (previous) root's keys. */
   ROOT_PREVIOUS_THRESHOLD: 'data',
+  /** `root sign` with a key that is not a root key of the root (nor of `--trusted`, the previous one). */
+  ROOT_KEY_UNKNOWN: 'data',
   /** A root whose version is not above the trusted one. */
   ROOT_ROLLBACK: 'data',
   /** A root whose version is more than one above the trusted one. */

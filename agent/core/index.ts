@@ -54,6 +54,7 @@ export {
   isValidKeyName,
   KeyType,
   keyIdOf,
+  keyLabel,
   namePublicKey,
   type PrivateKey,
   type PublicKey,
@@ -112,7 +113,9 @@ export {
 export {
   checkSigner,
   encodeRoot,
+  findKey,
   includesKey,
+  keyHolder,
   parseRoot,
   parseRootEnvelope,
   type Root,
@@ -139,7 +142,14 @@ export {
   statementStatuses,
   statusPredicateType,
 } from './statement';
-export { Status, type StatusCode, type StatusName, statusNames } from './status';
+export {
+  atLeastAsBad,
+  Status,
+  type StatusCode,
+  type StatusName,
+  severity,
+  statusNames,
+} from './status';
 export {
   decodeSurrogateEscape,
   encodeSurrogateEscape,

@@ -111,6 +111,14 @@ export function verifierString(key: PublicKey): string {
   return `${key.name}+${Buffer.from(key.keyId).toString('hex')}+${encoded}`;
 }
 
+/**
+ * A key as `<name>+<hex8 key ID>`, the start of its verifier string: enough to tell keys
+ * apart in a message (a note signature line carries the same two).
+ */
+export function keyLabel(key: { readonly name: string; readonly keyId: Uint8Array }): string {
+  return `${key.name}+${Buffer.from(key.keyId).toString('hex')}`;
+}
+
 export function parseVerifierString(text: string): PublicKey {
   // The base64 key may itself contain '+', so split at the first two only; a key name has none.
   const match = /^([^+]*)\+([^+]*)\+(.*)$/s.exec(text.trim());

@@ -312,6 +312,26 @@ export function includesKey(keys: readonly PublicKey[], key: PublicKey): boolean
   );
 }
 
+/**
+ * Who holds the key with these raw bytes in `root`, in words for messages (`root key
+ * root-1`, `a key of signer ID`, `the log key`, `witness key W`), or undefined when the
+ * root does not list it. A key belongs to one party (checkConsistency), so there is one answer.
+ */
+export function keyHolder(root: Root, raw: Uint8Array): string | undefined {
+  const rootKey = findKey(root.rootKeys, raw);
+  if (rootKey) return `root key ${rootKey.name}`;
+  const signer = root.signers.find((candidate) => findKey(candidate.keys, raw));
+  if (signer) return `a key of signer ${signer.id}`;
+  if (findKey([root.log.key], raw)) return 'the log key';
+  const witness = findKey(root.witnesses, raw);
+  return witness && `witness key ${witness.name}`;
+}
+
+/** The key among `keys` with these raw bytes. */
+export function findKey(keys: readonly PublicKey[], raw: Uint8Array): PublicKey | undefined {
+  return keys.find((key) => Buffer.compare(key.raw, raw) === 0);
+}
+
 function rootKey(text: string, path: string, type: KeyType): PublicKey {
   let key: PublicKey;
   try {

@@ -15,3 +15,21 @@ export type StatusName = keyof typeof Status;
 export type StatusCode = (typeof Status)[StatusName];
 
 export const statusNames = Object.keys(Status) as StatusName[];
+
+/**
+ * Worst first, the order in which statuses combine (README "Exit code of verify"):
+ * REVOKED > UNTRUSTED > UNSUPPORTED > UNKNOWN > TRUSTED. Not the numeric order: the CAS
+ * numbers put UNKNOWN (2) and UNSUPPORTED (3) above UNTRUSTED (1).
+ */
+export const severity: readonly StatusName[] = [
+  'REVOKED',
+  'UNTRUSTED',
+  'UNSUPPORTED',
+  'UNKNOWN',
+  'TRUSTED',
+];
+
+/** Whether `status` is at least as bad as `than`, by {@link severity}. */
+export function atLeastAsBad(status: StatusName, than: StatusName): boolean {
+  return severity.indexOf(status) <= severity.indexOf(than);
+}

@@ -25,6 +25,22 @@ describe('key files', () => {
     },
   );
 
+  it('says a public key given for a private one is a public key, before the mode check', async () => {
+    const verifier = verifierString(key.public);
+    const cases: [string, string, string][] = [
+      ['me.pub', key.publicPem, `, e.g. ${join(dir, 'me.key')}`],
+      ['me.txt', `${verifier}\n`, ''],
+    ];
+    for (const [name, text, hint] of cases) {
+      const path = join(dir, name);
+      // Mode 0644, as keygen writes a .pub: not a permission problem.
+      writeFileSync(path, text);
+      chmodSync(path, 0o644);
+      const error = await rejectsWith(readPrivateKeyFile(path), 'BAD_KEY');
+      expect(error.message).toBe(`${path} is a public key; sign with the private key${hint}`);
+    }
+  });
+
   it('reads a private key with mode 0600 or 0400', async () => {
     for (const mode of [0o600, 0o400]) {
       const path = join(dir, `ok-${mode.toString(8)}.key`);

@@ -306,7 +306,7 @@ describe('text output: input cannot forge a line; JSON is exact', () => {
       { encoding: 'utf8', timeout: 20_000 },
     );
     expect(run.status).toBe(69);
-    expect(run.stderr).toContain('WARN: mirror file:///nope\\r\\x1b[31mX has no checkpoint\n');
+    expect(run.stderr).toContain('WARN: mirror file:///nope\\r\\x1b[31mX has no checkpoint');
     expect(run.stderr).not.toMatch(terminalControls);
   });
 

@@ -13,6 +13,7 @@ import { KeyType, verifierString } from '../../agent/core/keys';
 import {
   checkSigner,
   encodeRoot,
+  keyHolder,
   parseRoot,
   parseRootEnvelope,
   requireUnexpired,
@@ -414,5 +415,29 @@ describe('signer scopes and windows', () => {
       ok: false,
       code: 'SIGNER_OUT_OF_WINDOW',
     });
+  });
+});
+
+describe('keyHolder', () => {
+  it('names the one party of the root that holds a key, or none', () => {
+    const log = testKey('log.example.org/vouch');
+    const witness = testKey('witness.example', KeyType.Cosignature);
+    const signer = testKey('notary@example.org');
+    const root = testRoot({
+      rootKeys: [keys.a.public],
+      threshold: 1,
+      log: { origin: 'log.example.org/vouch', key: log.public },
+      witnesses: [witness.public],
+      witnessQuorum: 1,
+      signers: [{ id: 'notary@example.org', keys: [signer.public], scopes: ['**'] }],
+    });
+    const cases: [TestKey, string | undefined][] = [
+      [keys.a, 'root key root-a'],
+      [signer, 'a key of signer notary@example.org'],
+      [log, 'the log key'],
+      [witness, 'witness key witness.example'],
+      [keys.b, undefined],
+    ];
+    for (const [key, holder] of cases) expect(keyHolder(root, key.public.raw)).toBe(holder);
   });
 });

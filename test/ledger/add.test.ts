@@ -78,6 +78,71 @@ describe('addEnvelopes', () => {
     }
   });
 
+  it('says which signer an envelope names, whether the root lists it, and whose key signed', async () => {
+    const { dir, root } = await setup();
+    const stranger = testKey('stranger');
+    const about = [subject('ghcr.io/home-assistant/a')];
+    const notaryKey = `notary@example.org+${Buffer.from(notary.public.keyId).toString('hex')}`;
+    const rootKeyName = `root-1+${Buffer.from(rootKey.public.keyId).toString('hex')}`;
+    const addSigner = (id: string) =>
+      `add the signer to the trust root (vouch root add-signer ROOT --id ${id} --key PUBLIC-KEY, then sign the root again)`;
+    const cases: [string, Uint8Array, string, string][] = [
+      [
+        'a listed signer, a key the root does not list',
+        signedStatement(stranger, { signer: 'notary@example.org', subjects: about }),
+        'SIGNATURE_INVALID',
+        'names signer notary@example.org, which trust root v1 lists, but no key of trust root v1 signed it ' +
+          `(a key the root does not list, or the envelope changed after signing): sign it with a key of notary@example.org (${notaryKey}), ` +
+          'or list the key for notary@example.org in the trust root',
+      ],
+      [
+        'a listed signer, a root key',
+        signedStatement(rootKey, { signer: 'notary@example.org', subjects: about }),
+        'SIGNER_MISMATCH',
+        'names signer notary@example.org, which trust root v1 lists, but is signed by root key root-1: ' +
+          `sign it with a key of notary@example.org (${notaryKey})`,
+      ],
+      [
+        'a signer missing from the root, a key the root does not list',
+        signedStatement(stranger, { signer: 'stranger', subjects: about }),
+        'SIGNATURE_INVALID',
+        `names signer stranger, which trust root v1 does not list (it lists notary@example.org); no key of trust root v1 signed it: ${addSigner('stranger')}`,
+      ],
+      [
+        "a signer missing from the root, another signer's key",
+        signedStatement(notary, { signer: 'nobody', subjects: about }),
+        'SIGNER_UNKNOWN',
+        'names signer nobody, which trust root v1 does not list (it lists notary@example.org); ' +
+          `it is signed by a key of signer notary@example.org: ${addSigner('nobody')}, or sign as notary@example.org (--signer notary@example.org)`,
+      ],
+      [
+        "a revocation by root, a signer's key",
+        signedStatement(notary, { signer: 'root', subjects: about, status: 'revoked' }),
+        'SIGNER_MISMATCH',
+        `names signer root, which trust root v1 lists, but is signed by a key of signer notary@example.org: sign it with a root key (${rootKeyName})`,
+      ],
+    ];
+    for (const [what, envelope, code, message] of cases) {
+      const error = await rejection(addEnvelopes(dir, root, [envelope], now));
+      expect([error.code, error.message], what).toEqual([code, `envelope 1: ${message}`]);
+    }
+    // Every refused envelope, by the names given; nothing appended.
+    const good = signedStatement(notary, { signer: 'notary@example.org', subjects: about });
+    const [first, , , fourth] = cases;
+    const error = await rejection(
+      addEnvelopes(dir, root, [first?.[1], good, fourth?.[1]] as Uint8Array[], now, [
+        'a.json',
+        'b.json',
+        'c.json',
+      ]),
+    );
+    expect(error.code).toBe('SIGNATURE_INVALID');
+    expect(error.message).toBe(
+      `2 of 3 envelopes refused, nothing appended:\n  a.json: ${first?.[3]}\n  c.json: ${fourth?.[3]}`,
+    );
+    expect(await readState(dir)).toBe(0);
+  });
+
   it('takes only a trust root that names this log and its key', async () => {
     const { dir, root } = await setup();
     const envelope = signedStatement(notary, {
@@ -93,8 +158,11 @@ describe('addEnvelopes', () => {
       'ROOT_INVALID',
     );
     const expired = { ...root, expires: '2025-01-01T00:00:00Z' };
-    expect((await rejection(addEnvelopes(dir, expired, [envelope], now))).code).toBe(
+    // Said once, not once per envelope.
+    const error = await rejection(addEnvelopes(dir, expired, [envelope, envelope], now));
+    expect([error.code, error.message]).toEqual([
       'ROOT_EXPIRED',
-    );
+      'trust root v1 expired at 2025-01-01T00:00:00Z',
+    ]);
   });
 });

@@ -91,7 +91,7 @@ export async function logAdd(
     // A log entry is at most 65535 bytes (tlog-tiles entry bundles).
     files.map((file) => readExistingFile(file, maxEntrySize, 'envelope')),
   );
-  const logged = await appendToLog(dir, envelopes, options);
+  const logged = await appendToLog(dir, envelopes, { ...options, names: files });
   const entries = files.map((file, i) => ({ ...logged.entries[i], file }));
   return {
     exitCode: ExitCode.OK,
@@ -110,7 +110,7 @@ export async function logAdd(
 export async function appendToLog(
   dir: string,
   envelopes: readonly Uint8Array[],
-  options: { root?: string; publish?: boolean },
+  options: { root?: string; publish?: boolean; names?: readonly string[] },
 ) {
   const root =
     options.root === undefined
@@ -124,7 +124,7 @@ export async function appendToLog(
       `${dir} serves no trust root to check statements against: give --root ROOT, or publish one (vouch log publish-root ${dir} ROOT)`,
     );
   }
-  const added = await addEnvelopes(dir, root, envelopes, new Date());
+  const added = await addEnvelopes(dir, root, envelopes, new Date(), options.names);
   if (options.publish) await publish(dir);
   return {
     first: added.first,

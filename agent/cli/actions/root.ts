@@ -5,15 +5,18 @@ import {
   serializeEnvelope,
   signingKeys,
 } from '../../core/dsse';
-import { toHex } from '../../core/encoding';
+import { encodeBase64, toHex } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
-import { KeyType, type PrivateKey, type PublicKey, verifierString } from '../../core/keys';
+import { KeyType, verifierString } from '../../core/keys';
 import {
+  findKey,
+  keyHolder,
   parseRoot,
   parseRootEnvelope,
   type Root,
   type Signer,
   unsignedRoot,
+  verifyRoot,
   verifyRootChain,
 } from '../../core/root';
 import { escapeLines, escapeText, safe } from '../../core/text';
@@ -57,7 +60,7 @@ export async function rootInit(
   let envelope = unsignedRoot(created);
   for (const path of options.sign ?? []) {
     const key = await readPrivateKeyFile(path);
-    const rootKey = rootKeyOf(created, key);
+    const rootKey = findKey(created.rootKeys, key.raw);
     if (!rootKey) throw new VouchError('USAGE', `--sign ${path}: not the key of any --root-key`);
     envelope = addSignature(envelope, key, toHex(rootKey.keyId));
   }
@@ -141,18 +144,71 @@ export async function rootBump(
   return summary(next, envelope, `${options.out}: unsigned successor of ${path}`);
 }
 
-export async function rootSign(_ctx: Context, path: string, options: { key: string }) {
+/**
+ * Adds the signature of a root key. Only keys that count are taken: one of the root's own
+ * keys or, with `trusted` (the version it rotates from), one of that root's keys (TUF
+ * §5.3.4: N+1 needs a threshold of N's keys too). Any other signature would only sit
+ * there and make the next `root verify` or `log publish-root` fail far from its cause.
+ */
+export async function rootSign(
+  _ctx: Context,
+  path: string,
+  options: { key: string; trusted?: string },
+) {
   const key = await readPrivateKeyFile(options.key);
   const { root: current, envelope } = await loadRoot(path);
-  const rootKey = rootKeyOf(current, key);
+  const previous =
+    options.trusted === undefined ? undefined : await previousRoot(options.trusted, current);
+  const own = findKey(current.rootKeys, key.raw);
+  const old = previous && findKey(previous.rootKeys, key.raw);
+  const rootKey = own ?? old;
+  if (!rootKey) throw notARootKey(options.key, key.raw, path, current, previous);
   // keyid is an unsigned hint: the key ID of the matching root key's verifier string.
-  const signed = addSignature(envelope, key, rootKey ? toHex(rootKey.keyId) : '');
+  const signed = addSignature(envelope, key, toHex(rootKey.keyId));
   if (signed === envelope) return summary(current, envelope, `${path}: already signed by this key`);
   await writeFileDurably(path, serializeEnvelope(signed));
-  const note = rootKey
-    ? `signed by root key ${rootKey.name}`
-    : 'signed by a key that is not one of its root keys (right when it is a key of the previous version)';
+  const note = own
+    ? `signed by root key ${own.name}`
+    : `signed by root key ${rootKey.name} of the previous version v${previous?.version}`;
   return summary(current, signed, `${path}: ${note}`);
+}
+
+/** The root a rotation starts from: valid on its own, and exactly one version below. */
+async function previousRoot(file: string, next: Root): Promise<Root> {
+  const trusted = verifyRoot(
+    parseRootEnvelope(await readExistingFile(file, maxEnvelopeBytes, 'trust root')),
+  );
+  if (trusted.version !== next.version - 1) {
+    throw new VouchError(
+      trusted.version < next.version ? 'ROOT_VERSION_SKIP' : 'ROOT_ROLLBACK',
+      `--trusted ${file} is root v${trusted.version}; a rotation to v${next.version} starts from v${next.version - 1}`,
+    );
+  }
+  return trusted;
+}
+
+/** Names the key, what it is to the root if anything, and the keys that would count. */
+function notARootKey(
+  keyPath: string,
+  raw: Uint8Array,
+  path: string,
+  current: Root,
+  previous: Root | undefined,
+): VouchError {
+  const holder = keyHolder(current, raw) ?? (previous && keyHolder(previous, raw));
+  const lists = (root: Root) =>
+    `v${root.version} lists root keys ${root.rootKeys.map(verifierString).join(', ')} (threshold ${root.threshold})`;
+  const expected = [current, previous].flatMap((root) => (root ? [lists(root)] : []));
+  if (!previous && current.version > 1) {
+    expected.push(
+      `a key of v${current.version - 1} may sign this rotation when --trusted gives that root`,
+    );
+  }
+  const verifierKey = encodeBase64(Buffer.concat([Buffer.from([KeyType.Ed25519]), raw]));
+  return new VouchError(
+    'ROOT_KEY_UNKNOWN',
+    `${keyPath} (public key ${verifierKey}) is not a root key of ${path}${holder ? `: it is ${holder}` : ''}; ${expected.join('; ')}; nothing was signed`,
+  );
 }
 
 export async function rootVerify(_ctx: Context, path: string, options: { trusted?: string }) {
@@ -182,11 +238,6 @@ export async function rootShow(_ctx: Context, path: string) {
 async function loadRoot(path: string): Promise<{ root: Root; envelope: Envelope }> {
   const envelope = parseRootEnvelope(await readExistingFile(path, maxEnvelopeBytes, 'trust root'));
   return { root: parseRoot(envelope.payload), envelope };
-}
-
-/** The root key that `key` is the private half of, if any. */
-function rootKeyOf(root: Root, key: PrivateKey): PublicKey | undefined {
-  return root.rootKeys.find((candidate) => toHex(candidate.raw) === toHex(key.raw));
 }
 
 async function rootKeys(args: readonly string[]) {

@@ -25,6 +25,7 @@ async function syncOptions(ctx: Context, flags: SyncFlags) {
     mirrors: flags.mirror ?? ctx.config.mirrors,
     rootPath: flags.root ?? ctx.config.root,
     timeoutMs: ctx.config.sync.timeout,
+    connectTimeoutMs: ctx.config.sync.connectTimeout,
     maxBundleBytes: ctx.config.sync.maxBundleBytes,
     logger: await ctx.logger(),
   };

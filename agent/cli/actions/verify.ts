@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { errorKinds } from '../../core/errors';
 import { merkleAlgorithm } from '../../core/statement';
-import type { StatusName } from '../../core/status';
+import { severity } from '../../core/status';
 import { escapeText, safe } from '../../core/text';
 import type { DigestChoice } from '../../device/verify/chunked';
 import {
@@ -15,15 +15,6 @@ import {
 import { fsPath } from '../../files';
 import type { Context } from '../context';
 import { ExitCode, exitCodeFor } from '../exit';
-
-/** Worst first: the exit code of several subjects is the status of the worst. */
-const severity: readonly StatusName[] = [
-  'REVOKED',
-  'UNTRUSTED',
-  'UNSUPPORTED',
-  'UNKNOWN',
-  'TRUSTED',
-];
 
 /**
  * The exit code for a set of results: a subject that could not be checked decides (the

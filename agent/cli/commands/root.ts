@@ -154,7 +154,17 @@ export function rootCommand(act: Act): Command {
     .description('add one signature to a root (run once per root key holder)')
     .argument('<root>', 'the root file, changed in place')
     .requiredOption('--key <file>', 'a root private key (PKCS#8 PEM, mode 0600)')
-    .addHelpText('after', examples('vouch root sign root.json --key root.key'))
+    .option(
+      '--trusted <root>',
+      'the previous root, when signing a rotation: a key of that root may sign too',
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'vouch root sign root.json --key root.key',
+        'vouch root sign root-v2.json --key old-root.key --trusted root.json',
+      ),
+    )
     .action(act(async () => (await import('../actions/root')).rootSign));
 
   root

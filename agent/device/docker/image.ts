@@ -4,7 +4,7 @@ import { parseImageId } from '../../core/digest';
 import { asVouchError, type ErrorCode, VouchError } from '../../core/errors';
 import { type ImageRequirement, normalizeImageName, requirementFor } from '../../core/images';
 import { scopeMatches } from '../../core/root';
-import { Status, type StatusName } from '../../core/status';
+import { atLeastAsBad, Status, type StatusName } from '../../core/status';
 import type { TrustState } from '../store/state';
 import { verdictFor } from '../store/verdict';
 import type { HashPool } from '../verify/pool';
@@ -144,6 +144,12 @@ export async function verifyImage(
     done.tree && describeTreeDifference(done.tree),
   ].filter((finding) => typeof finding === 'string');
   if (findings.length > 0) {
+    const finding = findings.join('; ');
+    // A statement about the ID that is as bad or worse (a revocation) still holds: the
+    // worse of the two is the answer, with both reasons (README "Exit code of verify").
+    if (atLeastAsBad(verdict.status, 'UNTRUSTED')) {
+      return { ...base, ...outcome, reason: `${outcome.reason}; ${finding}`, ...checks };
+    }
     // What Docker holds (its export, or the files containers start from) is not the
     // image the ID, and so any statement, names.
     return {
@@ -153,7 +159,7 @@ export async function verifyImage(
       signer: null,
       logIndex: null,
       issuedAt: null,
-      reason: findings.join('; '),
+      reason: finding,
       ignored: outcome.ignored,
       ...checks,
     };

@@ -2,7 +2,13 @@ import { encodeBase64 } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
 import { CompactRange, hashSize } from '../../core/merkle';
 import { parseRootEnvelope, type Root, requireUnexpired, verifyRoot } from '../../core/root';
-import { decodeEntryBundle, fullWidth, type TileId } from '../../core/tiles';
+import {
+  decodeEntryBundle,
+  entryBundlePath,
+  fullWidth,
+  type TileId,
+  tilePath,
+} from '../../core/tiles';
 import type { Logger } from '../../logger';
 import {
   commitState,
@@ -254,7 +260,7 @@ export async function applyEntries(
           for (let i = from; i < entries.length; i++) {
             const at = (i - from) * hashSize;
             const leaf = checked.leafHashes.subarray(at, at + hashSize);
-            checkTileHash(ctx, tileHashes, i, leaf, firstIndex);
+            checkTileHash(ctx, tileHashes, i, leaf, tile);
             range.append(leaf);
             if (
               range.size === localSize &&
@@ -339,14 +345,15 @@ function checkTileHash(
   tileHashes: readonly Uint8Array[] | undefined,
   i: number,
   leaf: Uint8Array,
-  firstIndex: number,
+  tile: TileId,
 ): void {
   if (!tileHashes) return;
   const expected = tileHashes[i];
   if (!expected || Buffer.compare(expected, leaf) !== 0) {
+    // Which of the two files is damaged, nothing here can tell: both are named.
     throw new VouchError(
       'TILE_INVALID',
-      `${ctx.source}: entry ${firstIndex + i} does not hash to its tile`,
+      `${ctx.source}: entry ${tile.index * fullWidth + i} in ${entryBundlePath(tile)} does not hash to its tile, ${tilePath(tile)}`,
     );
   }
 }

@@ -18,7 +18,7 @@ import {
 } from '../../core/tiles';
 import { fsPath, ioError, openExistingFile, requireReplaceable, syncDirectory } from '../../files';
 import type { Logger } from '../../logger';
-import { loadState, type RootFile, stateFiles, verifyCheckpoint } from '../store/state';
+import { loadState, type RootFile, stateFiles } from '../store/state';
 import {
   type Applied,
   applyEntries,
@@ -30,7 +30,7 @@ import {
   updateRoots,
 } from './apply';
 import { openMirror } from './mirror';
-import { trustOf, withState } from './sync';
+import { trustOf, verifyCheckpointFrom, withState } from './sync';
 
 /**
  * Snapshots for air-gapped devices (docs/formats.md "Snapshot file"): one POSIX tar file holding a
@@ -125,10 +125,25 @@ export async function exportSnapshot(options: {
     await syncDirectory(dirname(options.out));
   } catch (error) {
     tar.destroy();
-    await written.catch(() => {});
+    // A tar entry refused because the output failed ("already finalized or destroyed")
+    // says nothing: the output's own error (no directory, disk full) is the cause.
+    const failure =
+      error instanceof VouchError
+        ? error
+        : await written.then(
+            () => error,
+            (cause) => cause,
+          );
     await unlink(fsPath(temp)).catch(() => {});
-    if (error instanceof VouchError) throw error;
-    throw ioError('write', options.out, error);
+    if (failure instanceof VouchError) throw failure;
+    if ((failure as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new VouchError(
+        'IO',
+        `cannot write ${options.out}: no directory ${dirname(options.out)} (ENOENT)`,
+        { cause: failure },
+      );
+    }
+    throw ioError('write', options.out, failure);
   }
   return { out: options.out, origin, size, roots: source.roots.length, bytes };
 }
@@ -256,7 +271,7 @@ export async function importSnapshot(options: {
       now,
       logger: options.logger,
     };
-    const reader = new SnapshotReader(file, options.maxBytes);
+    const reader = new SnapshotReader(file, options.file, info.size);
     try {
       const manifest = await reader.member(manifestName, maxManifestBytes);
       const declared = parseManifest(manifest);
@@ -269,7 +284,7 @@ export async function importSnapshot(options: {
         roots.set(Number(version), await reader.member(name as string, maxEnvelopeBytes));
       }
       const { root, newRoots } = await updateRoots(trust, async (v) => roots.get(v), now);
-      const checkpoint = verifyCheckpoint(noteBytes, root);
+      const checkpoint = verifyCheckpointFrom(`the snapshot ${options.file}`, noteBytes, root);
       const { size, origin } = checkpoint.checkpoint;
       if (declared.size !== size || declared.origin !== origin) {
         throw invalid('vouch-snapshot.json does not describe its checkpoint');
@@ -324,17 +339,39 @@ function parseManifest(bytes: Uint8Array): { origin: string; size: number } {
   return { origin: manifest.origin, size: manifest.size as number };
 }
 
+/** Where a member's data starts in the tar file, and how long it is. */
+interface MemberSpan {
+  readonly name: string;
+  readonly start: number;
+  readonly size: number;
+}
+
+/** tar: a 512-byte header, then the data padded to whole 512-byte blocks (POSIX ustar). */
+const block = 512;
+
 /** The members of a snapshot tar, read one at a time in order, each under a cap. */
 class SnapshotReader {
   readonly #members: AsyncIterator<TarEntry>;
   readonly #input: ReturnType<FileHandle['createReadStream']>;
+  readonly #file: string;
+  readonly #size: number;
   #peeked: TarEntry | undefined;
   #done = false;
+  /** Where the next header starts (as the members we write are laid out: no extended headers). */
+  #offset = 0;
+  /** The member whose data is being read, and the last one read whole. */
+  #current: MemberSpan | undefined;
+  #last: string | undefined;
 
-  /** `file` stays open: it is the caller's to close. */
-  constructor(file: FileHandle, maxBytes: number) {
+  /**
+   * `handle` (of the file at `path`, named in errors) stays open: it is the caller's to
+   * close. `size`: the file's, checked against the cap before.
+   */
+  constructor(handle: FileHandle, path: string, size: number) {
     const tar = extract();
-    this.#input = file.createReadStream({ end: maxBytes, autoClose: false });
+    this.#file = path;
+    this.#size = size;
+    this.#input = handle.createReadStream({ end: size, autoClose: false });
     this.#input.on('error', (error) => tar.destroy(error));
     this.#input.pipe(tar);
     this.#members = tar[Symbol.asyncIterator]();
@@ -349,17 +386,52 @@ class SnapshotReader {
     if (this.#done) return undefined;
     try {
       const { value, done } = await this.#members.next();
-      if (done) this.#done = true;
-      return done ? undefined : value;
+      if (done) {
+        this.#done = true;
+        return undefined;
+      }
+      const start = this.#offset + block;
+      const size = value.header.size ?? 0;
+      this.#current = { name: value.header.name, start, size };
+      this.#offset = start + Math.ceil(size / block) * block;
+      return value;
     } catch (error) {
-      throw new VouchError(
-        'SNAPSHOT_INVALID',
-        `snapshot: not a readable tar file: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
+      throw (
+        this.#endedEarly(error) ??
+        new VouchError(
+          'SNAPSHOT_INVALID',
+          `snapshot: not a readable tar file: ${(error as Error).message}`,
+          { cause: error },
+        )
       );
     }
+  }
+
+  /**
+   * A read that failed because the file ends before the member or header being read
+   * (tar-stream says "Unexpected end of data" or "Stream was destroyed"), or in the
+   * blocks that end a tar (a whole tar is whole blocks): the real cause, with where the
+   * file ends. Undefined when the file is long enough, so something else failed.
+   */
+  #endedEarly(cause: unknown): VouchError | undefined {
+    const current = this.#current;
+    if (current && current.name !== this.#last && this.#size < current.start + current.size) {
+      const into = Math.max(0, this.#size - current.start);
+      return this.#truncated(`${into} bytes into ${current.name} (of ${current.size})`, cause);
+    }
+    if (this.#size < this.#offset + block || this.#size % block !== 0) {
+      return this.#truncated(`at byte ${this.#size}`, cause);
+    }
+    return undefined;
+  }
+
+  #truncated(where: string, cause?: unknown): VouchError {
+    const after = this.#last === undefined ? 'in the first member' : `after member ${this.#last}`;
+    return new VouchError(
+      'SNAPSHOT_INVALID',
+      `snapshot ${this.#file} ends early: ${after}, ${where}; the file is truncated or was not fully copied`,
+      { cause },
+    );
   }
 
   /** The name of the next member, without reading it. */
@@ -371,8 +443,9 @@ class SnapshotReader {
   /** The next member, which must be `name`, of at most `maxBytes`. */
   async member(name: string, maxBytes: number): Promise<Uint8Array> {
     const entry = await this.#next();
-    if (!entry || entry.header.name !== name || entry.header.type !== 'file') {
-      throw invalid(`expected ${name}, found ${entry ? entry.header.name : 'the end'}`);
+    if (!entry) throw this.#truncated(`where ${name} was expected`);
+    if (entry.header.name !== name || entry.header.type !== 'file') {
+      throw invalid(`expected ${name}, found ${entry.header.name}`);
     }
     if ((entry.header.size ?? 0) > maxBytes) throw invalid(`${name} is over ${maxBytes} bytes`);
     const chunks: Buffer[] = [];
@@ -385,8 +458,9 @@ class SnapshotReader {
       }
     } catch (error) {
       if (error instanceof VouchError) throw error;
-      throw invalid(`${name}: ${(error as Error).message}`);
+      throw this.#endedEarly(error) ?? invalid(`${name}: ${(error as Error).message}`);
     }
+    this.#last = name;
     return new Uint8Array(Buffer.concat(chunks));
   }
 

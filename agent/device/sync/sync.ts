@@ -1,13 +1,15 @@
 import { join } from 'node:path';
 import { maxEnvelopeBytes } from '../../core/dsse';
 import { asVouchError, VouchError } from '../../core/errors';
+import { keyLabel } from '../../core/keys';
 import {
   CompactRange,
   consistencyProof,
   type HashReader,
   verifyConsistency,
 } from '../../core/merkle';
-import { maxNoteSize } from '../../core/note';
+import { maxNoteSize, type Note, parseNote } from '../../core/note';
+import { parseRootEnvelope, type Root, verifyRoot } from '../../core/root';
 import {
   decodeTile,
   entryBundlePath,
@@ -25,6 +27,7 @@ import {
   removeStale,
   stateFiles,
   type TrustState,
+  type VerifiedCheckpoint,
   verifyCheckpoint,
 } from '../store/state';
 import { type MirrorResult, recordAttempt, type SyncAttempt } from '../store/status';
@@ -48,8 +51,10 @@ export interface SyncOptions {
   readonly mirrors: readonly string[];
   /** A signed root file: the first trusted root of a device without state. */
   readonly rootPath?: string | undefined;
-  /** Per request (ms). */
+  /** Per request, body included (ms). */
   readonly timeoutMs: number;
+  /** To open a connection to a mirror (ms); default `timeoutMs` (see MirrorOptions). */
+  readonly connectTimeoutMs?: number | undefined;
   readonly maxBundleBytes: number;
   readonly logger: Logger;
   /** The clock (ms); tests set it. */
@@ -138,20 +143,26 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
     for (const url of options.mirrors) {
       const ctx: Context = { dir: options.stateDir, source: url, now, logger: options.logger };
       try {
-        const mirror = openMirror(url, { timeoutMs: options.timeoutMs });
+        const mirror = openMirror(url, {
+          timeoutMs: options.timeoutMs,
+          connectTimeoutMs: options.connectTimeoutMs,
+          logger: options.logger,
+        });
         const applied = await syncFromMirror(ctx, trust, mirror, options.maxBundleBytes);
         results.push({ url, at: now, ok: true, size: applied.size });
         options.logger.info({ mirror: url, size: applied.size, added: applied.added }, 'synced');
         return { ...applied, source: url, mirrors: results };
       } catch (error) {
-        const failure = asVouchError(error);
+        const caught = asVouchError(error);
+        const local = localErrors.has(caught.code);
+        const failure = local ? caught : aboutMirror(url, caught);
         results.push({
           url,
           at: now,
           ok: false,
           error: { code: failure.code, message: failure.message },
         });
-        if (localErrors.has(failure.code)) throw error;
+        if (local) throw error;
         options.logger.warn({ mirror: url, code: failure.code }, failure.message);
         failures.push(failure);
       }
@@ -174,6 +185,16 @@ export async function trustOf(
   }
   const bytes = await readFileCapped(rootPath, maxEnvelopeBytes, 'trust root');
   if (bytes === undefined) throw new VouchError('IO', `trust root ${rootPath} does not exist`);
+  // Checked here, before any mirror, though updateRoots checks it again: a bad first root
+  // is the device's own problem, not a failure of every mirror in turn.
+  try {
+    verifyRoot(parseRootEnvelope(bytes));
+  } catch (error) {
+    const failure = asVouchError(error);
+    throw new VouchError(failure.code, `trust root ${rootPath}: ${failure.message}`, {
+      cause: failure,
+    });
+  }
   return { state: undefined, first: { version: 0, bytes } };
 }
 
@@ -202,16 +223,29 @@ async function syncFromMirror(
   mirror: Mirror,
   maxBundleBytes: number,
 ): Promise<Applied> {
-  const { root, newRoots } = await updateRoots(
-    trust,
-    (version) => mirror.get(`roots/${version}.json`, maxEnvelopeBytes),
-    ctx.now,
-  );
+  // The checkpoint is fetched first, though checked after the roots (it needs the newest
+  // root's log key): whether the URL is a log at all shows in the first answer.
   const noteBytes = await mirror.get('checkpoint', maxNoteSize);
   if (noteBytes === undefined) {
-    throw new VouchError('UNAVAILABLE', `mirror ${mirror.url} has no checkpoint`);
+    throw new VouchError(
+      'UNAVAILABLE',
+      `mirror ${mirror.url} has no checkpoint (not found): is this the log's URL (the directory that holds checkpoint and tile/)?`,
+    );
   }
-  const checkpoint = verifyCheckpoint(noteBytes, root);
+  let rootFile: string | undefined;
+  const { root, newRoots } = await updateRoots(
+    trust,
+    async (version) => {
+      const path = `roots/${version}.json`;
+      const bytes = await mirror.get(path, maxEnvelopeBytes);
+      rootFile = bytes && path;
+      return bytes;
+    },
+    ctx.now,
+  ).catch((error: unknown) => {
+    throw rootFile ? aboutMirror(mirror.url, asVouchError(error), rootFile) : error;
+  });
+  const checkpoint = verifyCheckpointFrom(`the log at ${mirror.url}`, noteBytes, root);
   const incoming: Incoming = {
     root,
     newRoots,
@@ -308,7 +342,63 @@ async function diagnoseMismatch(
 async function required(mirror: Mirror, path: string, maxBytes: number): Promise<Uint8Array> {
   const bytes = await mirror.get(path, maxBytes);
   if (bytes === undefined) {
-    throw new VouchError('TILE_INVALID', `mirror ${mirror.url} has no ${path}`);
+    throw new VouchError(
+      'TILE_INVALID',
+      `mirror ${mirror.url}: ${path} is missing (not found), though its checkpoint covers it`,
+    );
   }
   return bytes;
+}
+
+/**
+ * A mirror's failure that does not say which mirror (a check of a root, a tile, an
+ * entry), saying it, and the file when known.
+ */
+function aboutMirror(url: string, error: VouchError, file?: string): VouchError {
+  if (error.message.includes(url)) return error;
+  const where = file === undefined ? url : `${url}: ${file}`;
+  return new VouchError(error.code, `mirror ${where}: ${error.message}`, { cause: error });
+}
+
+/**
+ * verifyCheckpoint, with a failure said in plain words: a checkpoint of another log (its
+ * origin is not the root's), one of this log's name signed by another key than the root
+ * names, or one whose log signature does not verify. `source` says where it came from
+ * (`the log at URL`, `the snapshot FILE`).
+ */
+export function verifyCheckpointFrom(
+  source: string,
+  noteBytes: Uint8Array,
+  root: Root,
+): VerifiedCheckpoint {
+  try {
+    return verifyCheckpoint(noteBytes, root);
+  } catch (error) {
+    const failure = asVouchError(error);
+    let note: Note;
+    try {
+      note = parseNote(noteBytes);
+    } catch {
+      throw new VouchError(failure.code, `${source}: checkpoint: ${failure.message}`, {
+        cause: failure,
+      });
+    }
+    const origin = note.text.slice(0, note.text.indexOf('\n'));
+    const key = root.log.key;
+    const signedBy = note.signatures.map(keyLabel).join(', ') || 'no one';
+    const expects = `trust root v${root.version} expects ${root.log.origin}, signed by ${keyLabel(key)}`;
+    const rightKey = note.signatures.some(
+      (signature) =>
+        signature.name === key.name && Buffer.compare(signature.keyId, key.keyId) === 0,
+    );
+    const message =
+      origin !== root.log.origin
+        ? `${source} is another log: its checkpoint is for ${origin}, signed by ${signedBy}; your ${expects}`
+        : failure.code === 'NOTE_UNVERIFIED' && !rightKey
+          ? `${source} is signed by a different key than your trust root expects (the checkpoint is signed by ${signedBy}; ${expects})`
+          : failure.code === 'NOTE_UNVERIFIED'
+            ? `${source}: the log key's signature on the checkpoint does not verify: the checkpoint was altered or damaged`
+            : `${source}: checkpoint: ${failure.message}`;
+    throw new VouchError(failure.code, message, { cause: failure });
+  }
 }

@@ -312,6 +312,34 @@ describe('vouch log', () => {
     expect(contents(bare)).toBe(before);
   });
 
+  it('add names the refused file, its signer and whose key signed it, and appends nothing', async () => {
+    const dir = join(work, 'log');
+    const before = contents(dir);
+    const stranger = write(
+      'by-stranger.json',
+      signedStatement(testKey('stranger'), {
+        signer: 'stranger',
+        subjects: [{ name: 'x', sha256: 'ef'.repeat(32) }],
+      }),
+    );
+    const result = await runCli([
+      'log',
+      'add',
+      dir,
+      '--root',
+      rootPath,
+      envelopes[0] as string,
+      stranger,
+    ]);
+    expect(result.exitCode).toBe(65);
+    expect(result.stderr).toBe(
+      `vouch: ${stranger}: names signer stranger, which trust root v1 does not list (it lists notary@example.org); ` +
+        'no key of trust root v1 signed it: add the signer to the trust root ' +
+        '(vouch root add-signer ROOT --id stranger --key PUBLIC-KEY, then sign the root again)\n',
+    );
+    expect(contents(dir)).toBe(before);
+  });
+
   it('cosign adds a witness cosignature a quorum check accepts', async () => {
     const result = await runCli([
       'log',

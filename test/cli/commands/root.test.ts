@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { serializeEnvelope } from '../../../agent/core/dsse';
-import { KeyType, parseVerifierString } from '../../../agent/core/keys';
+import {
+  KeyType,
+  parsePublicKey,
+  parseVerifierString,
+  verifierString,
+} from '../../../agent/core/keys';
 import { parseRoot, parseRootEnvelope } from '../../../agent/core/root';
 import { runCli } from '../../helpers/cli';
 import { signRoot, testKey, testRoot } from '../../helpers/trust';
@@ -220,11 +225,46 @@ describe('vouch root: the publisher workflow', () => {
       'json',
     );
     expect(JSON.parse(early.stdout).error.code).toBe('ROOT_PREVIOUS_THRESHOLD');
-    const fromOld = await cli('root', 'sign', at('root-v2.json'), '--key', at('root-a.key'));
-    expect(fromOld.stdout).toMatch(
-      /not one of its root keys \(right when it is a key of the previous version\)/,
+    // A key of v1 only: refused without v1, which says it may sign this rotation.
+    const before = readFileSync(at('root-v2.json'), 'utf8');
+    const alone = await cli('root', 'sign', at('root-v2.json'), '--key', at('root-a.key'));
+    expect(alone.exitCode).toBe(65);
+    expect(alone.stderr).toMatch(
+      /is not a root key of .*root-v2\.json; v2 lists root keys root-c\+[0-9a-f]{8}\+\S+ \(threshold 1\); a key of v1 may sign this rotation when --trusted gives that root; nothing was signed\n$/,
     );
-    await cli('root', 'sign', at('root-v2.json'), '--key', at('root-b.key'));
+    expect(readFileSync(at('root-v2.json'), 'utf8')).toBe(before);
+    // --trusted must be the version the rotation starts from, valid on its own.
+    const notPrevious = await cli(
+      'root',
+      'sign',
+      at('root-v2.json'),
+      '--key',
+      at('root-a.key'),
+      '--trusted',
+      at('root-v2.json'),
+      '-o',
+      'json',
+    );
+    expect(JSON.parse(notPrevious.stdout).error).toEqual({
+      code: 'ROOT_ROLLBACK',
+      message: `--trusted ${at('root-v2.json')} is root v2; a rotation to v2 starts from v1`,
+    });
+    expect(readFileSync(at('root-v2.json'), 'utf8')).toBe(before);
+    for (const holder of ['root-a', 'root-b']) {
+      const fromOld = await cli(
+        'root',
+        'sign',
+        at('root-v2.json'),
+        '--key',
+        at(`${holder}.key`),
+        '--trusted',
+        at('root.json'),
+      );
+      expect(fromOld.exitCode).toBe(0);
+      expect(fromOld.stdout).toMatch(
+        new RegExp(`: signed by root key ${holder} of the previous version v1\n`),
+      );
+    }
     const rotated = await cli('root', 'verify', at('root-v2.json'), '--trusted', at('root.json'));
     expect(rotated.exitCode).toBe(0);
     expect(rotated.stdout).toMatch(/valid rotation from .*root\.json\n {2}version 2/);
@@ -293,6 +333,32 @@ describe('vouch root: the publisher workflow', () => {
     );
     expect(rootOf(at('root-v4.json'))).toMatchObject({ version: 4, witnessQuorum: 1 });
     expect(rootOf(at('root-v4.json')).witnesses).toEqual(v3.witnesses);
+  });
+
+  it('sign refuses a key the root does not list: exit 65, nothing added, what it expects', async () => {
+    writeFileSync(at('strays.json'), readFileSync(at('root.json')));
+    const before = readFileSync(at('strays.json'), 'utf8');
+    const cases = [
+      ['root-c', ''],
+      ['notary@home-assistant.io', ': it is a key of signer notary@home-assistant.io'],
+      ['log', ': it is the log key'],
+    ];
+    for (const [name, holder] of cases) {
+      const key = at(`${name}.key`);
+      const refused = await cli('root', 'sign', at('strays.json'), '--key', key, '-o', 'json');
+      expect(refused.exitCode, name).toBe(65);
+      const { code, message } = JSON.parse(refused.stdout).error;
+      expect(code).toBe('ROOT_KEY_UNKNOWN');
+      // The key as the last part of its verifier string, as the root lists keys.
+      const publicKey = verifierString(
+        parsePublicKey(readFileSync(at(`${name}.pub`), 'utf8'), 'k'),
+      );
+      expect(message).toBe(
+        `${key} (public key ${publicKey.replace(/^k\+[0-9a-f]{8}\+/, '')}) is not a root key of ${at('strays.json')}${holder}; ` +
+          `v1 lists root keys ${rootOf(at('strays.json')).rootKeys.map(verifierString).join(', ')} (threshold 2); nothing was signed`,
+      );
+    }
+    expect(readFileSync(at('strays.json'), 'utf8')).toBe(before);
   });
 
   it('removes a signer and drops the now stale signatures', async () => {

@@ -136,7 +136,7 @@ describe('vouch sign', () => {
         /expected an Ed25519 key, got EC/,
       ],
       ['garbage', 'garbage', /not a PEM private key/],
-      ['a public key', signer.publicPem, /not a PEM private key/],
+      ['a public key', signer.publicPem, /k\.key is a public key; sign with the private key$/m],
     ];
     it.each(cases)('%s', async (_what, pem, message) => {
       const sub = mkdtempSync(join(dir, 'bad-key-'));
@@ -156,6 +156,26 @@ describe('vouch sign', () => {
       expect(result.exitCode).toBe(65);
       expect(result.stderr).toMatch(message);
       expect(readdirSync(sub)).toEqual(['k.key']);
+    });
+
+    it('the .pub keygen wrote, for --key: names the private key, not chmod', async () => {
+      const sub = mkdtempSync(join(dir, 'pub-'));
+      const keys = join(sub, 'keys');
+      expect((await runCli(['keygen', '--signer', 'me', '--out', keys])).exitCode).toBe(0);
+      const result = await runCli([
+        'sign',
+        '--key',
+        join(keys, 'me.pub'),
+        '--signer',
+        'me',
+        '--file',
+        file,
+      ]);
+      expect(result.exitCode).toBe(65);
+      expect(result.stderr).toBe(
+        `vouch: ${join(keys, 'me.pub')} is a public key; sign with the private key, e.g. ${join(keys, 'me.key')}\n`,
+      );
+      expect(result.stdout).toBe('');
     });
 
     it('a private key others can read (KEY_PERMISSIONS)', async () => {

@@ -501,6 +501,50 @@ describeWith('docker', 'vouch verify image', () => {
     }
   });
 
+  it('a revoked image whose content does not match stays REVOKED (4), with both reasons', async () => {
+    const { dir } = await layerStorage(daemon.docker, ha('revoked'), 1);
+    const path = join(dir, 'b.txt');
+    await writeFile(path, 'B OF REVOKED');
+    try {
+      const revoked = 'marked revoked by notary@home-assistant.io';
+      const deep = 'content does not match image ID: file integrity checksum failed for "b.txt"';
+      const tree = 'layer 2 of 3 differs on disk: 0 added, 0 removed, 1 changed (/b.txt)';
+      for (const [check, finding] of [
+        ['--deep', deep],
+        ['--tree', tree],
+      ] as const) {
+        const { exitCode, result } = await only(ha('revoked'), check);
+        expect(exitCode, check).toBe(4);
+        expect(result, check).toMatchObject({
+          status: 'REVOKED',
+          code: 4,
+          signer: notary,
+          logIndex: 4,
+        });
+        expect(result.reason, check).toMatch(new RegExp(`^${revoked}.*: key leaked; `));
+        expect(result.reason.endsWith(`; ${finding}`), result.reason).toBe(true);
+        const text = await runCli(
+          ['verify', 'image', ha('revoked'), check, '--state-dir', file('state')],
+          env,
+        );
+        expect(text.exitCode).toBe(4);
+        expect(text.stdout).toContain(
+          `REVOKED ${ha('revoked')} ${ids.get('revoked')}: ${result.reason}`,
+        );
+      }
+      // Both findings, after the statement's reason.
+      const { result } = await only(ha('revoked'), '--deep', '--tree');
+      expect(result.reason.endsWith(`; ${deep}; ${tree}`), result.reason).toBe(true);
+    } finally {
+      await writeFile(path, 'b of revoked');
+    }
+    expect((await only(ha('revoked'), '--deep', '--tree')).result).toMatchObject({
+      status: 'REVOKED',
+      deep: { matches: true },
+      tree: { matches: true },
+    });
+  });
+
   it('flips to REVOKED once a revocation is synced', async () => {
     expect((await only(ha('later'))).result.status).toBe('TRUSTED');
     await publish([

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,31 @@ async function tarOf(members: [string, Buffer][]): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of tar as AsyncIterable<Buffer>) chunks.push(chunk);
   return Buffer.concat(chunks);
+}
+
+interface TarMember {
+  readonly name: string;
+  /** Where its data starts. */
+  readonly start: number;
+  readonly size: number;
+}
+
+/** The members of a ustar file as laid out: 512-byte headers (name, octal size), padded data. */
+function tarMembers(bytes: Buffer): TarMember[] {
+  const members: TarMember[] = [];
+  for (let at = 0; at + 512 <= bytes.length && bytes[at] !== 0; ) {
+    const field = (from: number, to: number) =>
+      bytes
+        .subarray(at + from, at + to)
+        .toString('latin1')
+        .replace(/\0.*$/s, '');
+    const prefix = field(345, 500);
+    const name = prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
+    const size = Number.parseInt(field(124, 136).trim(), 8);
+    members.push({ name, start: at + 512, size });
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  return members;
 }
 
 /** The state's files that must be equal however the state was built. */
@@ -186,7 +211,7 @@ describe('incremental sync and snapshots', () => {
         'truncated.tar',
         bytes.subarray(0, Math.floor(bytes.length / 2)),
         65,
-        /snapshot: |bundle|tar/,
+        /ends early: .*; the file is truncated or was not fully copied$/m,
       ],
     ];
     for (const [name, content, exitCode, message] of cases) {
@@ -222,6 +247,77 @@ describe('incremental sync and snapshots', () => {
     ]);
     expect(capped.exitCode).toBe(65);
     expect(capped.stderr).toMatch(/over 4096 bytes/);
+  });
+
+  it('says where a truncated snapshot ends, not what the tar reader tripped over', async () => {
+    const snapshot = join(await tmp('vouch-snap-'), 'log.tar');
+    await runCli(['snapshot', 'export', '--log', world.logDir, '--out', snapshot]);
+    const bytes = await readFile(snapshot);
+    const members = tarMembers(bytes);
+    const [manifest, checkpoint, , firstBundle, secondBundle] = members;
+    const last = members.at(-1);
+    if (!manifest || !checkpoint || !firstBundle || !secondBundle || !last) {
+      throw new Error('unexpected snapshot layout');
+    }
+    const end = (member: TarMember) => member.start + Math.ceil(member.size / 512) * 512;
+    const cuts: [number, string][] = [
+      // In a member's data: "Stream was destroyed" before.
+      [
+        secondBundle.start + 100,
+        `after member ${firstBundle.name}, 100 bytes into ${secondBundle.name} (of ${secondBundle.size})`,
+      ],
+      [
+        checkpoint.start + 10,
+        `after member ${manifest.name}, 10 bytes into checkpoint (of ${checkpoint.size})`,
+      ],
+      // In a header, in the blocks that end the tar: "Unexpected end of data" before.
+      [
+        end(firstBundle) + 200,
+        `after member ${firstBundle.name}, at byte ${end(firstBundle) + 200}`,
+      ],
+      [end(last) + 700, `after member ${last.name}, at byte ${end(last) + 700}`],
+      // At a member's end: "expected …, found the end" before.
+      [
+        end(firstBundle),
+        `after member ${firstBundle.name}, where ${secondBundle.name} was expected`,
+      ],
+    ];
+    const dir = await tmp('vouch-truncated-');
+    for (const [length, where] of cuts) {
+      const path = join(dir, `cut-${length}.tar`);
+      await writeFile(path, bytes.subarray(0, length));
+      const state = await tmp('vouch-state-');
+      const result = await runCli([
+        'snapshot',
+        'import',
+        path,
+        '--root',
+        world.rootPath,
+        '--state-dir',
+        state,
+      ]);
+      expect(result.exitCode, where).toBe(65);
+      expect(result.stderr).toBe(
+        `vouch: snapshot ${path} ends early: ${where}; the file is truncated or was not fully copied\n`,
+      );
+      expect(await loadState(state)).toBeUndefined();
+    }
+  });
+
+  it('export to a directory that does not exist says so (74), and writes nothing', async () => {
+    const parent = await tmp('vouch-out-');
+    const out = join(parent, 'missing', 'dir', 'x.tar');
+    for (const source of [
+      ['--state-dir', synced],
+      ['--log', world.logDir],
+    ]) {
+      const result = await runCli(['snapshot', 'export', ...source, '--out', out]);
+      expect(result.exitCode).toBe(74);
+      expect(result.stderr).toBe(
+        `vouch: cannot write ${out}: no directory ${join(parent, 'missing', 'dir')} (ENOENT)\n`,
+      );
+    }
+    expect(await readdir(parent)).toEqual([]);
   });
 
   it('imports and answers status with no network: no socket is opened', async () => {

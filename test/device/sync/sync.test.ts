@@ -182,8 +182,16 @@ describe('vouch sync', () => {
     ['timeout', 'UNAVAILABLE', /within 500 ms/],
     ['http-500', 'UNAVAILABLE', /HTTP 500/],
     ['truncated-tile', 'TILE_INVALID', /tile\/0\/001 is 8185 bytes, expected 8192/],
-    ['altered-tile', 'TILE_INVALID', /does not hash to its tile/],
-    ['altered-bundle', 'TILE_INVALID', /does not hash to its tile/],
+    [
+      'altered-tile',
+      'TILE_INVALID',
+      /entry 511 in tile\/entries\/001 does not hash to its tile, tile\/0\/001$/,
+    ],
+    [
+      'altered-bundle',
+      'TILE_INVALID',
+      /entry 511 in tile\/entries\/001 does not hash to its tile, tile\/0\/001$/,
+    ],
     ['bad-signature', 'NOTE_UNVERIFIED', /does not verify/],
     ['rollback', 'LOG_ROLLBACK', /tree of 300 entries; this device has verified 600/],
     ['oversized-checkpoint', 'PAYLOAD_TOO_LARGE', /checkpoint is over 262144 bytes/],
@@ -203,6 +211,7 @@ describe('vouch sync', () => {
         expect(error).toBeInstanceOf(VouchError);
         expect(error.code).toBe(code);
         expect(error.message).toMatch(message);
+        expect(error.message).toContain(faulty.url);
         expect(await snapshotOf(dir)).toEqual(before);
 
         const report = await sync(dir, [faulty.url, good.url]);
