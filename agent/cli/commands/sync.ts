@@ -14,7 +14,9 @@ export function syncCommand(act: Act): Command {
     )
     .option(
       '--mirror <url>',
-      'a log mirror: http(s):// or file:// (repeat for failover; replaces the configured list)',
+      'a log mirror: http(s):// or file:// (repeat for failover; replaces the configured ' +
+        'list); remembered in the state directory once a sync from them succeeds, for a ' +
+        'plain vouch sync when the configuration lists no mirrors',
       repeatable,
     )
     .option('--watch', 'keep syncing on the configured schedule (sync.schedule) until stopped')

@@ -107,15 +107,23 @@ export async function readForkEvidence(dir: string): Promise<ForkEvidence[]> {
   const path = join(dir, stateFiles.fork);
   const bytes = await readFileCapped(path, maxFileBytes, 'fork evidence');
   if (bytes === undefined) return [];
-  const parsed = z
-    .array(evidenceSchema)
-    .max(maxEvidence)
-    .safeParse(parseJson(bytes, 'STATE_INVALID', path));
-  if (!parsed.success) {
-    // Evidence must never vanish silently: a damaged file is reported, not dropped.
-    throw new VouchError('STATE_INVALID', `${path}: ${describeIssues(parsed.error)}`);
+  let problem: string;
+  try {
+    const parsed = z
+      .array(evidenceSchema)
+      .max(maxEvidence)
+      .safeParse(parseJson(bytes, 'STATE_INVALID', stateFiles.fork));
+    if (parsed.success) return parsed.data;
+    problem = describeIssues(parsed.error);
+  } catch (error) {
+    problem = (error as Error).message;
   }
-  return parsed.data;
+  // Evidence must never vanish silently: a damaged file is reported, not dropped.
+  throw new VouchError(
+    'STATE_INVALID',
+    `${path} is damaged (${problem}): it records a fork this device saw; keep a copy of it ` +
+      'to inspect, then run vouch fork clear',
+  );
 }
 
 /** Saves fork evidence (once per conflicting checkpoint). Run under the sync lock. */
@@ -128,11 +136,17 @@ export async function addForkEvidence(dir: string, evidence: ForkEvidence): Prom
   await writeFileDurably(join(dir, stateFiles.fork), `${JSON.stringify(all, null, 2)}\n`);
 }
 
-/** Removes the fork evidence (an operator's decision); returns how many items it held. */
-export async function clearForkEvidence(dir: string): Promise<number> {
-  const known = await readForkEvidence(dir);
-  if (known.length === 0) return 0;
+/**
+ * Removes the fork evidence (an operator's decision), damaged or not; returns how many items
+ * it held, or 'damaged'.
+ */
+export async function clearForkEvidence(dir: string): Promise<number | 'damaged'> {
+  const known = await readForkEvidence(dir).catch((error: unknown) => {
+    if (error instanceof VouchError && error.code === 'STATE_INVALID') return 'damaged' as const;
+    throw error;
+  });
+  if (known !== 'damaged' && known.length === 0) return 0;
   await unlink(join(dir, stateFiles.fork));
   await syncDirectory(dir);
-  return known.length;
+  return known === 'damaged' ? known : known.length;
 }

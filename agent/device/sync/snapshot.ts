@@ -7,7 +7,6 @@ import { type ExtractEvents, extract, pack } from 'tar-stream';
 import { parseCheckpoint } from '../../core/checkpoint';
 import { maxEnvelopeBytes } from '../../core/dsse';
 import { VouchError } from '../../core/errors';
-import { CompactRange, hashLeaf } from '../../core/merkle';
 import { maxNoteSize, parseNote } from '../../core/note';
 import {
   encodeEntryBundle,
@@ -18,13 +17,13 @@ import {
 } from '../../core/tiles';
 import { ioError, syncDirectory } from '../../files';
 import type { Logger } from '../../logger';
-import { loadState, type RootFile, stateFiles, verifyCheckpoint } from '../store/state';
+import { loadState, type RootFile, verifiedEntries, verifyCheckpoint } from '../store/state';
 import {
   type Applied,
   applyEntries,
   type Bundle,
   type Context,
-  checkAgainstState,
+  checkAgainstAnchor,
   commitUnchanged,
   type Incoming,
   updateRoots,
@@ -135,55 +134,27 @@ export async function exportSnapshot(options: {
 async function stateSource(stateDir: string): Promise<SnapshotSource> {
   const state = await loadState(stateDir);
   if (!state) throw new VouchError('NO_TRUST_ROOT', `${stateDir} holds no trust state to export`);
-  const { size, root } = state.checkpoint.checkpoint;
   return {
     note: new Uint8Array(Buffer.from(state.note, 'utf8')),
     roots: state.chain,
     async *bundles() {
-      const range = new CompactRange();
       let batch: Uint8Array[] = [];
+      let count = 0;
       const flush = () => {
-        const tile = {
-          level: 0,
-          index: Math.floor((range.size - 1) / fullWidth),
-          width: batch.length,
-        };
+        const tile = { level: 0, index: Math.floor((count - 1) / fullWidth), width: batch.length };
         const bundle = { tile, bytes: encodeEntryBundle(batch) };
         batch = [];
         return bundle;
       };
-      for await (const entry of readEntriesFile(
-        join(stateDir, stateFiles.entries),
-        state.entriesBytes,
-      )) {
-        range.append(hashLeaf(entry));
+      // Re-hashed on the way: only entries that give the verified root are exported.
+      for await (const entry of verifiedEntries(state)) {
+        count++;
         batch.push(entry);
         if (batch.length === fullWidth) yield flush();
       }
       if (batch.length > 0) yield flush();
-      if (range.size !== size || Buffer.compare(range.root(), root) !== 0) {
-        throw new VouchError('STATE_INVALID', `${stateDir}: entries do not give the verified root`);
-      }
     },
   };
-}
-
-/** The entries file (uint16-length-prefixed entries), read as a stream up to `length`. */
-async function* readEntriesFile(path: string, length: number): AsyncGenerator<Uint8Array> {
-  if (length === 0) return;
-  let pending: Buffer = Buffer.alloc(0);
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1 })) {
-    pending = pending.length === 0 ? (chunk as Buffer) : Buffer.concat([pending, chunk as Buffer]);
-    let at = 0;
-    while (at + 2 <= pending.length) {
-      const size = pending.readUInt16BE(at);
-      if (at + 2 + size > pending.length) break;
-      yield new Uint8Array(pending.subarray(at + 2, at + 2 + size));
-      at += 2 + size;
-    }
-    pending = pending.subarray(at);
-  }
-  if (pending.length > 0) throw new VouchError('STATE_INVALID', `${path}: truncated entry`);
 }
 
 /** A publisher's log directory, read through its published files like a file:// mirror. */
@@ -243,8 +214,8 @@ export async function importSnapshot(options: {
       `snapshot ${options.file} is over ${options.maxBytes} bytes`,
     );
   }
-  return withState(options, options.file, [], async (state, now) => {
-    const trust = await trustOf(state, options.rootPath);
+  return withState(options, options.file, [], async (local, now) => {
+    const trust = await trustOf(local, options.rootPath);
     const ctx: Context = {
       dir: options.stateDir,
       source: options.file,
@@ -275,21 +246,23 @@ export async function importSnapshot(options: {
         checkpoint,
         note: Buffer.from(noteBytes).toString('utf8'),
       };
-      const applied = (await checkAgainstState(ctx, state, incoming))
-        ? await commitUnchanged(ctx, state, incoming)
-        : await applyEntries(
-            ctx,
-            state,
-            incoming,
-            reader.bundles(size, options.maxBundleBytes),
-            0,
-            () => {
-              throw new VouchError(
-                'TILE_INVALID',
-                `${options.file}: the entries do not give the checkpoint's root`,
-              );
-            },
-          );
+      await checkAgainstAnchor(ctx, trust.anchor, incoming);
+      const applied =
+        size === trust.held.size
+          ? await commitUnchanged(ctx, trust, incoming)
+          : await applyEntries(
+              ctx,
+              trust,
+              incoming,
+              reader.bundles(size, options.maxBundleBytes),
+              0,
+              () => {
+                throw new VouchError(
+                  'TILE_INVALID',
+                  `${options.file}: the entries do not give the checkpoint's root`,
+                );
+              },
+            );
       return { ...applied, source: options.file };
     } finally {
       reader.close();
