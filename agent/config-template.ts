@@ -98,10 +98,10 @@ function settings(
 /** The configuration file's text, for the file at `path`. */
 export function configTemplate(path: string, given: TemplateValues): string {
   const header = [
-    '# vouch configuration, written by vouch config init. Check it with:',
-    `#   vouch config --config ${path}`,
+    '# vouch configuration, written by vouch config init.',
+    `# Check it with: vouch config --config ${path}`,
     '# A setting left commented out takes the default shown; uncomment it to change it.',
-    '# Durations: milliseconds, or a number with a unit: 500ms, 30s, 15m, 6h, 7d.',
+    '# Durations are milliseconds, or a number with a unit: 500ms, 30s, 15m, 6h, 7d.',
   ];
   const defaults = configSchema.parse({}) as Record<string, unknown>;
   return `${[...header, ...settings(configSchema.shape, defaults, given, '')].join('\n')}\n`;

@@ -1,5 +1,6 @@
 import { chooseMirrors, noMirror, syncFromMirrors, watchSync } from '../../device';
 import type { Applied } from '../../device/sync/apply';
+import type { Repaired } from '../../device/sync/sync';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 
@@ -10,7 +11,7 @@ interface SyncFlags {
 }
 
 /** One line about an applied sync or import, shared by `sync` and `snapshot import`. */
-export function describeApplied(applied: Applied & { readonly source: string }): string {
+export function describeApplied(applied: Repaired<Applied & { readonly source: string }>): string {
   const what =
     applied.added > 0
       ? `added ${applied.added} entries (${applied.indexed} records indexed${applied.skipped.length > 0 ? `, ${applied.skipped.length} entries not valid statements under the root, not indexed` : ''})`

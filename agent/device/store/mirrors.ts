@@ -4,6 +4,7 @@ import { asVouchError, VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
 import { isMirrorUrl, mirrorUrlRule } from '../../core/mirror-url';
 import { readFileCapped, writeFileDurably } from '../../files';
+import { sealIntact, sealRecord } from './sealed';
 import { stateFiles } from './state';
 
 /**
@@ -16,16 +17,17 @@ import { stateFiles } from './state';
 const maxFileBytes = 256 * 1024;
 const maxMirrors = 64;
 
-const fileSchema = z.strictObject({
+const fields = {
   mirrors: z
     .array(z.string().refine(isMirrorUrl, `expected ${mirrorUrlRule}`))
     .min(1)
     .max(maxMirrors),
   /** When they were remembered (ms since the epoch, trusted time). */
   at: z.number().int().min(0),
-});
+};
+const fileSchema = z.strictObject({ ...fields, recordSha256: z.string() });
 
-export type RememberedMirrors = z.infer<typeof fileSchema>;
+export type RememberedMirrors = z.infer<z.ZodObject<typeof fields>>;
 
 /** mirrors.json: undefined when absent, `{ damaged }` when it cannot be read as written. */
 export async function readRememberedMirrors(
@@ -35,8 +37,11 @@ export async function readRememberedMirrors(
   try {
     const bytes = await readFileCapped(path, maxFileBytes, 'remembered mirrors');
     if (bytes === undefined) return undefined;
-    const parsed = fileSchema.safeParse(parseJson(bytes, 'STATE_INVALID', stateFiles.mirrors));
-    return parsed.success ? parsed.data : { damaged: describeIssues(parsed.error) };
+    const json = parseJson(bytes, 'STATE_INVALID', stateFiles.mirrors);
+    const parsed = fileSchema.safeParse(json);
+    if (!parsed.success) return { damaged: describeIssues(parsed.error) };
+    if (!sealIntact(json)) return { damaged: 'does not match its own digest (recordSha256)' };
+    return { mirrors: parsed.data.mirrors, at: parsed.data.at };
   } catch (error) {
     const failure = asVouchError(error);
     if (failure.kind === 'io') throw error;
@@ -53,7 +58,7 @@ export async function rememberMirrors(
   const known = await readRememberedMirrors(dir).catch(() => undefined);
   if (known && 'mirrors' in known && known.mirrors.join('\n') === mirrors.join('\n')) return;
   const record: RememberedMirrors = { mirrors: [...mirrors], at };
-  await writeFileDurably(join(dir, stateFiles.mirrors), `${JSON.stringify(record, null, 2)}\n`);
+  await writeFileDurably(join(dir, stateFiles.mirrors), sealRecord(record));
 }
 
 /** Where the mirrors of a sync come from, in this order: flags, configuration, state dir. */

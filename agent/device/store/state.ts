@@ -18,6 +18,7 @@ import {
   syncDirectory,
   writeFileDurably,
 } from '../../files';
+import { sealIntact, sealRecord } from './sealed';
 import { SubjectIndex } from './subjects';
 
 /**
@@ -241,11 +242,8 @@ async function readRecord(
     const json = parseJson(bytes, 'STATE_INVALID', 'state commit');
     const parsed = recordSchema.safeParse(json);
     if (!parsed.success) return damaged(file, describeIssues(parsed.error));
-    if (parsed.data.format === format) {
-      const { recordSha256, ...rest } = json as { readonly recordSha256: string };
-      if (sha256(JSON.stringify(rest)) !== recordSha256) {
-        damaged(file, 'does not match its own digest (recordSha256)');
-      }
+    if (parsed.data.format === format && !sealIntact(json)) {
+      damaged(file, 'does not match its own digest (recordSha256)');
     }
     return { record: parsed.data, bytes };
   });
@@ -687,8 +685,7 @@ export async function commitState(dir: string, commit: Commit): Promise<void> {
     roots: commit.chain.map(({ version, bytes }) => ({ version, sha256: sha256(bytes) })),
     entries: { bytes: commit.entriesBytes, sha256: commit.entriesSha256 },
   };
-  const recordSha256 = sha256(JSON.stringify(fields));
-  const record = `${JSON.stringify({ ...fields, recordSha256 }, null, 2)}\n`;
+  const record = sealRecord(fields);
   await writeFileDurably(join(dir, stateFiles.commit), record);
   // A crash here leaves the previous commit one older than it should be: still verified.
   await writeFileDurably(join(dir, stateFiles.previousCommit), commit.previous ?? record);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
 import { readFileCapped, syncDirectory, writeFileDurably } from '../../files';
+import { sealIntact, sealRecord } from './sealed';
 import { stateFiles } from './state';
 
 /**
@@ -60,6 +61,10 @@ const evidenceSchema = z.strictObject({
   proof: z.array(z.string().max(64)).max(128).optional(),
 });
 
+const evidenceList = z.array(evidenceSchema).max(maxEvidence);
+/** fork.json: sealed (sealed.ts), so that damage to the evidence is seen. */
+const evidenceFile = z.strictObject({ evidence: evidenceList, recordSha256: z.string() });
+
 export type SyncAttempt = z.infer<typeof attemptSchema>;
 export type MirrorResult = z.infer<typeof mirrorSchema>;
 export type SyncStatus = z.infer<typeof statusSchema>;
@@ -109,12 +114,15 @@ export async function readForkEvidence(dir: string): Promise<ForkEvidence[]> {
   if (bytes === undefined) return [];
   let problem: string;
   try {
-    const parsed = z
-      .array(evidenceSchema)
-      .max(maxEvidence)
-      .safeParse(parseJson(bytes, 'STATE_INVALID', stateFiles.fork));
-    if (parsed.success) return parsed.data;
-    problem = describeIssues(parsed.error);
+    const json = parseJson(bytes, 'STATE_INVALID', stateFiles.fork);
+    // Written as a bare array before the file was sealed: read as it is.
+    const parsed = Array.isArray(json)
+      ? evidenceList.safeParse(json)
+      : evidenceFile.safeParse(json);
+    if (!parsed.success) problem = describeIssues(parsed.error);
+    else if (Array.isArray(parsed.data)) return parsed.data;
+    else if (sealIntact(json)) return parsed.data.evidence;
+    else problem = 'does not match its own digest (recordSha256)';
   } catch (error) {
     problem = (error as Error).message;
   }
@@ -133,7 +141,7 @@ export async function addForkEvidence(dir: string, evidence: ForkEvidence): Prom
     return;
   }
   const all = [...known, evidence].slice(-maxEvidence);
-  await writeFileDurably(join(dir, stateFiles.fork), `${JSON.stringify(all, null, 2)}\n`);
+  await writeFileDurably(join(dir, stateFiles.fork), sealRecord({ evidence: all }));
 }
 
 /**

@@ -9,7 +9,6 @@ import {
   type Anchor,
   type Commit,
   commitState,
-  type Damage,
   EntriesWriter,
   type RootFile,
   type TrustState,
@@ -68,8 +67,6 @@ export const nothingHeld = (): Held => ({
  */
 export type Trust = {
   readonly held: Held;
-  /** Damaged files the next commit replaces (reported once it is done). */
-  readonly damage: readonly Damage[];
   /** Commit even when the log did not change (damage, a commit of an earlier version). */
   readonly rewrite: boolean;
 } & ({ readonly anchor: Anchor } | { readonly anchor: undefined; readonly first: RootFile });
@@ -133,8 +130,6 @@ export interface Applied {
   readonly skipped: readonly SkippedEntry[];
   readonly rootVersion: number;
   readonly checkpointTime: number | undefined;
-  /** Damaged state files this commit replaced. */
-  readonly repaired: readonly string[];
 }
 
 export interface Incoming {
@@ -255,7 +250,6 @@ export async function commitUnchanged(
     skipped: [],
     rootVersion: incoming.root.version,
     checkpointTime: newer || !anchor ? time : anchor.checkpointTime,
-    repaired: trust.damage.map((damage) => damage.file),
   };
 }
 
@@ -391,7 +385,6 @@ export async function applyEntries(
       skipped,
       rootVersion: incoming.root.version,
       checkpointTime: incoming.checkpoint.time,
-      repaired: trust.damage.map((damage) => damage.file),
     };
   } finally {
     await writer.close(committed);

@@ -29,7 +29,7 @@ import {
   updateRoots,
 } from './apply';
 import { openMirror } from './mirror';
-import { trustOf, withState } from './sync';
+import { type Repaired, trustOf, withState } from './sync';
 
 /**
  * Snapshots for air-gapped devices (README "Snapshots"): one POSIX tar file holding a
@@ -202,7 +202,7 @@ export async function importSnapshot(options: {
   readonly maxBundleBytes: number;
   readonly logger: Logger;
   readonly clock?: () => number;
-}): Promise<Applied & { readonly source: string }> {
+}): Promise<Repaired<Applied & { readonly source: string }>> {
   const info = await stat(options.file).catch((error) => {
     throw new VouchError('IO', `cannot read snapshot ${options.file}: ${error.message}`, {
       cause: error,

@@ -74,7 +74,7 @@ export interface SyncOptions {
   readonly clock?: () => number;
 }
 
-export interface SyncReport extends Applied {
+export interface SyncReport extends Repaired<Applied> {
   readonly source: string;
   readonly mirrors: readonly MirrorResult[];
 }
@@ -106,10 +106,14 @@ export async function openLocalState(dir: string): Promise<LocalState | undefine
   return { ...opened, dir, held: heldOf(opened.state, entries) };
 }
 
+/** What a sync or an import did, with the damaged state files its commit replaced. */
+export type Repaired<T> = T & { readonly repaired: readonly string[] };
+
 /**
  * Holds the state lock for `body`, with the state opened (undefined for a new device) and
  * leftovers of interrupted syncs removed; records the attempt, with what `body` put into
- * `mirrors`, in status.json.
+ * `mirrors`, in status.json. A commit leaves a whole state: the files found damaged are
+ * reported as repaired.
  */
 export async function withState<T extends Applied>(
   options: {
@@ -120,7 +124,7 @@ export async function withState<T extends Applied>(
   source: string,
   mirrors: MirrorResult[],
   body: (local: LocalState | undefined, now: number) => Promise<T>,
-): Promise<T> {
+): Promise<Repaired<T>> {
   const dir = options.stateDir;
   await makeDirectory(dir);
   const lock = await acquireLock(join(dir, stateFiles.lock), { code: 'STATE_LOCKED' });
@@ -144,7 +148,7 @@ export async function withState<T extends Applied>(
         added: result.added,
         skipped: result.skipped.length,
       };
-      return result;
+      return { ...result, repaired: local?.damage.map((damage) => damage.file) ?? [] };
     } catch (error) {
       const failure = asVouchError(error);
       attempt = {
@@ -255,8 +259,8 @@ export async function trustOf(
 ): Promise<Trust> {
   if (local) {
     if (!local.anchor) throw damageError(local.dir, local);
-    const { anchor, held, damage, rewrite } = local;
-    return { anchor, held, damage, rewrite };
+    const { anchor, held, rewrite } = local;
+    return { anchor, held, rewrite };
   }
   if (rootPath === undefined) {
     throw new VouchError(
@@ -270,7 +274,6 @@ export async function trustOf(
     anchor: undefined,
     first: { version: 0, bytes },
     held: nothingHeld(),
-    damage: [],
     rewrite: true,
   };
 }
