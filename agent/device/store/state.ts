@@ -350,17 +350,18 @@ async function verifyRecord(
   });
 }
 
-/** The whole state of a verified record: its index (against its digest) and entries length. */
-async function completeState(
+/**
+ * The files a commit record covers besides its checkpoint: the index (against its digest)
+ * and the entries (their length). Checked whether or not the checkpoint verified, so that
+ * loading names every damaged file at once.
+ */
+async function checkCovered(
   inspection: Inspection,
   record: CommitRecord,
-  { anchor, range }: { readonly anchor: Anchor; readonly range: CompactRange },
-): Promise<TrustState | undefined> {
+): Promise<{ readonly index: SubjectIndex } | undefined> {
   const { dir } = inspection;
-  const size = anchor.checkpoint.checkpoint.size;
   const file = record.index.file;
   const index = await inspection.check(file, async () => {
-    if (file !== indexName(size)) damaged(stateFiles.commit, `names ${file} for size ${size}`);
     const bytes = await readFileCapped(join(dir, file), maxIndexBytes, 'index');
     if (bytes === undefined) damaged(file, 'is missing');
     if (sha256(bytes) !== record.index.sha256) {
@@ -378,10 +379,24 @@ async function completeState(
     }
     return true;
   });
-  if (!index || !entriesOk) return undefined;
+  return index && entriesOk ? { index } : undefined;
+}
+
+/** The whole state of a verified record whose covered files are intact. */
+function completeState(
+  inspection: Inspection,
+  record: CommitRecord,
+  { anchor, range }: { readonly anchor: Anchor; readonly range: CompactRange },
+  { index }: { readonly index: SubjectIndex },
+): TrustState | undefined {
+  const size = anchor.checkpoint.checkpoint.size;
+  if (record.index.file !== indexName(size)) {
+    inspection.note({ file: anchor.file, problem: `names ${record.index.file} for size ${size}` });
+    return undefined;
+  }
   return {
     ...anchor,
-    dir,
+    dir: inspection.dir,
     range,
     index,
     indexSha256: record.index.sha256,
@@ -406,10 +421,10 @@ export async function openState(
   if (current === 'missing') inspection.note({ file: stateFiles.commit, problem: 'is missing' });
   else if (current) {
     const verified = await verifyRecord(inspection, stateFiles.commit, current);
-    if (verified) {
-      anchor = verified.anchor;
-      state = await completeState(inspection, current.record, verified);
-    }
+    const covered = await checkCovered(inspection, current.record);
+    anchor = verified?.anchor;
+    if (verified && covered)
+      state = await completeState(inspection, current.record, verified, covered);
   }
   if (state && stopAtState) {
     return { state, anchor, damage: [], lostRoots: [], rewrite: false };

@@ -29,7 +29,7 @@ import {
   updateRoots,
 } from './apply';
 import { openMirror } from './mirror';
-import { type Repaired, trustOf, withState } from './sync';
+import { type Repaired, restoreRoots, trustOf, withState } from './sync';
 
 /**
  * Snapshots for air-gapped devices (README "Snapshots"): one POSIX tar file holding a
@@ -215,7 +215,9 @@ export async function importSnapshot(options: {
     );
   }
   return withState(options, options.file, [], async (local, now) => {
-    const trust = await trustOf(local, options.rootPath);
+    // Root files the state lost may come back from the snapshot's own, read below.
+    let trust =
+      local && local.lostRoots.length > 0 ? undefined : await trustOf(local, options.rootPath);
     const ctx: Context = {
       dir: options.stateDir,
       source: options.file,
@@ -234,6 +236,10 @@ export async function importSnapshot(options: {
         if (version === undefined) break;
         roots.set(Number(version), await reader.member(name as string, maxEnvelopeBytes));
       }
+      trust ??= await trustOf(
+        local && (await restoreRoots(ctx, local, async (version) => roots.get(version))),
+        options.rootPath,
+      );
       const { root, newRoots } = await updateRoots(trust, async (v) => roots.get(v), now);
       const checkpoint = verifyCheckpoint(noteBytes, root);
       const { size, origin } = checkpoint.checkpoint;

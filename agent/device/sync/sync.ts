@@ -191,7 +191,11 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
       const ctx: Context = { dir, source: url, now, logger: options.logger };
       try {
         const mirror = openMirror(url, { timeoutMs: options.timeoutMs });
-        if (local && local.lostRoots.length > 0) local = await restoreRoots(ctx, local, mirror);
+        if (local && local.lostRoots.length > 0) {
+          local = await restoreRoots(ctx, local, (version) =>
+            mirror.get(`roots/${version}.json`, maxEnvelopeBytes),
+          );
+        }
         const trust = await trustOf(local, options.rootPath);
         const applied = await syncFromMirror(ctx, trust, mirror, options.maxBundleBytes);
         results.push({ url, at: now, ok: true, size: applied.size });
@@ -224,25 +228,28 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
 }
 
 /**
- * Fetches root files the state lost from `mirror`, each taken only with the SHA-256 its
- * commit records, then opens the state again. A mirror without them fails, unless a
- * verified checkpoint survives anyway (the sync then re-verifies the chain from it).
+ * Takes back root files the state lost from a mirror or snapshot (`fetch(version)`), each
+ * only with the SHA-256 its commit records, then opens the state again. A source without
+ * them fails, unless a verified checkpoint survives anyway (the chain is then verified
+ * again from it).
  */
-async function restoreRoots(ctx: Context, local: LocalState, mirror: Mirror): Promise<LocalState> {
+export async function restoreRoots(
+  ctx: Context,
+  local: LocalState,
+  fetch: (version: number) => Promise<Uint8Array | undefined>,
+): Promise<LocalState> {
   try {
     for (const lost of local.lostRoots) {
       const path = `roots/${lost.version}.json`;
-      const bytes = await mirror.get(path, maxEnvelopeBytes);
-      if (bytes === undefined) {
-        throw new VouchError('UNAVAILABLE', `mirror ${mirror.url} has no ${path}`);
-      }
+      const bytes = await fetch(lost.version);
+      if (bytes === undefined) throw new VouchError('UNAVAILABLE', `${ctx.source} has no ${path}`);
       await restoreRoot(ctx.dir, lost, bytes);
-      ctx.logger.info({ mirror: mirror.url }, `restored ${path} from the mirror`);
+      ctx.logger.info({ source: ctx.source }, `restored ${path}`);
     }
   } catch (error) {
     const failure = asVouchError(error);
     if (localErrors.has(failure.code) || !local.anchor) throw error;
-    ctx.logger.warn({ mirror: mirror.url, code: failure.code }, failure.message);
+    ctx.logger.warn({ source: ctx.source, code: failure.code }, failure.message);
   }
   const reopened = await openLocalState(ctx.dir);
   if (!reopened) throw new VouchError('INTERNAL', `${ctx.dir}: the state vanished`);

@@ -8,9 +8,10 @@ import { VouchError } from '../../../agent/core/errors';
 import { loadState } from '../../../agent/device';
 import { openState } from '../../../agent/device/store/state';
 import { addForkEvidence } from '../../../agent/device/store/status';
-import { publicDir, publishRoot } from '../../../agent/ledger';
+import { initLog, publicDir, publishRoot } from '../../../agent/ledger';
 import { runCli } from '../../helpers/cli';
-import { grow, stateOf, testWorld, type World } from '../../helpers/device';
+import { grow, statement, stateOf, testWorld, type World } from '../../helpers/device';
+import { testOrigin } from '../../helpers/log';
 import { signRoot } from '../../helpers/trust';
 
 /**
@@ -242,7 +243,57 @@ describe('a damaged file that is not trust data', () => {
   }
 });
 
+/** The world's log (same key and origin) with entry 299 changed, published at `size`. */
+async function forkedMirror(size: number): Promise<string> {
+  const dir = join(await mkdtemp(join(tmpdir(), 'vouch-fork-')), 'log');
+  await initLog(dir, testOrigin, world.logKeyPath, world.logKey);
+  const fork: World = { ...world, logDir: dir, size: 0 };
+  const entries = Array.from({ length: size }, (_, i) =>
+    statement(world, i, i === 299 ? 'untrusted' : 'trusted'),
+  );
+  await grow(fork, 0, entries);
+  return pathToFileURL(publicDir(dir)).href;
+}
+
 describe('repairs are checked against the anchor', () => {
+  for (const size of [600, 700]) {
+    it(`a repair from a mirror of a forked tree of ${size} is refused, the evidence kept`, async () => {
+      const dir = await copyOfBase();
+      await damage(join(dir, 'index-600.bin'), 'deleted');
+      const forked = await sync(dir, await forkedMirror(size));
+      expect(forked.exitCode).toBe(65);
+      expect(JSON.parse(forked.stdout).error.code).toBe('LOG_FORK');
+      const status = await runCli(['status', '--state-dir', dir, '-o', 'json']);
+      expect(status.exitCode).toBe(65); // still damaged: the fork was not taken
+      expect(JSON.parse(status.stdout).error.message).toMatch(/index-600\.bin: is missing/);
+      expect((await sync(dir, world.mirror)).exitCode).toBe(0);
+      await expectRepaired(dir);
+      const evidence = await runCli(['status', '--state-dir', dir, '-o', 'json']);
+      expect(JSON.parse(evidence.stdout).fork).toHaveLength(1);
+    });
+  }
+
+  it('a snapshot import repairs too, root files included, with no mirror', async () => {
+    const snapshot = join(await mkdtemp(join(tmpdir(), 'vouch-snap-')), 'log.tar');
+    const exported = await runCli(['snapshot', 'export', '--log', world.logDir, '--out', snapshot]);
+    expect(exported.exitCode, exported.stderr).toBe(0);
+    const dir = await copyOfBase();
+    await damage(join(dir, 'roots/1.json'), 'flipped');
+    await damage(join(dir, 'index-600.bin'), 'truncated');
+    const imported = await runCli([
+      'snapshot',
+      'import',
+      snapshot,
+      '--state-dir',
+      dir,
+      '-o',
+      'json',
+    ]);
+    expect(imported.exitCode, imported.stdout).toBe(0);
+    expect(JSON.parse(imported.stdout).repaired.sort()).toEqual(['index-600.bin', 'roots/1.json']);
+    await expectRepaired(dir);
+  });
+
   it('with checkpoint.json gone, the previous checkpoint (300) is the anchor', async () => {
     const dir = await copyOfBase();
     await rm(join(dir, 'checkpoint.json'));
