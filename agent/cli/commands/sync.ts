@@ -6,7 +6,8 @@ export function syncCommand(act: Act): Command {
   return new Command('sync')
     .description(
       'bring the device state up to the newest verified checkpoint of the log, from mirrors ' +
-        'tried in order (root updates, checkpoint and witnesses, new entries, signatures)',
+        'tried in order (root updates, checkpoint and witnesses, new entries, signatures); a ' +
+        'damaged state is repaired from them, checked against its surviving checkpoint',
     )
     .option(
       '--root <root>',

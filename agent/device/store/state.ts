@@ -175,6 +175,7 @@ const recordSchema = z.discriminatedUnion('format', [
 type CommitRecord = z.output<typeof recordSchema>;
 
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex');
+const size = (anchor: Anchor) => anchor.checkpoint.checkpoint.size;
 
 /** A damaged file, found while the state is read. */
 class DamageError extends Error {
@@ -389,9 +390,9 @@ function completeState(
   { anchor, range }: { readonly anchor: Anchor; readonly range: CompactRange },
   { index }: { readonly index: SubjectIndex },
 ): TrustState | undefined {
-  const size = anchor.checkpoint.checkpoint.size;
-  if (record.index.file !== indexName(size)) {
-    inspection.note({ file: anchor.file, problem: `names ${record.index.file} for size ${size}` });
+  const expected = indexName(size(anchor));
+  if (record.index.file !== expected) {
+    inspection.note({ file: anchor.file, problem: `names ${record.index.file}, not ${expected}` });
     return undefined;
   }
   return {
@@ -423,8 +424,7 @@ export async function openState(
     const verified = await verifyRecord(inspection, stateFiles.commit, current);
     const covered = await checkCovered(inspection, current.record);
     anchor = verified?.anchor;
-    if (verified && covered)
-      state = await completeState(inspection, current.record, verified, covered);
+    if (verified && covered) state = completeState(inspection, current.record, verified, covered);
   }
   if (state && stopAtState) {
     return { state, anchor, damage: [], lostRoots: [], rewrite: false };
@@ -435,7 +435,9 @@ export async function openState(
     typeof previous === 'object'
       ? (await verifyRecord(inspection, stateFiles.previousCommit, previous))?.anchor
       : undefined;
-  anchor ??= previousAnchor;
+  // The newer of the two: checkpoint.json put back from an old copy must not lower the bar.
+  if (previousAnchor && size(previousAnchor) > (anchor ? size(anchor) : -1))
+    anchor = previousAnchor;
   return {
     state,
     anchor,

@@ -317,6 +317,20 @@ describe('repairs are checked against the anchor', () => {
     await expectRepaired(dir);
   });
 
+  it('the newer of the two checkpoints anchors, whichever file holds it', async () => {
+    const dir = await copyOfBase();
+    const current = await readFile(join(dir, 'checkpoint.json'));
+    await cp(join(dir, 'checkpoint.previous.json'), join(dir, 'checkpoint.json'));
+    await writeFile(join(dir, 'checkpoint.previous.json'), current);
+    expect((await loadError(dir)).message).toMatch(
+      /index-300\.bin: is missing; run vouch sync .*checkpoint\.previous\.json/,
+    );
+    const rollback = await sync(dir, at300);
+    expect(JSON.parse(rollback.stdout).error.code).toBe('LOG_ROLLBACK');
+    expect((await sync(dir, world.mirror)).exitCode).toBe(0);
+    await expectRepaired(dir);
+  });
+
   it('a flipped digit of the clock floor is seen (the record carries its own digest)', async () => {
     const dir = await copyOfBase();
     const path = join(dir, 'checkpoint.json');
