@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/cli';
 import { grow, stateOf, testWorld, type World } from '../../helpers/device';
+import { waitFor } from '../../helpers/services';
 
 /**
  * Issue #13 item 9: after one `vouch sync --root R --mirror M`, a plain `vouch sync` works.
@@ -102,6 +105,34 @@ describe('vouch sync remembers its mirrors', () => {
     ]);
     expect(flagged.exitCode, flagged.stderr).toBe(0);
   });
+
+  it('vouch sync --watch uses them too', async () => {
+    const dir = await freshDevice();
+    const config = join(dir, 'agent.yaml');
+    await writeFile(config, "sync:\n  schedule: '* * * * * *'\n  jitter: 0\n");
+    await grow(world, 3);
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'agent/cli/main.ts', 'sync', '--watch', '--state-dir', dir],
+      {
+        cwd: join(__dirname, '../../..'),
+        env: { ...process.env, VOUCH_CONFIG: config, VOUCH_LOG_LEVEL: 'silent' },
+        stdio: 'ignore',
+      },
+    );
+    try {
+      await waitFor(
+        'the watch to sync',
+        async () => (await stateOf(dir)).checkpoint.checkpoint.size === world.size,
+        30_000,
+        () => (child.exitCode === null ? undefined : new Error(`exited ${child.exitCode}`)),
+      );
+    } finally {
+      const exited = child.exitCode === null ? once(child, 'exit') : Promise.resolve([0]);
+      child.kill('SIGTERM');
+      expect((await exited)[0]).toBe(0);
+    }
+  }, 40_000);
 
   it('with no mirror anywhere, says what to give', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'vouch-sync-cli-'));
