@@ -361,6 +361,18 @@ describe('repairs are checked against the anchor', () => {
     ]);
     expect(refused.exitCode).toBe(64);
     expect(refused.stderr).toMatch(/still has a verified checkpoint .*vouch sync repairs/);
+    const forced = await runCli([
+      'state',
+      'reset',
+      '--state-dir',
+      healthy,
+      '--root',
+      world.rootPath,
+      '--force',
+    ]);
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    expect(forced.stdout).toMatch(/^reset: .*size 0 → 600.*from file:/);
+    await expectRepaired(healthy);
 
     const dir = await copyOfBase();
     await damage(join(dir, 'checkpoint.json'), 'flipped');
