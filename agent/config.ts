@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { VouchError } from './core/errors';
 import { enforceModes } from './core/images';
+import { isMirrorUrl, mirrorUrlRule } from './core/mirror-url';
 import { openRegularFileSync } from './files';
 import { logLevels } from './log-levels';
 
@@ -15,7 +16,7 @@ const durationUnits = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
  * A duration in milliseconds: a number of milliseconds, or a string such as `500ms`,
  * `30s`, `15m`, `6h`, `7d`. The effective configuration shows milliseconds.
  */
-const duration = z.union(
+export const duration = z.union(
   [
     z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
     z
@@ -30,88 +31,122 @@ const duration = z.union(
 );
 
 /** A mirror of the log: a static tlog-tiles directory served over HTTP(S) or on a file system. */
-const mirrorUrl = z
-  .string()
-  .max(2048)
-  .refine((text) => /^(https?|file):\/\/./.test(text) && URL.canParse(text), {
-    message: 'expected an http://, https:// or file:// URL',
-  });
+const mirrorUrl = z.string().refine(isMirrorUrl, { message: `expected ${mirrorUrlRule}` });
 
 const enforceMode = z.enum(enforceModes);
 
 /**
- * The agent's configuration: one schema, its defaults and units in one place.
+ * The agent's configuration: one schema, its defaults, units and descriptions in one place
+ * (`vouch config init` writes its starting file from them: config-template.ts).
  * Sources, later ones winning: built-in defaults → YAML file → environment → flags.
  * Unknown keys are rejected so that a typo does not silently fall back to a default.
  */
 export const configSchema = z.strictObject({
-  /** Where the device keeps its verified trust state. HA OS: /mnt/data/vouch. */
-  stateDir: z.string().min(1).default('/var/lib/vouch'),
-  /** pino level for the agent's own log lines (stderr). */
-  logLevel: z.enum(logLevels).default('info'),
-  /** The first trusted root (a signed root file), for a device that has none yet; `--root` wins. */
-  root: z.string().min(1).optional(),
-  /** Log mirrors, tried in this order; `--mirror` replaces the list. */
-  mirrors: z.array(mirrorUrl).max(64).default([]),
+  stateDir: z
+    .string()
+    .min(1)
+    .default('/var/lib/vouch')
+    .describe('Where the device keeps its verified trust state (HA OS: /mnt/data/vouch).'),
+  logLevel: z
+    .enum(logLevels)
+    .default('info')
+    .describe(`Level of vouch's own log lines on stderr: ${logLevels.join(', ')}.`),
+  root: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({
+      description:
+        'The first trusted root (a signed root file), for a device without trust state; ' +
+        '--root wins. Later roots come from the mirrors.',
+      examples: ['/etc/vouch/root.json'],
+    }),
+  mirrors: z
+    .array(mirrorUrl)
+    .max(64)
+    .default([])
+    .describe(
+      `Log mirrors, each ${mirrorUrlRule}, tried in this order; --mirror replaces the list. ` +
+        'Without any, vouch sync uses those of the last vouch sync --mirror that succeeded.',
+    ),
   sync: z
     .strictObject({
-      /** node-cron expression for `vouch sync --watch` and the daemon: every 6 hours. */
       schedule: z
         .string()
         .refine((text) => validCron(text), 'not a cron expression')
-        .default('0 */6 * * *'),
-      /** Random delay before each scheduled sync, at most this (ms), so devices spread out. */
-      jitter: duration.default(durationUnits.m * 15),
-      /** No fresh checkpoint for this long (ms) and the state is stale. */
-      maxAge: duration.default(durationUnits.d * 7),
-      /** Per request to a mirror, body included (ms). */
-      timeout: duration.default(durationUnits.s * 30),
-      /**
-       * To open a connection to a mirror, once its host name is resolved (ms): a host that
-       * never answers is given up on after this, not after `timeout`, and the next mirror tried.
-       */
-      connectTimeout: duration.default(durationUnits.s * 5),
-      /**
-       * Largest entry bundle accepted (bytes); default: the tlog-tiles maximum, 256 entries
-       * of 2 + 65535 bytes. Tiles are capped at their exact size, checkpoints at 256 KiB.
-       */
+        .default('0 */6 * * *')
+        .describe('node-cron expression for vouch sync --watch and the daemon: every 6 hours.'),
+      jitter: duration
+        .default(durationUnits.m * 15)
+        .describe('Random delay before each scheduled sync, at most this: devices spread out.'),
+      maxAge: duration
+        .default(durationUnits.d * 7)
+        .describe('No fresh checkpoint for this long and the state is stale.'),
+      timeout: duration
+        .default(durationUnits.s * 30)
+        .describe('Per request to a mirror, body included.'),
+      connectTimeout: duration
+        .default(durationUnits.s * 5)
+        .describe(
+          'To open a connection to a mirror, once its host name is resolved: a host that never answers is given up on after this, not after timeout, and the next mirror tried.',
+        ),
       maxBundleBytes: z
         .number()
         .int()
         .min(1024)
         .max(256 * (2 + 65_535))
-        .default(256 * (2 + 65_535)),
+        .default(256 * (2 + 65_535))
+        .describe(
+          'Largest entry bundle accepted (bytes); default: the tlog-tiles maximum, 256 entries ' +
+            'of 2 + 65535 bytes. Tiles are capped at their exact size, checkpoints at 256 KiB.',
+        ),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Syncing from the log mirrors.'),
   snapshot: z
     .strictObject({
-      /** Largest snapshot file read or written (bytes): 4 GiB. */
       maxBytes: z
         .number()
         .int()
         .min(1024)
         .max(Number.MAX_SAFE_INTEGER)
-        .default(4 * 2 ** 30),
+        .default(4 * 2 ** 30)
+        .describe('Largest snapshot file read or written (bytes): 4 GiB.'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('Snapshot files (vouch snapshot export and import).'),
   docker: z
     .strictObject({
-      /**
-       * The Docker Engine API socket. DOCKER_HOST (`unix://PATH` or `tcp://HOST:PORT`) wins
-       * when set; default /var/run/docker.sock, or /run/docker.sock when only that exists (HA OS).
-       */
-      socket: z.string().min(1).max(4096).optional(),
+      socket: z
+        .string()
+        .min(1)
+        .max(4096)
+        .optional()
+        .meta({
+          description:
+            'The Docker Engine API socket. DOCKER_HOST (unix://PATH or tcp://HOST:PORT) wins ' +
+            'when set; default /var/run/docker.sock, or /run/docker.sock when only that ' +
+            'exists (HA OS).',
+          examples: ['/var/run/docker.sock'],
+        }),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('The Docker daemon whose images vouch verifies and watches.'),
   images: z
     .strictObject({
-      /** Images no scope matches: a statement is optional (false) or required (true). */
-      strict: z.boolean().default(false),
-      /** Enforcement for images no scope matches. */
-      enforce: enforceMode.default('warn'),
-      /** What to do with an image that could not be checked; never treated as UNTRUSTED. */
-      couldNotCheck: enforceMode.default('warn'),
-      /** Image name scopes, first matching rule wins (globs as in root signer scopes). */
+      strict: z
+        .boolean()
+        .default(false)
+        .describe('Images no scope matches: a statement is optional (false) or required (true).'),
+      enforce: enforceMode
+        .default('warn')
+        .describe(`Enforcement for images no scope matches: ${enforceModes.join(', ')}.`),
+      couldNotCheck: enforceMode
+        .default('warn')
+        .describe(
+          `What an image that could not be checked gets (${enforceModes.join(', ')}); never ` +
+            'treated as UNTRUSTED.',
+        ),
       scopes: z
         .array(
           z.strictObject({
@@ -129,9 +164,15 @@ export const configSchema = z.strictObject({
             signer: 'notary@home-assistant.io',
             enforce: 'warn',
           },
-        ]),
+        ])
+        .describe(
+          'Image name scopes, the first rule that matches wins: match (a glob over the ' +
+            'normalized name: * within a path segment, ** across them), signer (the signer ' +
+            `its images need), enforce (${enforceModes.join(', ')}).`,
+        ),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('What images need, and what a verdict does to their containers.'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -14,6 +14,7 @@ import { logCommand } from './commands/log';
 import { rootCommand } from './commands/root';
 import { signCommands } from './commands/sign';
 import { snapshotCommand } from './commands/snapshot';
+import { stateCommand } from './commands/state';
 import { statusCommand } from './commands/status';
 import { syncCommand } from './commands/sync';
 import { verifyCommand } from './commands/verify';
@@ -130,6 +131,7 @@ export function createProgram(act: Act, io: Io): Command {
     syncCommand(act),
     statusCommand(act),
     snapshotCommand(act),
+    stateCommand(act),
     forkCommand(act),
     verifyCommand(act),
     authenticateCommand(act),

@@ -86,6 +86,7 @@ export {
   verifyConsistency,
   verifyInclusion,
 } from './merkle';
+export { isMirrorUrl, mirrorUrlRule } from './mirror-url';
 export {
   ed25519Signer,
   ed25519Verifier,

@@ -8,6 +8,13 @@ export {
   freshness,
   trustedNow,
 } from './status';
+export {
+  chooseMirrors,
+  type MirrorChoice,
+  type MirrorSource,
+  noMirror,
+  readRememberedMirrors,
+} from './store/mirrors';
 export { loadState, stateFiles, type TrustState, type VerifiedCheckpoint } from './store/state';
 export {
   clearForkEvidence,

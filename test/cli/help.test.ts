@@ -51,6 +51,15 @@ function pathOf(command: Command): string[] {
   return command.parent ? [...pathOf(command.parent), command.name()] : [];
 }
 
+/** The path as a user types it: a default subcommand (`config show`) may go unnamed. */
+function typedPath(command: Command): string[] {
+  if (!command.parent) return [];
+  const isDefault =
+    (command.parent as unknown as { _defaultCommandName?: string })._defaultCommandName ===
+    command.name();
+  return [...typedPath(command.parent), ...(isDefault ? [] : [command.name()])];
+}
+
 /** Shell words, for the quoting the examples use: '…', "…" and plain words. */
 function shellWords(line: string): string[] {
   return [...line.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map(
@@ -87,13 +96,13 @@ describe('vouch --help', () => {
 
   it.each(commands)(
     '%s: 1-3 examples of this command, each parsed by the program',
-    async (_name, path) => {
+    async (_name, path, command) => {
       const help = await helpOf(path);
       const examples = examplesIn(help);
       expect(examples.length, help).toBeGreaterThanOrEqual(1);
       expect(examples.length).toBeLessThanOrEqual(3);
       for (const example of examples) {
-        expect(example).toMatch(new RegExp(`^${['vouch', ...path].join(' ')}( |$)`));
+        expect(example).toMatch(new RegExp(`^${['vouch', ...typedPath(command)].join(' ')}( |$)`));
         // Parsed by the real definitions: options, choices, argument parsers, required options
         // and argument counts; the command it names is the one that would run.
         const ran: Command[] = [];
@@ -105,7 +114,8 @@ describe('vouch --help', () => {
         expect(ran, example).toHaveLength(1);
         const ranPath = pathOf(ran[0] as Command);
         expect(ranPath.slice(0, path.length), example).toEqual(path);
-        expect(words.slice(0, ranPath.length), example).toEqual(ranPath);
+        const typed = typedPath(ran[0] as Command);
+        expect(words.slice(0, typed.length), example).toEqual(typed);
       }
     },
   );

@@ -1,8 +1,42 @@
-import { stringify } from 'yaml';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml, stringify } from 'yaml';
+import { parseConfig, systemConfigPath } from '../../config';
+import { configTemplate } from '../../config-template';
+import { VouchError } from '../../core/errors';
+import { isMirrorUrl, mirrorUrlRule } from '../../core/mirror-url';
 import { escapeLines } from '../../core/text';
+import { makeDirectory, writeFileDurably } from '../../files';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 
 export function config(ctx: Context) {
   return { exitCode: ExitCode.OK, data: ctx.config, text: escapeLines(stringify(ctx.config)) };
+}
+
+interface InitFlags {
+  readonly root?: string;
+  readonly mirror?: string[];
+  readonly out?: string;
+}
+
+/** `vouch config init`: a commented starting configuration, which must load as it is. */
+export async function configInit(_ctx: Context, flags: InitFlags) {
+  const out = resolve(flags.out ?? systemConfigPath);
+  const bad = flags.mirror?.find((url) => !isMirrorUrl(url));
+  if (bad !== undefined)
+    throw new VouchError('USAGE', `--mirror ${bad}: expected ${mirrorUrlRule}`);
+  const given = {
+    ...(flags.root !== undefined && { root: resolve(flags.root) }),
+    ...(flags.mirror && { mirrors: flags.mirror }),
+  };
+  const text = configTemplate(out, given);
+  // What is written must load: the template and the schema cannot drift apart.
+  parseConfig(parseYaml(text) ?? {}, out);
+  await makeDirectory(dirname(out));
+  await writeFileDurably(out, text, { exclusive: true });
+  return {
+    exitCode: ExitCode.OK,
+    data: { out, ...given },
+    text: `wrote ${out}; check it with: vouch config --config ${out}`,
+  };
 }

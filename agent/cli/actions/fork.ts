@@ -12,6 +12,11 @@ export async function forkClear(ctx: Context) {
   return {
     exitCode: ExitCode.OK,
     data: { cleared },
-    text: cleared > 0 ? `cleared ${cleared} fork evidence item(s)` : 'no fork evidence',
+    text:
+      cleared === 'damaged'
+        ? 'removed the damaged fork evidence file'
+        : cleared > 0
+          ? `cleared ${cleared} fork evidence item(s)`
+          : 'no fork evidence',
   };
 }

@@ -1,5 +1,6 @@
 import { safe } from '../../core/text';
-import { type DeviceStatus, deviceStatus } from '../../device';
+import { formatUtcTime } from '../../core/time';
+import { chooseMirrors, type DeviceStatus, deviceStatus, type MirrorChoice } from '../../device';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 
@@ -9,6 +10,21 @@ function formatAge(seconds: number): string {
   if (seconds < 2 * 3600) return `${Math.floor(seconds / 60)} min`;
   if (seconds < 2 * 86_400) return `${Math.floor(seconds / 3600)} h`;
   return `${Math.floor(seconds / 86_400)} d`;
+}
+
+/** Where a plain `vouch sync` finds its mirrors (README "Device state"). */
+function describeMirrors(choice: MirrorChoice, stateDir: string): string {
+  if (choice.from === undefined) {
+    const damaged = choice.damaged
+      ? ` (${stateDir}/mirrors.json is damaged: ${choice.damaged})`
+      : '';
+    return safe`mirrors for vouch sync: none${damaged}; give vouch sync --mirror URL`;
+  }
+  const from =
+    choice.from === 'config'
+      ? 'from the configuration'
+      : `remembered from vouch sync --mirror at ${formatUtcTime(choice.rememberedAt ?? 0)}`;
+  return safe`mirrors for vouch sync: ${choice.mirrors.join(', ')} (${from})`;
 }
 
 function describe(status: DeviceStatus): string {
@@ -43,6 +59,20 @@ function describe(status: DeviceStatus): string {
 }
 
 export async function status(ctx: Context) {
-  const device = await deviceStatus(ctx.config.stateDir, ctx.config.sync.maxAge);
-  return { exitCode: ExitCode.OK, data: device, text: describe(device) };
+  const dir = ctx.config.stateDir;
+  const device = await deviceStatus(dir, ctx.config.sync.maxAge);
+  const choice = await chooseMirrors(dir, undefined, ctx.config.mirrors);
+  const syncMirrors = {
+    urls: choice.mirrors,
+    from: choice.from ?? null,
+    ...(choice.rememberedAt !== undefined && {
+      rememberedAt: formatUtcTime(choice.rememberedAt),
+    }),
+    ...(choice.damaged !== undefined && { damaged: choice.damaged }),
+  };
+  return {
+    exitCode: ExitCode.OK,
+    data: { ...device, syncMirrors },
+    text: `${describe(device)}\n${describeMirrors(choice, dir)}`,
+  };
 }

@@ -1,6 +1,7 @@
 import { safe } from '../../core/text';
-import { syncFromMirrors, watchSync } from '../../device';
+import { chooseMirrors, noMirror, syncFromMirrors, watchSync } from '../../device';
 import type { Applied } from '../../device/sync/apply';
+import type { Repaired } from '../../device/sync/sync';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 
@@ -11,18 +12,28 @@ interface SyncFlags {
 }
 
 /** One line about an applied sync or import, shared by `sync` and `snapshot import`. */
-export function describeApplied(applied: Applied & { readonly source: string }): string {
+export function describeApplied(applied: Repaired<Applied & { readonly source: string }>): string {
   const what =
     applied.added > 0
       ? `added ${applied.added} entries (${applied.indexed} records indexed${applied.skipped.length > 0 ? `, ${applied.skipped.length} entries not valid statements under the root, not indexed` : ''})`
       : 'up to date';
-  return safe`${applied.origin}: size ${applied.previousSize} → ${applied.size}, ${what}; root v${applied.rootVersion}; from ${applied.source}`;
+  const repaired = applied.repaired.length > 0 ? `; repaired ${applied.repaired.join(', ')}` : '';
+  return safe`${applied.origin}: size ${applied.previousSize} → ${applied.size}, ${what}; root v${applied.rootVersion}; from ${applied.source}${repaired}`;
 }
 
-async function syncOptions(ctx: Context, flags: SyncFlags) {
+/**
+ * What a sync needs from the command line and the configuration. Mirrors: `--mirror`, else
+ * the configuration's, else those the state directory remembers; `--mirror` ones are
+ * remembered once a sync from them succeeds.
+ */
+export async function syncOptions(ctx: Context, flags: SyncFlags) {
+  const stateDir = ctx.config.stateDir;
+  const choice = await chooseMirrors(stateDir, flags.mirror, ctx.config.mirrors);
+  if (choice.mirrors.length === 0) throw noMirror(stateDir, choice.damaged);
   return {
-    stateDir: ctx.config.stateDir,
-    mirrors: flags.mirror ?? ctx.config.mirrors,
+    stateDir,
+    mirrors: choice.mirrors,
+    rememberMirrors: choice.from === 'flags',
     rootPath: flags.root ?? ctx.config.root,
     timeoutMs: ctx.config.sync.timeout,
     connectTimeoutMs: ctx.config.sync.connectTimeout,

@@ -7,7 +7,8 @@ export function syncCommand(act: Act): Command {
   return new Command('sync')
     .description(
       'bring the device state up to the newest verified checkpoint of the log, from mirrors ' +
-        'tried in order (root updates, checkpoint and witnesses, new entries, signatures)',
+        'tried in order (root updates, checkpoint and witnesses, new entries, signatures); a ' +
+        'damaged state is repaired from them, checked against its surviving checkpoint',
     )
     .option(
       '--root <root>',
@@ -15,7 +16,9 @@ export function syncCommand(act: Act): Command {
     )
     .option(
       '--mirror <url>',
-      'a log mirror: http(s):// or file:// (repeat for failover; replaces the configured list)',
+      'a log mirror: http(s):// or file:// (repeat for failover; replaces the configured ' +
+        'list); remembered in the state directory once a sync from them succeeds, for a ' +
+        'plain vouch sync when the configuration lists no mirrors',
       repeatable,
     )
     .option('--watch', 'keep syncing on the configured schedule (sync.schedule) until stopped')

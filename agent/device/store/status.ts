@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
 import { fsPath, readFileCapped, syncDirectory, writeFileDurably } from '../../files';
+import { sealIntact, sealRecord } from './sealed';
 import { stateFiles } from './state';
 
 /**
@@ -67,6 +68,10 @@ const evidenceSchema = z.strictObject({
   proof: z.array(z.string().max(64)).max(128).optional(),
 });
 
+const evidenceList = z.array(evidenceSchema).max(maxEvidence);
+/** fork.json: sealed (sealed.ts), so that damage to the evidence is seen. */
+const evidenceFile = z.strictObject({ evidence: evidenceList, recordSha256: z.string() });
+
 export type SyncAttempt = z.infer<typeof attemptSchema>;
 export type MirrorResult = z.infer<typeof mirrorSchema>;
 export type SyncStatus = z.infer<typeof statusSchema>;
@@ -114,15 +119,26 @@ export async function readForkEvidence(dir: string): Promise<ForkEvidence[]> {
   const path = join(dir, stateFiles.fork);
   const bytes = await readFileCapped(path, maxFileBytes, 'fork evidence');
   if (bytes === undefined) return [];
-  const parsed = z
-    .array(evidenceSchema)
-    .max(maxEvidence)
-    .safeParse(parseJson(bytes, 'STATE_INVALID', path));
-  if (!parsed.success) {
-    // Evidence must never vanish silently: a damaged file is reported, not dropped.
-    throw new VouchError('STATE_INVALID', `${path}: ${describeIssues(parsed.error)}`);
+  let problem: string;
+  try {
+    const json = parseJson(bytes, 'STATE_INVALID', stateFiles.fork);
+    // Written as a bare array before the file was sealed: read as it is.
+    const parsed = Array.isArray(json)
+      ? evidenceList.safeParse(json)
+      : evidenceFile.safeParse(json);
+    if (!parsed.success) problem = describeIssues(parsed.error);
+    else if (Array.isArray(parsed.data)) return parsed.data;
+    else if (sealIntact(json)) return parsed.data.evidence;
+    else problem = 'does not match its own digest (recordSha256)';
+  } catch (error) {
+    problem = (error as Error).message;
   }
-  return parsed.data;
+  // Evidence must never vanish silently: a damaged file is reported, not dropped.
+  throw new VouchError(
+    'STATE_INVALID',
+    `${path} is damaged (${problem}): it records a fork this device saw; keep a copy of it ` +
+      'to inspect, then run vouch fork clear',
+  );
 }
 
 /** Saves fork evidence (once per conflicting checkpoint). Run under the sync lock. */
@@ -132,14 +148,20 @@ export async function addForkEvidence(dir: string, evidence: ForkEvidence): Prom
     return;
   }
   const all = [...known, evidence].slice(-maxEvidence);
-  await writeFileDurably(join(dir, stateFiles.fork), `${JSON.stringify(all, null, 2)}\n`);
+  await writeFileDurably(join(dir, stateFiles.fork), sealRecord({ evidence: all }));
 }
 
-/** Removes the fork evidence (an operator's decision); returns how many items it held. */
-export async function clearForkEvidence(dir: string): Promise<number> {
-  const known = await readForkEvidence(dir);
-  if (known.length === 0) return 0;
+/**
+ * Removes the fork evidence (an operator's decision), damaged or not; returns how many items
+ * it held, or 'damaged'.
+ */
+export async function clearForkEvidence(dir: string): Promise<number | 'damaged'> {
+  const known = await readForkEvidence(dir).catch((error: unknown) => {
+    if (error instanceof VouchError && error.code === 'STATE_INVALID') return 'damaged' as const;
+    throw error;
+  });
+  if (known !== 'damaged' && known.length === 0) return 0;
   await unlink(fsPath(join(dir, stateFiles.fork)));
   await syncDirectory(dir);
-  return known.length;
+  return known === 'damaged' ? known : known.length;
 }

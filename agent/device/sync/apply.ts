@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import { encodeBase64 } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
 import { CompactRange, hashSize } from '../../core/merkle';
@@ -11,6 +12,8 @@ import {
 } from '../../core/tiles';
 import type { Logger } from '../../logger';
 import {
+  type Anchor,
+  type Commit,
   commitState,
   EntriesWriter,
   type RootFile,
@@ -29,10 +32,50 @@ import type { SkippedEntry } from './entries';
  * → compact range extended and compared with the checkpoint root → index → commit.
  */
 
-/** Where the trust starts: the committed state, or a first root for a device without one. */
-export type Trust =
-  | { readonly state: TrustState }
-  | { readonly state: undefined; readonly first: RootFile };
+/**
+ * What the device holds and extends: the committed tree (its compact range), index and
+ * entries; nothing for a new device, or for a repair, which downloads everything again.
+ */
+export interface Held {
+  readonly size: number;
+  readonly range: CompactRange;
+  readonly index: SubjectIndex;
+  /** SHA-256 of the committed index file; undefined when there is none to keep. */
+  readonly indexSha256: string | undefined;
+  readonly entriesBytes: number;
+  /** SHA-256 over the committed entries, verified; extended from a copy. */
+  readonly entriesHash: Hash;
+}
+
+export function heldOf(state: TrustState, entriesHash: Hash): Held {
+  return {
+    size: state.checkpoint.checkpoint.size,
+    range: state.range,
+    index: state.index,
+    indexSha256: state.indexSha256,
+    entriesBytes: state.entriesBytes,
+    entriesHash,
+  };
+}
+
+export const nothingHeld = (): Held => ({
+  size: 0,
+  range: new CompactRange(),
+  index: SubjectIndex.empty(),
+  indexSha256: undefined,
+  entriesBytes: 0,
+  entriesHash: createHash('sha256'),
+});
+
+/**
+ * Where the trust starts: the anchor (the newest verified checkpoint) with what is held, or
+ * a first root for a device without state (or one being reset).
+ */
+export type Trust = {
+  readonly held: Held;
+  /** Commit even when the log did not change (damage, a commit of an earlier version). */
+  readonly rewrite: boolean;
+} & ({ readonly anchor: Anchor } | { readonly anchor: undefined; readonly first: RootFile });
 
 export interface Context {
   readonly dir: string;
@@ -55,8 +98,8 @@ export async function updateRoots(
   next: (version: number) => Promise<Uint8Array | undefined>,
   now: number,
 ): Promise<{ readonly root: Root; readonly newRoots: RootFile[] }> {
-  let root = trust.state ? trust.state.root : verifyRoot(parseRootEnvelope(trust.first.bytes));
-  const newRoots: RootFile[] = trust.state ? [] : [{ ...trust.first, version: root.version }];
+  let root = trust.anchor ? trust.anchor.root : verifyRoot(parseRootEnvelope(trust.first.bytes));
+  const newRoots: RootFile[] = trust.anchor ? [] : [{ ...trust.first, version: root.version }];
   for (let step = 0; step < maxRootSteps; step++) {
     const bytes = await next(root.version + 1);
     if (bytes === undefined) break;
@@ -104,17 +147,18 @@ export interface Incoming {
 }
 
 /**
- * Rollback and fork checks against the committed state, before any entry is fetched.
- * Returns true when the tree has not grown (nothing to fetch).
+ * Rollback and fork checks against the anchor (the newest verified checkpoint), before any
+ * entry is fetched: the tree must not shrink, nor move back in time, and a tree of the same
+ * size must have the same root.
  */
-export async function checkAgainstState(
+export async function checkAgainstAnchor(
   ctx: Context,
-  state: TrustState | undefined,
+  anchor: Anchor | undefined,
   incoming: Incoming,
-): Promise<boolean> {
+): Promise<void> {
+  if (!anchor) return;
   const size = incoming.checkpoint.checkpoint.size;
-  if (!state) return size === 0;
-  const local = state.checkpoint.checkpoint;
+  const local = anchor.checkpoint.checkpoint;
   if (size < local.size) {
     throw new VouchError(
       'LOG_ROLLBACK',
@@ -123,25 +167,24 @@ export async function checkAgainstState(
   }
   if (size === local.size) {
     if (Buffer.compare(local.root, incoming.checkpoint.checkpoint.root) !== 0) {
-      await saveFork(ctx, state, incoming, 'a checkpoint of the same size with another root');
+      await saveFork(ctx, anchor, incoming, 'a checkpoint of the same size with another root');
     }
-    return true;
+    return;
   }
   const time = incoming.checkpoint.time;
-  if (time !== undefined && time < state.clockFloor) {
+  if (time !== undefined && time < anchor.clockFloor) {
     throw new VouchError(
       'LOG_ROLLBACK',
       `${ctx.source} offers a checkpoint cosigned at ${new Date(time).toISOString()}, before ` +
-        `the newest time this device has seen (${new Date(state.clockFloor).toISOString()})`,
+        `the newest time this device has seen (${new Date(anchor.clockFloor).toISOString()})`,
     );
   }
-  return false;
 }
 
 /** Saves the two conflicting log-signed checkpoints as evidence, then fails with LOG_FORK. */
 export async function saveFork(
   ctx: Context,
-  state: TrustState,
+  anchor: Anchor,
   incoming: Incoming,
   reason: string,
   proof?: readonly Uint8Array[],
@@ -150,7 +193,7 @@ export async function saveFork(
     detectedAt: ctx.now,
     source: ctx.source,
     reason,
-    local: state.note,
+    local: anchor.note,
     remote: incoming.note,
     ...(proof ? { proof: proof.map(encodeBase64) } : {}),
   });
@@ -158,77 +201,94 @@ export async function saveFork(
   throw new VouchError(
     'LOG_FORK',
     `fork: ${ctx.source} serves ${reason} (its size ${incoming.checkpoint.checkpoint.size}, ` +
-      `this device's ${state.checkpoint.checkpoint.size}); both log-signed checkpoints are ` +
+      `this device's ${anchor.checkpoint.checkpoint.size}); both log-signed checkpoints are ` +
       'saved as evidence (see vouch status; vouch fork clear)',
   );
 }
 
-/**
- * Verifies and commits a checkpoint whose tree did not grow: newer roots or newer
- * cosignatures (a later time, so a higher clock floor) are worth keeping.
- */
-export async function commitUnchanged(
-  ctx: Context,
-  state: TrustState | undefined,
+/** A commit of `incoming` on top of the anchor: the root chain, clock floor and previous commit. */
+function commitOf(
+  trust: Trust,
   incoming: Incoming,
-): Promise<Applied> {
-  const size = incoming.checkpoint.checkpoint.size;
-  const time = incoming.checkpoint.time;
-  const newer = time !== undefined && (state?.checkpointTime ?? -1) < time;
-  if (!state || incoming.newRoots.length > 0 || newer) {
-    await commitState(ctx.dir, {
-      newRoots: incoming.newRoots,
-      rootVersion: incoming.root.version,
-      note: newer || !state ? incoming.note : state.note,
-      size,
-      clockFloor: Math.max(state?.clockFloor ?? 0, time ?? 0),
-      range: state?.range ?? new CompactRange(),
-      index: state ? undefined : SubjectIndex.empty(),
-      entriesBytes: state?.entriesBytes ?? 0,
-    });
-  }
+  rest: Pick<Commit, 'note' | 'range' | 'index' | 'entriesBytes' | 'entriesSha256'>,
+): Commit {
   return {
-    origin: incoming.checkpoint.checkpoint.origin,
-    previousSize: state?.checkpoint.checkpoint.size ?? 0,
-    size,
-    added: 0,
-    indexed: 0,
-    skipped: [],
-    rootVersion: incoming.root.version,
-    checkpointTime: newer || !state ? time : state.checkpointTime,
+    ...rest,
+    chain: [...(trust.anchor?.chain ?? []), ...incoming.newRoots],
+    newRoots: incoming.newRoots,
+    size: incoming.checkpoint.checkpoint.size,
+    clockFloor: Math.max(trust.anchor?.clockFloor ?? 0, incoming.checkpoint.time ?? 0),
+    previous: trust.anchor?.record,
   };
 }
 
 /**
- * Applies the entries of a grown tree. `bundles` yields runs of entries in order, from
- * at most the local size (a mirror's first bundle) or from 0 (a snapshot: the entries the
- * device has are re-hashed and must give its own root). When the entries do not give the
+ * Verifies and commits a checkpoint of the size already held: newer roots or newer
+ * cosignatures (a later time, so a higher clock floor) are worth keeping, and so is a
+ * state that needs rewriting.
+ */
+export async function commitUnchanged(
+  ctx: Context,
+  trust: Trust,
+  incoming: Incoming,
+): Promise<Applied> {
+  const { anchor, held } = trust;
+  const time = incoming.checkpoint.time;
+  const newer = time !== undefined && (anchor?.checkpointTime ?? -1) < time;
+  if (!anchor || incoming.newRoots.length > 0 || newer || trust.rewrite) {
+    await commitState(
+      ctx.dir,
+      commitOf(trust, incoming, {
+        note: newer || !anchor ? incoming.note : anchor.note,
+        range: held.range,
+        index: held.indexSha256 === undefined ? held.index : { sha256: held.indexSha256 },
+        entriesBytes: held.entriesBytes,
+        entriesSha256: held.entriesHash.copy().digest('hex'),
+      }),
+    );
+  }
+  return {
+    origin: incoming.checkpoint.checkpoint.origin,
+    previousSize: anchor?.checkpoint.checkpoint.size ?? 0,
+    size: incoming.checkpoint.checkpoint.size,
+    added: 0,
+    indexed: 0,
+    skipped: [],
+    rootVersion: incoming.root.version,
+    checkpointTime: newer || !anchor ? time : anchor.checkpointTime,
+  };
+}
+
+/**
+ * Applies the entries of a tree larger than what is held. `bundles` yields runs of entries
+ * in order, from at most the held size (a mirror's first bundle) or from 0 (a snapshot, or
+ * a repair: the entries below the held size are only re-hashed). Passing the anchor's size,
+ * the tree must have the anchor's root, or it is a fork. When the entries do not give the
  * checkpoint's root, `diagnose` tells a broken source from a fork (it throws either way).
  */
 export async function applyEntries(
   ctx: Context,
-  state: TrustState | undefined,
+  trust: Trust,
   incoming: Incoming,
   bundles: AsyncIterable<Bundle>,
   startAt: number,
   diagnose: () => Promise<never>,
 ): Promise<Applied> {
-  const local = state?.checkpoint.checkpoint;
+  const { anchor, held } = trust;
+  const local = anchor?.checkpoint.checkpoint;
   const localSize = local?.size ?? 0;
   const size = incoming.checkpoint.checkpoint.size;
-  // A copy: a failed attempt must leave the loaded state as it was for the next mirror.
+  // A copy: a failed attempt must leave the held state as it was for the next mirror.
   const range =
-    startAt === 0 || !state
-      ? new CompactRange()
-      : CompactRange.of(state.range.size, state.range.hashes);
+    startAt === 0 ? new CompactRange() : CompactRange.of(held.range.size, held.range.hashes);
   if (range.size !== startAt)
-    throw new VouchError('INTERNAL', 'entries must start at 0 or the local size');
-  const checker = EntryChecker.for(incoming.root, size - localSize);
-  const writer = await EntriesWriter.open(ctx.dir, state?.entriesBytes ?? 0);
+    throw new VouchError('INTERNAL', 'entries must start at 0 or the held size');
+  const checker = EntryChecker.for(incoming.root, size - held.size);
+  const writer = await EntriesWriter.open(ctx.dir, held.entriesBytes, held.entriesHash.copy());
   let committed = false;
   try {
     // Records go into the index builder as results arrive: no per-record objects are kept.
-    const index = (state?.index ?? SubjectIndex.empty()).extend(size - localSize);
+    const index = held.index.extend(size - held.size);
     const skipped: SkippedEntry[] = [];
     let prefixDiffers = false;
     // Checks run ahead on the worker threads; their results are applied in log order.
@@ -252,7 +312,7 @@ export async function applyEntries(
       }
       // Entries the device already has (replayed from 0) are only hashed.
       const from = next - firstIndex;
-      const checkFrom = Math.max(next, localSize) - firstIndex;
+      const checkFrom = Math.max(next, held.size) - firstIndex;
       next = end;
       const pending = checker
         .check({ tile, bytes, from, checkFrom })
@@ -292,10 +352,10 @@ export async function applyEntries(
       );
     }
     if (Buffer.compare(range.root(), incoming.checkpoint.checkpoint.root) !== 0) await diagnose();
-    if (prefixDiffers && state) {
+    if (prefixDiffers && anchor) {
       await saveFork(
         ctx,
-        state,
+        anchor,
         incoming,
         "a larger tree that does not contain this device's verified tree",
       );
@@ -311,27 +371,26 @@ export async function applyEntries(
     synced.catch(() => {});
     const built = index.build();
     await synced;
-    const time = incoming.checkpoint.time;
-    await commitState(ctx.dir, {
-      newRoots: incoming.newRoots,
-      rootVersion: incoming.root.version,
-      note: incoming.note,
-      size,
-      clockFloor: Math.max(state?.clockFloor ?? 0, time ?? 0),
-      range,
-      index: built,
-      entriesBytes: writer.length,
-    });
+    await commitState(
+      ctx.dir,
+      commitOf(trust, incoming, {
+        note: incoming.note,
+        range,
+        index: built,
+        entriesBytes: writer.length,
+        entriesSha256: writer.sha256,
+      }),
+    );
     committed = true;
     return {
       origin: incoming.checkpoint.checkpoint.origin,
       previousSize: localSize,
       size,
-      added: size - localSize,
+      added: size - held.size,
       indexed: index.rows,
       skipped,
       rootVersion: incoming.root.version,
-      checkpointTime: time,
+      checkpointTime: incoming.checkpoint.time,
     };
   } finally {
     await writer.close(committed);

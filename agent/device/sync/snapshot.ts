@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { type FileHandle, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -7,7 +7,6 @@ import { type ExtractEvents, extract, pack } from 'tar-stream';
 import { parseCheckpoint } from '../../core/checkpoint';
 import { maxEnvelopeBytes } from '../../core/dsse';
 import { VouchError } from '../../core/errors';
-import { CompactRange, hashLeaf } from '../../core/merkle';
 import { maxNoteSize, parseNote } from '../../core/note';
 import {
   encodeEntryBundle,
@@ -18,19 +17,19 @@ import {
 } from '../../core/tiles';
 import { fsPath, ioError, openExistingFile, requireReplaceable, syncDirectory } from '../../files';
 import type { Logger } from '../../logger';
-import { loadState, type RootFile, stateFiles } from '../store/state';
+import { loadState, type RootFile, verifiedEntries } from '../store/state';
 import {
   type Applied,
   applyEntries,
   type Bundle,
   type Context,
-  checkAgainstState,
+  checkAgainstAnchor,
   commitUnchanged,
   type Incoming,
   updateRoots,
 } from './apply';
 import { openMirror } from './mirror';
-import { trustOf, verifyCheckpointFrom, withState } from './sync';
+import { type Repaired, restoreRoots, trustOf, verifyCheckpointFrom, withState } from './sync';
 
 /**
  * Snapshots for air-gapped devices (docs/formats.md "Snapshot file"): one POSIX tar file holding a
@@ -151,55 +150,27 @@ export async function exportSnapshot(options: {
 async function stateSource(stateDir: string): Promise<SnapshotSource> {
   const state = await loadState(stateDir);
   if (!state) throw new VouchError('NO_TRUST_ROOT', `${stateDir} holds no trust state to export`);
-  const { size, root } = state.checkpoint.checkpoint;
   return {
     note: new Uint8Array(Buffer.from(state.note, 'utf8')),
     roots: state.chain,
     async *bundles() {
-      const range = new CompactRange();
       let batch: Uint8Array[] = [];
+      let count = 0;
       const flush = () => {
-        const tile = {
-          level: 0,
-          index: Math.floor((range.size - 1) / fullWidth),
-          width: batch.length,
-        };
+        const tile = { level: 0, index: Math.floor((count - 1) / fullWidth), width: batch.length };
         const bundle = { tile, bytes: encodeEntryBundle(batch) };
         batch = [];
         return bundle;
       };
-      for await (const entry of readEntriesFile(
-        join(stateDir, stateFiles.entries),
-        state.entriesBytes,
-      )) {
-        range.append(hashLeaf(entry));
+      // Re-hashed on the way: only entries that give the verified root are exported.
+      for await (const entry of verifiedEntries(state)) {
+        count++;
         batch.push(entry);
         if (batch.length === fullWidth) yield flush();
       }
       if (batch.length > 0) yield flush();
-      if (range.size !== size || Buffer.compare(range.root(), root) !== 0) {
-        throw new VouchError('STATE_INVALID', `${stateDir}: entries do not give the verified root`);
-      }
     },
   };
-}
-
-/** The entries file (uint16-length-prefixed entries), read as a stream up to `length`. */
-async function* readEntriesFile(path: string, length: number): AsyncGenerator<Uint8Array> {
-  if (length === 0) return;
-  let pending: Buffer = Buffer.alloc(0);
-  for await (const chunk of createReadStream(fsPath(path), { start: 0, end: length - 1 })) {
-    pending = pending.length === 0 ? (chunk as Buffer) : Buffer.concat([pending, chunk as Buffer]);
-    let at = 0;
-    while (at + 2 <= pending.length) {
-      const size = pending.readUInt16BE(at);
-      if (at + 2 + size > pending.length) break;
-      yield new Uint8Array(pending.subarray(at + 2, at + 2 + size));
-      at += 2 + size;
-    }
-    pending = pending.subarray(at);
-  }
-  if (pending.length > 0) throw new VouchError('STATE_INVALID', `${path}: truncated entry`);
 }
 
 /** A publisher's log directory, read through its published files like a file:// mirror. */
@@ -249,7 +220,7 @@ export async function importSnapshot(options: {
   readonly maxBundleBytes: number;
   readonly logger: Logger;
   readonly clock?: () => number;
-}): Promise<Applied & { readonly source: string }> {
+}): Promise<Repaired<Applied & { readonly source: string }>> {
   // A regular file only: a FIFO would block the read, a device never end.
   const file = await openExistingFile(options.file, 'snapshot');
   const info = await file.stat().catch(async (error) => {
@@ -263,8 +234,10 @@ export async function importSnapshot(options: {
       `snapshot ${options.file} is over ${options.maxBytes} bytes`,
     );
   }
-  return withState(options, 'import', options.file, [], async (state, now) => {
-    const trust = await trustOf(state, options.rootPath);
+  return withState(options, 'import', options.file, [], async (local, now) => {
+    // Root files the state lost may come back from the snapshot's own, read below.
+    let trust =
+      local && local.lostRoots.length > 0 ? undefined : await trustOf(local, options.rootPath);
     const ctx: Context = {
       dir: options.stateDir,
       source: options.file,
@@ -283,6 +256,10 @@ export async function importSnapshot(options: {
         if (version === undefined) break;
         roots.set(Number(version), await reader.member(name as string, maxEnvelopeBytes));
       }
+      trust ??= await trustOf(
+        local && (await restoreRoots(ctx, local, async (version) => roots.get(version))),
+        options.rootPath,
+      );
       const { root, newRoots } = await updateRoots(trust, async (v) => roots.get(v), now);
       const checkpoint = verifyCheckpointFrom(`the snapshot ${options.file}`, noteBytes, root);
       const { size, origin } = checkpoint.checkpoint;
@@ -295,21 +272,23 @@ export async function importSnapshot(options: {
         checkpoint,
         note: Buffer.from(noteBytes).toString('utf8'),
       };
-      const applied = (await checkAgainstState(ctx, state, incoming))
-        ? await commitUnchanged(ctx, state, incoming)
-        : await applyEntries(
-            ctx,
-            state,
-            incoming,
-            reader.bundles(size, options.maxBundleBytes),
-            0,
-            () => {
-              throw new VouchError(
-                'TILE_INVALID',
-                `${options.file}: the entries do not give the checkpoint's root`,
-              );
-            },
-          );
+      await checkAgainstAnchor(ctx, trust.anchor, incoming);
+      const applied =
+        size === trust.held.size
+          ? await commitUnchanged(ctx, trust, incoming)
+          : await applyEntries(
+              ctx,
+              trust,
+              incoming,
+              reader.bundles(size, options.maxBundleBytes),
+              0,
+              () => {
+                throw new VouchError(
+                  'TILE_INVALID',
+                  `${options.file}: the entries do not give the checkpoint's root`,
+                );
+              },
+            );
       return { ...applied, source: options.file };
     } finally {
       reader.close();

@@ -1,3 +1,4 @@
+import type { Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { maxEnvelopeBytes } from '../../core/dsse';
 import { asVouchError, VouchError } from '../../core/errors';
@@ -22,11 +23,18 @@ import {
 import { makeDirectory, readFileCapped } from '../../files';
 import { acquireLock } from '../../lock';
 import type { Logger } from '../../logger';
+import { noMirror, rememberMirrors } from '../store/mirrors';
 import {
-  loadState,
+  type Anchor,
+  checkEntries,
+  type Damage,
+  damageError,
+  namedBy,
+  type OpenedState,
+  openState,
   removeStale,
+  restoreRoot,
   stateFiles,
-  type TrustState,
   type VerifiedCheckpoint,
   verifyCheckpoint,
 } from '../store/state';
@@ -36,9 +44,12 @@ import {
   applyEntries,
   type Bundle,
   type Context,
-  checkAgainstState,
+  checkAgainstAnchor,
   commitUnchanged,
+  type Held,
+  heldOf,
   type Incoming,
+  nothingHeld,
   saveFork,
   type Trust,
   updateRoots,
@@ -51,6 +62,13 @@ export interface SyncOptions {
   readonly mirrors: readonly string[];
   /** A signed root file: the first trusted root of a device without state. */
   readonly rootPath?: string | undefined;
+  /** Remember `mirrors` in the state directory once a sync from them succeeds (`--mirror`). */
+  readonly rememberMirrors?: boolean;
+  /**
+   * `vouch state reset`: start again from `rootPath` as a new device would, replacing the
+   * state; refused while a verified checkpoint survives, unless `force`.
+   */
+  readonly reset?: { readonly force: boolean };
   /** Per request, body included (ms). */
   readonly timeoutMs: number;
   /** To open a connection to a mirror (ms); default `timeoutMs` (see MirrorOptions). */
@@ -61,7 +79,7 @@ export interface SyncOptions {
   readonly clock?: () => number;
 }
 
-export interface SyncReport extends Applied {
+export interface SyncReport extends Repaired<Applied> {
   readonly source: string;
   readonly mirrors: readonly MirrorResult[];
 }
@@ -71,29 +89,62 @@ const prefetch = 8;
 /** Errors that are the device's own, not a mirror's: trying another mirror cannot help. */
 const localErrors = new Set(['IO', 'INTERNAL', 'STATE_INVALID', 'STATE_LOCKED', 'NO_TRUST_ROOT']);
 
+/** The state as a sync finds it: what it holds and the newest checkpoint it can trust. */
+export interface LocalState extends OpenedState {
+  readonly dir: string;
+  readonly held: Held;
+}
+
 /**
- * Holds the state lock for `body`, with the committed state loaded (undefined for a new
- * device) and leftovers of interrupted syncs removed; records the attempt (a sync from
- * mirrors or an import from `source`), with what `body` put into `mirrors`, in status.json.
+ * Opens the state for a sync (undefined for a new device): besides what loading checks, the
+ * entries file is read once against its committed digest, since a sync extends it.
+ */
+export async function openLocalState(dir: string): Promise<LocalState | undefined> {
+  const opened = await openState(dir);
+  if (!opened) return undefined;
+  if (!opened.state) return { ...opened, dir, held: nothingHeld() };
+  const entries: Hash | Damage = await checkEntries(opened.state);
+  if ('problem' in entries) {
+    const damage = [...opened.damage, entries];
+    return { ...opened, dir, state: undefined, damage, rewrite: true, held: nothingHeld() };
+  }
+  return { ...opened, dir, held: heldOf(opened.state, entries) };
+}
+
+/** What a sync or an import did, with the damaged state files its commit replaced. */
+export type Repaired<T> = T & { readonly repaired: readonly string[] };
+
+/**
+ * Holds the state lock for `body`, with the state opened (undefined for a new device) and
+ * leftovers of interrupted syncs removed; records the attempt (a sync from mirrors or an
+ * import from `source`), with what `body` put into `mirrors`, in status.json. A commit
+ * leaves a whole state: the files found damaged are reported as repaired.
  */
 export async function withState<T extends Applied>(
-  options: { readonly stateDir: string; readonly clock?: (() => number) | undefined },
+  options: {
+    readonly stateDir: string;
+    readonly logger: Logger;
+    readonly clock?: (() => number) | undefined;
+  },
   kind: SyncAttempt['kind'],
   source: string,
   mirrors: MirrorResult[],
-  body: (state: TrustState | undefined, now: number) => Promise<T>,
-): Promise<T> {
+  body: (local: LocalState | undefined, now: number) => Promise<T>,
+): Promise<Repaired<T>> {
   const dir = options.stateDir;
   await makeDirectory(dir);
   const lock = await acquireLock(join(dir, stateFiles.lock), { code: 'STATE_LOCKED' });
   let attempt: SyncAttempt | undefined;
   try {
-    await removeStale(dir);
-    const state = await loadState(dir);
-    const now = Math.max((options.clock ?? Date.now)(), state?.clockFloor ?? 0);
-    const fromSize = state?.checkpoint.checkpoint.size ?? 0;
+    const local = await openLocalState(dir);
+    await removeStale(dir, local?.state ? namedBy(local.state) : undefined);
+    for (const { file, problem } of local?.damage ?? []) {
+      options.logger.warn({ file }, `damaged state file ${file}: ${problem}`);
+    }
+    const now = Math.max((options.clock ?? Date.now)(), local?.anchor?.clockFloor ?? 0);
+    const fromSize = local?.anchor?.checkpoint.checkpoint.size ?? 0;
     try {
-      const result = await body(state, now);
+      const result = await body(local, now);
       attempt = {
         at: now,
         ok: true,
@@ -104,7 +155,7 @@ export async function withState<T extends Applied>(
         added: result.added,
         skipped: result.skipped.length,
       };
-      return result;
+      return { ...result, repaired: local?.damage.map((damage) => damage.file) ?? [] };
     } catch (error) {
       const failure = asVouchError(error);
       attempt = {
@@ -127,30 +178,49 @@ export async function withState<T extends Applied>(
  * `vouch sync`: brings the state up to the newest checkpoint a mirror offers, trying the
  * mirrors in order. A mirror that fails (unreachable, too slow, too large, bad data,
  * rollback, fork) is reported and the next is tried; the state changes only by a commit
- * of fully verified data.
+ * of fully verified data. A damaged state is repaired on the way (openState in state.ts).
  */
 export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport> {
-  if (options.mirrors.length === 0) {
-    throw new VouchError(
-      'USAGE',
-      'no mirror: give --mirror URL or set mirrors in the configuration',
-    );
-  }
+  const dir = options.stateDir;
+  if (options.mirrors.length === 0) throw noMirror(dir);
   const results: MirrorResult[] = [];
-  return withState(options, 'sync', options.mirrors.join(' '), results, async (state, now) => {
-    const trust = await trustOf(state, options.rootPath);
+  return withState(options, 'sync', options.mirrors.join(' '), results, async (opened, now) => {
+    if (options.reset && opened?.anchor && !options.reset.force) {
+      throw new VouchError(
+        'USAGE',
+        `state reset: ${dir} still has a verified checkpoint (${opened.anchor.file}, size ` +
+          `${opened.anchor.checkpoint.checkpoint.size}): vouch sync repairs what is damaged; ` +
+          'add --force to give up its rollback protection anyway',
+      );
+    }
+    let local = options.reset ? undefined : opened;
     const failures: VouchError[] = [];
     for (const url of options.mirrors) {
-      const ctx: Context = { dir: options.stateDir, source: url, now, logger: options.logger };
+      const ctx: Context = { dir, source: url, now, logger: options.logger };
       try {
         const mirror = openMirror(url, {
           timeoutMs: options.timeoutMs,
           connectTimeoutMs: options.connectTimeoutMs,
           logger: options.logger,
         });
+        if (local && local.lostRoots.length > 0) {
+          local = await restoreRoots(ctx, local, (version) =>
+            mirror.get(`roots/${version}.json`, maxEnvelopeBytes),
+          );
+        }
+        const trust = await trustOf(local, options.rootPath);
         const applied = await syncFromMirror(ctx, trust, mirror, options.maxBundleBytes);
         results.push({ url, at: now, ok: true, size: applied.size });
         options.logger.info({ mirror: url, size: applied.size, added: applied.added }, 'synced');
+        if (options.rememberMirrors) {
+          await rememberMirrors(dir, options.mirrors, now).catch((error: unknown) => {
+            const failure = asVouchError(error);
+            options.logger.warn(
+              { code: failure.code },
+              `mirrors not remembered: ${failure.message}`,
+            );
+          });
+        }
         return { ...applied, source: url, mirrors: results };
       } catch (error) {
         const caught = asVouchError(error);
@@ -171,12 +241,48 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
   });
 }
 
-/** The device's trust: its state, else the first root from `rootPath`. */
+/**
+ * Takes back root files the state lost from a mirror or snapshot (`fetch(version)`), each
+ * only with the SHA-256 its commit records, then opens the state again. A source without
+ * them fails, unless a verified checkpoint survives anyway (the chain is then verified
+ * again from it).
+ */
+export async function restoreRoots(
+  ctx: Context,
+  local: LocalState,
+  fetch: (version: number) => Promise<Uint8Array | undefined>,
+): Promise<LocalState> {
+  try {
+    for (const lost of local.lostRoots) {
+      const path = `roots/${lost.version}.json`;
+      const bytes = await fetch(lost.version);
+      if (bytes === undefined) throw new VouchError('UNAVAILABLE', `${ctx.source} has no ${path}`);
+      await restoreRoot(ctx.dir, lost, bytes);
+      ctx.logger.info({ source: ctx.source }, `restored ${path}`);
+    }
+  } catch (error) {
+    const failure = asVouchError(error);
+    if (localErrors.has(failure.code) || !local.anchor) throw error;
+    ctx.logger.warn({ source: ctx.source, code: failure.code }, failure.message);
+  }
+  const reopened = await openLocalState(ctx.dir);
+  if (!reopened) throw new VouchError('INTERNAL', `${ctx.dir}: the state vanished`);
+  return reopened;
+}
+
+/**
+ * The device's trust: its anchor (the newest verified checkpoint), else for a device
+ * without state (or one being reset) the first root from `rootPath`.
+ */
 export async function trustOf(
-  state: TrustState | undefined,
+  local: LocalState | undefined,
   rootPath: string | undefined,
 ): Promise<Trust> {
-  if (state) return { state };
+  if (local) {
+    if (!local.anchor) throw damageError(local.dir, local);
+    const { anchor, held, rewrite } = local;
+    return { anchor, held, rewrite };
+  }
   if (rootPath === undefined) {
     throw new VouchError(
       'NO_TRUST_ROOT',
@@ -195,7 +301,12 @@ export async function trustOf(
       cause: failure,
     });
   }
-  return { state: undefined, first: { version: 0, bytes } };
+  return {
+    anchor: undefined,
+    first: { version: 0, bytes },
+    held: nothingHeld(),
+    rewrite: true,
+  };
 }
 
 /** One error for a sync that no mirror could complete: the gravest, naming every mirror. */
@@ -252,11 +363,11 @@ async function syncFromMirror(
     checkpoint,
     note: Buffer.from(noteBytes).toString('utf8'),
   };
-  const state = trust.state;
-  if (await checkAgainstState(ctx, state, incoming)) return commitUnchanged(ctx, state, incoming);
-
-  const localSize = state?.checkpoint.checkpoint.size ?? 0;
+  await checkAgainstAnchor(ctx, trust.anchor, incoming);
+  const heldSize = trust.held.size;
   const size = checkpoint.checkpoint.size;
+  if (size === heldSize) return commitUnchanged(ctx, trust, incoming);
+
   const tiles = new Map<string, Promise<Uint8Array>>();
   const fetchTile = (tile: TileId): Promise<Uint8Array> => {
     const path = tilePath(tile);
@@ -278,7 +389,7 @@ async function syncFromMirror(
     ]);
     return { tile, bytes: bundle, tileHashes: decodeTile(hashes, tile) };
   };
-  const first = Math.floor(localSize / fullWidth);
+  const first = Math.floor(heldSize / fullWidth);
   async function* bundles(): AsyncGenerator<Bundle> {
     const ahead: Promise<Bundle>[] = [];
     const last = Math.ceil(size / fullWidth);
@@ -294,8 +405,8 @@ async function syncFromMirror(
       yield await nextBundle;
     }
   }
-  return applyEntries(ctx, state, incoming, bundles(), localSize, () =>
-    diagnoseMismatch(ctx, state, incoming, tileHashReader(size, fetchTile)),
+  return applyEntries(ctx, trust, incoming, bundles(), heldSize, () =>
+    diagnoseMismatch(ctx, trust.anchor, incoming, tileHashReader(size, fetchTile)),
   );
 }
 
@@ -308,17 +419,17 @@ async function syncFromMirror(
  */
 async function diagnoseMismatch(
   ctx: Context,
-  state: TrustState | undefined,
+  anchor: Anchor | undefined,
   incoming: Incoming,
   reader: HashReader,
 ): Promise<never> {
   const signed = incoming.checkpoint.checkpoint;
-  const local = state?.checkpoint.checkpoint;
+  const local = anchor?.checkpoint.checkpoint;
   const broken = new VouchError(
     'TILE_INVALID',
     `${ctx.source}: the entries do not give the checkpoint's root hash`,
   );
-  if (!state || !local || local.size === 0) throw broken;
+  if (!anchor || !local || local.size === 0) throw broken;
   let proof: Uint8Array[];
   let prefixRoot: Uint8Array;
   try {
@@ -332,7 +443,7 @@ async function diagnoseMismatch(
   if (Buffer.compare(prefixRoot, local.root) === 0) throw broken;
   return saveFork(
     ctx,
-    state,
+    anchor,
     incoming,
     "a larger tree that does not contain this device's verified tree",
     proof,
