@@ -27,6 +27,11 @@ export async function watchSync(options: WatchOptions): Promise<number> {
     try {
       // Not inside `onRun?.(…)`: without a listener that would skip the sync itself.
       const report = await syncFromMirrors(options);
+      // A one-shot `vouch sync` prints its report; a watch has only its log to say it.
+      options.logger.info(
+        { mirror: report.source, size: report.size, added: report.added },
+        'synced',
+      );
       options.onRun?.(report);
     } catch (error) {
       const failure = asVouchError(error);

@@ -211,7 +211,7 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
         const trust = await trustOf(local, options.rootPath);
         const applied = await syncFromMirror(ctx, trust, mirror, options.maxBundleBytes);
         results.push({ url, at: now, ok: true, size: applied.size });
-        options.logger.info({ mirror: url, size: applied.size, added: applied.added }, 'synced');
+        options.logger.debug({ mirror: url, size: applied.size, added: applied.added }, 'synced');
         if (options.rememberMirrors) {
           await rememberMirrors(dir, options.mirrors, now).catch((error: unknown) => {
             const failure = asVouchError(error);
