@@ -302,6 +302,9 @@ describe('text output: input cannot forge a line; JSON is exact', () => {
         file('root.json'),
         '--mirror',
         'file:///nope\r\x1b[31mX',
+        // A mirror's failure is logged when another is tried next.
+        '--mirror',
+        'file:///nope-too',
       ],
       { encoding: 'utf8', timeout: 20_000 },
     );

@@ -227,12 +227,16 @@ export async function importSnapshot(options: {
     await file.close();
     throw ioError('read snapshot', options.file, error);
   });
-  if (info.size > options.maxBytes) {
+  const refusal =
+    info.size > options.maxBytes
+      ? new VouchError(
+          'PAYLOAD_TOO_LARGE',
+          `snapshot ${options.file} is over ${options.maxBytes} bytes`,
+        )
+      : await notATar(file, options.file, info.size);
+  if (refusal) {
     await file.close();
-    throw new VouchError(
-      'PAYLOAD_TOO_LARGE',
-      `snapshot ${options.file} is over ${options.maxBytes} bytes`,
-    );
+    throw refusal;
   }
   return withState(options, 'import', options.file, [], async (local, now) => {
     // Root files the state lost may come back from the snapshot's own, read below.
@@ -294,6 +298,28 @@ export async function importSnapshot(options: {
       reader.close();
     }
   }).finally(() => file.close());
+}
+
+/**
+ * Why a file is no snapshot before reading it as one: a tar starts with a ustar header
+ * (POSIX magic "ustar" at byte 257), so anything else — a text file, a log directory's
+ * checkpoint — is told apart from a snapshot that was cut short.
+ */
+async function notATar(
+  file: FileHandle,
+  path: string,
+  size: number,
+): Promise<VouchError | undefined> {
+  const header = Buffer.alloc(block);
+  const { bytesRead } = await file.read(header, 0, block, 0).catch((error) => {
+    throw ioError('read snapshot', path, error);
+  });
+  if (bytesRead === block && header.toString('latin1', 257, 262) === 'ustar') return undefined;
+  const what =
+    bytesRead < block
+      ? `${size} bytes, too short for a tar file (a snapshot cut short, or no snapshot)`
+      : 'not a tar file';
+  return new VouchError('SNAPSHOT_INVALID', `${path} is not a vouch snapshot: ${what}`);
 }
 
 function invalid(message: string): VouchError {

@@ -194,8 +194,12 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
       );
     }
     let local = options.reset ? undefined : opened;
+    // Before any mirror, unless root files must come back from one first: a bad first root
+    // is the device's own problem, not a failure of every mirror in turn.
+    const settled =
+      local && local.lostRoots.length > 0 ? undefined : await trustOf(local, options.rootPath);
     const failures: VouchError[] = [];
-    for (const url of options.mirrors) {
+    for (const [at, url] of options.mirrors.entries()) {
       const ctx: Context = { dir, source: url, now, logger: options.logger };
       try {
         const mirror = openMirror(url, {
@@ -203,12 +207,13 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
           connectTimeoutMs: options.connectTimeoutMs,
           logger: options.logger,
         });
-        if (local && local.lostRoots.length > 0) {
-          local = await restoreRoots(ctx, local, (version) =>
+        let trust = settled;
+        if (!trust) {
+          local = await restoreRoots(ctx, local as LocalState, (version) =>
             mirror.get(`roots/${version}.json`, maxEnvelopeBytes),
           );
+          trust = await trustOf(local, options.rootPath);
         }
-        const trust = await trustOf(local, options.rootPath);
         const applied = await syncFromMirror(ctx, trust, mirror, options.maxBundleBytes);
         results.push({ url, at: now, ok: true, size: applied.size });
         options.logger.debug({ mirror: url, size: applied.size, added: applied.added }, 'synced');
@@ -233,7 +238,13 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
           error: { code: failure.code, message: failure.message },
         });
         if (local) throw error;
-        options.logger.warn({ mirror: url, code: failure.code }, failure.message);
+        // The last mirror's failure is in the error this sync ends with.
+        if (at < options.mirrors.length - 1) {
+          options.logger.warn(
+            { mirror: url, code: failure.code },
+            `${failure.message}; trying the next mirror`,
+          );
+        }
         failures.push(failure);
       }
     }

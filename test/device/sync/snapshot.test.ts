@@ -206,7 +206,25 @@ describe('incremental sync and snapshots', () => {
         65,
         /expected vouch-snapshot.json, found checkpoint/,
       ],
-      ['garbage.tar', Buffer.alloc(4096, 7), 65, /snapshot: /],
+      [
+        'garbage.tar',
+        Buffer.alloc(4096, 7),
+        65,
+        /garbage\.tar is not a vouch snapshot: not a tar file$/m,
+      ],
+      // A text file is no snapshot, not a truncated one (it said "ends early" before).
+      [
+        'passwd',
+        Buffer.from('root:x:0:0:root:/root:/bin/bash\n'.repeat(40)),
+        65,
+        /passwd is not a vouch snapshot: not a tar file$/m,
+      ],
+      [
+        'short.tar',
+        bytes.subarray(0, 100),
+        65,
+        /short\.tar is not a vouch snapshot: 100 bytes, too short for a tar file/,
+      ],
       [
         'truncated.tar',
         bytes.subarray(0, Math.floor(bytes.length / 2)),

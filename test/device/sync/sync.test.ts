@@ -287,6 +287,9 @@ describe('vouch sync', () => {
     await writeFile(forged, JSON.stringify(envelope));
     const bad = await runCli(['sync', '--state-dir', dir, '--root', forged, '--mirror', good.url]);
     expect(bad.exitCode).toBe(65);
+    // The device's own problem, said once: not a failure of the mirror.
+    expect(bad.stderr).toMatch(new RegExp(`^vouch: trust root ${forged}: `));
+    expect(bad.stderr).not.toContain('mirror');
     expect(await readdir(dir)).not.toContain('checkpoint.json');
   });
 });
