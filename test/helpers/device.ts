@@ -10,6 +10,7 @@ import { KeyType, namePublicKey, type PrivateKey } from '../../agent/core/keys';
 import type { Root } from '../../agent/core/root';
 import { loadState, type TrustState } from '../../agent/device';
 import { addEnvelopes, cosignLog, publicDir, publishLog } from '../../agent/ledger';
+import { runCli } from './cli';
 import { tempLog, testOrigin } from './log';
 import { signedStatement, signRoot, type TestKey, testKey, testRoot } from './trust';
 
@@ -114,6 +115,15 @@ export async function grow(
       new Date(now.getTime() + world.size * 1000),
     );
   }
+}
+
+/** A new device's state directory after its first `vouch sync --root --mirror` from `world`. */
+export async function syncedDevice(world: World): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'vouch-device-'));
+  const argv = ['sync', '--state-dir', dir, '--root', world.rootPath, '--mirror', world.mirror];
+  const first = await runCli(argv);
+  if (first.exitCode !== 0) throw new Error(`first sync failed: ${first.stderr}`);
+  return dir;
 }
 
 /** The committed state of `dir`, which must have one. */

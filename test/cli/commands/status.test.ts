@@ -1,10 +1,8 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatUtcTime } from '../../../agent/core/time';
 import { runCli } from '../../helpers/cli';
-import { grow, testWorld } from '../../helpers/device';
+import { grow, syncedDevice, testWorld } from '../../helpers/device';
 
 const hour = 3_600_000;
 
@@ -13,17 +11,7 @@ describe('vouch status', () => {
     const signedAt = Math.floor((Date.now() - 3 * hour) / 1000) * 1000;
     const world = await testWorld({ createdAt: new Date(signedAt) });
     await grow(world, 2, undefined, new Date(signedAt));
-    const dir = await mkdtemp(join(tmpdir(), 'vouch-status-'));
-    const synced = await runCli([
-      'sync',
-      '--state-dir',
-      dir,
-      '--root',
-      world.rootPath,
-      '--mirror',
-      world.mirror,
-    ]);
-    expect(synced.exitCode, synced.stderr).toBe(0);
+    const dir = await syncedDevice(world);
 
     const text = await runCli(['status', '--state-dir', dir]);
     expect(text.exitCode).toBe(0);

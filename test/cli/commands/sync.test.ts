@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/cli';
-import { grow, stateOf, testWorld, type World } from '../../helpers/device';
+import { grow, stateOf, syncedDevice, testWorld, type World } from '../../helpers/device';
 import { waitFor } from '../../helpers/services';
 
 /**
@@ -17,21 +17,6 @@ import { waitFor } from '../../helpers/services';
 
 let world: World;
 let unreachable: string;
-
-async function freshDevice(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'vouch-sync-cli-'));
-  const first = await runCli([
-    'sync',
-    '--state-dir',
-    dir,
-    '--root',
-    world.rootPath,
-    '--mirror',
-    world.mirror,
-  ]);
-  expect(first.exitCode, first.stderr).toBe(0);
-  return dir;
-}
 
 async function syncMirrors(dir: string, ...argv: string[]) {
   const status = await runCli(['status', '--state-dir', dir, ...argv, '-o', 'json']);
@@ -47,7 +32,7 @@ beforeAll(async () => {
 
 describe('vouch sync remembers its mirrors', () => {
   it('a plain vouch sync uses the mirrors of the first one; vouch status says where from', async () => {
-    const dir = await freshDevice();
+    const dir = await syncedDevice(world);
     expect(await syncMirrors(dir)).toMatchObject({ urls: [world.mirror], from: 'remembered' });
     const text = await runCli(['status', '--state-dir', dir]);
     expect(text.stdout).toMatch(
@@ -60,7 +45,7 @@ describe('vouch sync remembers its mirrors', () => {
   });
 
   it('remembers only mirrors a sync succeeded with, as given (the failover list)', async () => {
-    const dir = await freshDevice();
+    const dir = await syncedDevice(world);
     const failed = await runCli(['sync', '--state-dir', dir, '--mirror', unreachable]);
     expect(failed.exitCode).toBe(69);
     expect(await syncMirrors(dir)).toMatchObject({ urls: [world.mirror] });
@@ -83,7 +68,7 @@ describe('vouch sync remembers its mirrors', () => {
   });
 
   it('flags win over the configuration, which wins over the remembered mirrors', async () => {
-    const dir = await freshDevice();
+    const dir = await syncedDevice(world);
     const config = join(dir, 'agent.yaml');
     await writeFile(config, `mirrors: ['${unreachable}']\n`);
     expect(await syncMirrors(dir, '--config', config)).toEqual({
@@ -107,7 +92,7 @@ describe('vouch sync remembers its mirrors', () => {
   });
 
   it('vouch sync --watch uses them too', async () => {
-    const dir = await freshDevice();
+    const dir = await syncedDevice(world);
     const config = join(dir, 'agent.yaml');
     await writeFile(config, "sync:\n  schedule: '* * * * * *'\n  jitter: 0\n");
     await grow(world, 3);
@@ -140,7 +125,7 @@ describe('vouch sync remembers its mirrors', () => {
     expect(none.exitCode).toBe(64);
     expect(none.stderr).toMatch(/no mirror: give --mirror URL or set mirrors in the configuration/);
     expect(await syncMirrors(dir)).toEqual({ urls: [], from: null });
-    const remembered = await readFile(join(await freshDevice(), 'mirrors.json'), 'utf8');
+    const remembered = await readFile(join(await syncedDevice(world), 'mirrors.json'), 'utf8');
     expect(JSON.parse(remembered)).toMatchObject({ mirrors: [world.mirror] });
   });
 });

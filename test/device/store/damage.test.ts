@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { serializeEnvelope } from '../../../agent/core/dsse';
-import { VouchError } from '../../../agent/core/errors';
 import { loadState } from '../../../agent/device';
 import { openState } from '../../../agent/device/store/state';
 import { addForkEvidence } from '../../../agent/device/store/status';
 import { initLog, publicDir, publishRoot } from '../../../agent/ledger';
 import { runCli } from '../../helpers/cli';
 import { grow, statement, stateOf, testWorld, type World } from '../../helpers/device';
+import { rejectsWith } from '../../helpers/errors';
 import { testOrigin } from '../../helpers/log';
 import { signRoot } from '../../helpers/trust';
 
@@ -55,15 +55,7 @@ async function published(): Promise<string> {
   return pathToFileURL(copy).href;
 }
 
-async function loadError(dir: string): Promise<VouchError> {
-  const error = await loadState(dir).then(
-    () => expect.unreachable('a damaged state loaded'),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(VouchError);
-  expect((error as VouchError).code).toBe('STATE_INVALID');
-  return error as VouchError;
-}
+const loadError = (dir: string) => rejectsWith(loadState(dir), 'STATE_INVALID');
 
 const sync = (dir: string, ...mirrors: string[]) =>
   runCli(['sync', '--state-dir', dir, ...mirrors.flatMap((m) => ['--mirror', m]), '-o', 'json']);

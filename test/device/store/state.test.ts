@@ -3,12 +3,12 @@ import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { VouchError } from '../../../agent/core/errors';
 import { loadState, readForkEvidence } from '../../../agent/device';
 import { sealRecord } from '../../../agent/device/store/sealed';
 import { openState } from '../../../agent/device/store/state';
 import { runCli } from '../../helpers/cli';
 import { grow, stateOf, testWorld, type World } from '../../helpers/device';
+import { rejectsWith } from '../../helpers/errors';
 
 /** Loading verifies the committed state; leftovers of interrupted syncs are cleaned up. */
 
@@ -21,15 +21,7 @@ async function copy(): Promise<string> {
   return dir;
 }
 
-async function loadError(dir: string): Promise<VouchError> {
-  const error = await loadState(dir).then(
-    () => expect.unreachable('a damaged state loaded'),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(VouchError);
-  expect((error as VouchError).code).toBe('STATE_INVALID');
-  return error as VouchError;
-}
+const loadError = (dir: string) => rejectsWith(loadState(dir), 'STATE_INVALID');
 
 type Record = { [field: string]: unknown };
 
