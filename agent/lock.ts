@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ErrorCode, VouchError } from './core/errors';
-import { fsPath, ioError } from './files';
+import { fsPath, ioError, readFileCapped } from './files';
 
 /**
  * A cross-process lock that survives crashes, for the device state dir and the
@@ -75,7 +75,7 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
           throw ioError('create lock', path, error);
         }
       }
-      const owner = await readFile(fsPath(path), 'utf8').catch(() => undefined);
+      const owner = await readOwner(path);
       if (owner === undefined) continue; // released in between: try again
       if (!isAlive(owner)) {
         await takeOver(path, owner);
@@ -93,6 +93,28 @@ export async function acquireLock(path: string, options: LockOptions): Promise<L
   } finally {
     await unlink(fsPath(temp)).catch(() => {});
   }
+}
+
+/** A lock holds a PID and a start time: a few bytes. */
+const maxOwnerBytes = 1024;
+
+/**
+ * What the lock at `path` says, or undefined when it is gone. Anything but a regular file
+ * there (a directory, a FIFO, a dangling symbolic link) is an error that says so: it is no
+ * lock to wait for or take over, and reading a FIFO would block.
+ */
+async function readOwner(path: string): Promise<string | undefined> {
+  const fix = '; remove it (a vouch lock is a small regular file, made and removed by vouch)';
+  const bytes = await readFileCapped(path, maxOwnerBytes, 'lock').catch((error: unknown) => {
+    if (!(error instanceof VouchError)) throw error;
+    throw new VouchError(error.code, `${error.message}${fix}`, { cause: error });
+  });
+  if (bytes !== undefined) return Buffer.from(bytes).toString('utf8');
+  const link = await lstat(fsPath(path)).catch(() => undefined);
+  if (link?.isSymbolicLink()) {
+    throw new VouchError('IO', `lock ${path} is a symbolic link to nothing${fix}`);
+  }
+  return undefined;
 }
 
 /**

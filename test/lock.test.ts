@@ -1,10 +1,12 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VouchError } from '../agent/core/errors';
 import { acquireLock, withLock } from '../agent/lock';
+import { rejectsWith } from './helpers/errors';
 
 const options = { code: 'STATE_LOCKED' } as const;
 
@@ -49,4 +51,31 @@ describe('the lock of a state or log dir', () => {
     );
     await (await acquireLock(path, busy)).release();
   });
+
+  it.each([
+    [
+      'a directory',
+      (path: string) => mkdirSync(path),
+      /lock .* is a directory, not a regular file; remove it/,
+    ],
+    [
+      'a FIFO',
+      (path: string) => execFileSync('mkfifo', [path]),
+      /lock .* is a FIFO, not a regular file; remove it/,
+    ],
+    [
+      'a dangling symbolic link',
+      (path: string) => symlinkSync('/nonexistent', path),
+      /lock .* is a symbolic link to nothing; remove it/,
+    ],
+  ])(
+    'is refused, not waited on, when %s is in its place (it spun or blocked for ever)',
+    { timeout: 10_000 },
+    async (_what, make, message) => {
+      const path = join(mkdtempSync(join(tmpdir(), 'vouch-lock-')), 'lock');
+      make(path);
+      const error = await rejectsWith(acquireLock(path, { code: 'STATE_LOCKED' }), 'IO');
+      expect(error.message).toMatch(message);
+    },
+  );
 });
