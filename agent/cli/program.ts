@@ -140,7 +140,7 @@ export function createProgram(act: Act, io: Io): Command {
   ]) {
     program.addCommand(inheritSettings(program, command));
   }
-  return addCommonOptions(program);
+  return refuseRepeatedOptions(addCommonOptions(program));
 }
 
 /**

@@ -17,7 +17,7 @@ export type StatusCode = (typeof Status)[StatusName];
 export const statusNames = Object.keys(Status) as StatusName[];
 
 /**
- * Worst first, the order in which statuses combine (README "Exit code of verify"):
+ * Worst first, the order in which statuses combine (docs/usage.md "Verifying files and digests"):
  * REVOKED > UNTRUSTED > UNSUPPORTED > UNKNOWN > TRUSTED. Not the numeric order: the CAS
  * numbers put UNKNOWN (2) and UNSUPPORTED (3) above UNTRUSTED (1).
  */

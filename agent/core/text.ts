@@ -11,13 +11,21 @@
 
 /**
  * C0 controls, DEL, C1 controls; the bidi marks and embeddings (ALM, LRM, RLM, LRE–RLO,
- * LRI–PDI); the line and paragraph separators; a surrogate that is not half of a pair.
+ * LRI–PDI); the zero-width characters (ZWSP, ZWNJ, ZWJ, WJ, BOM), which make two names
+ * that differ look the same; the line and paragraph separators; a surrogate that is not
+ * half of a pair; and the backslash itself, so that an escape shown is always one (a file
+ * named `a\rb`, with a backslash, shows as `a\\rb`, not as a file with a CR would).
  */
 const unsafe =
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
-  /[\0-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+  /[\0-\x1f\x7f-\x9f\\\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
-const namedEscapes: Readonly<Record<string, string>> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+const namedEscapes: Readonly<Record<string, string>> = {
+  '\t': '\\t',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\\': '\\\\',
+};
 
 function escapeOne(char: string): string {
   const named = namedEscapes[char];

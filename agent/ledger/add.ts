@@ -46,10 +46,12 @@ export async function addEnvelopes(
   const [first] = refused;
   if (first && refused.length === 1) throw first;
   if (first) {
-    const lines = refused.map((error) => `\n  ${error.message}`).join('');
+    // One line, as every error message is (the CLI escapes line breaks in messages, since
+    // they quote input): the refusals one after another.
+    const each = refused.map((error) => error.message).join('; ');
     throw new VouchError(
       first.code,
-      `${refused.length} of ${envelopes.length} envelopes refused, nothing appended:${lines}`,
+      `${refused.length} of ${envelopes.length} envelopes refused, nothing appended: ${each}`,
       { cause: first },
     );
   }

@@ -91,9 +91,27 @@ describe('vouch CLI', () => {
     expect(JSON.parse(json.stdout).error.message).toBe(
       '--output was given more than once; it takes one value',
     );
+    // Before the command too.
+    const before = await runCli(['--state-dir', dir, '--state-dir', '/nonexistent', 'status']);
+    expect(before.exitCode).toBe(64);
+    expect(before.stderr).toBe('vouch: --state-dir was given more than once; it takes one value\n');
     // Options meant to repeat still do.
-    const mirrors = await runCli(['config', '-o', 'json', '--state-dir', dir]);
-    expect(mirrors.exitCode).toBe(0);
+    const out = join(dir, 'repeat.yaml');
+    const mirrors = ['http://a.example/log/', 'http://b.example/log/'];
+    const repeated = await runCli([
+      'config',
+      'init',
+      '--out',
+      out,
+      '--mirror',
+      mirrors[0] as string,
+      '--mirror',
+      mirrors[1] as string,
+      '-o',
+      'json',
+    ]);
+    expect(repeated.exitCode, repeated.stderr).toBe(0);
+    expect(JSON.parse(repeated.stdout).mirrors).toEqual(mirrors);
   });
 
   it('takes the common options before or after the command', async () => {

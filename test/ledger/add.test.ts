@@ -138,7 +138,7 @@ describe('addEnvelopes', () => {
     );
     expect(error.code).toBe('SIGNATURE_INVALID');
     expect(error.message).toBe(
-      `2 of 3 envelopes refused, nothing appended:\n  a.json: ${first?.[3]}\n  c.json: ${fourth?.[3]}`,
+      `2 of 3 envelopes refused, nothing appended: a.json: ${first?.[3]}; c.json: ${fourth?.[3]}`,
     );
     expect(await readState(dir)).toBe(0);
   });

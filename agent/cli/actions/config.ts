@@ -2,8 +2,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { parseConfig, systemConfigPath } from '../../config';
 import { configTemplate } from '../../config-template';
-import { VouchError } from '../../core/errors';
-import { isMirrorUrl, mirrorUrlRule } from '../../core/mirror-url';
+import { requireMirrorUrls } from '../../core/mirror-url';
 import { escapeLines } from '../../core/text';
 import { makeDirectory, writeFileDurably } from '../../files';
 import type { Context } from '../context';
@@ -22,9 +21,7 @@ interface InitFlags {
 /** `vouch config init`: a commented starting configuration, which must load as it is. */
 export async function configInit(_ctx: Context, flags: InitFlags) {
   const out = resolve(flags.out ?? systemConfigPath);
-  const bad = flags.mirror?.find((url) => !isMirrorUrl(url));
-  if (bad !== undefined)
-    throw new VouchError('USAGE', `--mirror ${bad}: expected ${mirrorUrlRule}`);
+  requireMirrorUrls(flags.mirror ?? []);
   const given = {
     ...(flags.root !== undefined && { root: resolve(flags.root) }),
     ...(flags.mirror && { mirrors: flags.mirror }),

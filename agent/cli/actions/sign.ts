@@ -64,8 +64,13 @@ export function signAs(preset: StatementStatus | undefined): Action<[SignOptions
     const subjects = groups.flatMap((group) => group.subjects);
     refuseDuplicates(subjects);
     const envelope = sign(subjects);
+    // Logged first: a statement the log refuses leaves no --out file that looks accepted.
+    const inLog =
+      options.log === undefined
+        ? undefined
+        : await logged(options.log, envelope, { ...says, subjects });
     if (options.out !== undefined) await writeFileDurably(options.out, envelope);
-    if (options.log !== undefined) return logged(options.log, envelope, { ...says, subjects });
+    if (inLog) return inLog;
     if (options.out === undefined) {
       return { exitCode: ExitCode.OK, data: JSON.parse(envelope), text: envelope };
     }
@@ -85,7 +90,10 @@ async function logged(
   statement: Says & { readonly subjects: readonly Subject[] },
 ): Promise<Report> {
   const { appendToLog } = await import('./log');
-  const result = await appendToLog(dir, [Buffer.from(envelope)], { publish: true });
+  const result = await appendToLog(dir, [Buffer.from(envelope)], {
+    publish: true,
+    names: ['the statement'],
+  });
   const { index } = result.entries[0] as { index: number };
   return {
     exitCode: ExitCode.OK,

@@ -12,7 +12,7 @@ function formatAge(seconds: number): string {
   return `${Math.floor(seconds / 86_400)} d`;
 }
 
-/** Where a plain `vouch sync` finds its mirrors (README "Device state"). */
+/** Where a plain `vouch sync` finds its mirrors (docs/usage.md "Device state"). */
 function describeMirrors(choice: MirrorChoice, stateDir: string): string {
   if (choice.from === undefined) {
     const damaged = choice.damaged

@@ -146,7 +146,7 @@ export async function verifyImage(
   if (findings.length > 0) {
     const finding = findings.join('; ');
     // A statement about the ID that is as bad or worse (a revocation) still holds: the
-    // worse of the two is the answer, with both reasons (README "Exit code of verify").
+    // worse of the two is the answer, with both reasons (docs/usage.md "Verifying files and digests").
     if (atLeastAsBad(verdict.status, 'UNTRUSTED')) {
       return { ...base, ...outcome, reason: `${outcome.reason}; ${finding}`, ...checks };
     }

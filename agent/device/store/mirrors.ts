@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { asVouchError, VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
-import { isMirrorUrl, mirrorUrlRule } from '../../core/mirror-url';
+import { isMirrorUrl, mirrorUrlRule, requireMirrorUrls } from '../../core/mirror-url';
 import { readFileCapped, writeFileDurably } from '../../files';
 import { sealIntact, sealRecord } from './sealed';
 import { stateFiles } from './state';
@@ -84,10 +84,7 @@ export async function chooseMirrors(
   configured: readonly string[],
 ): Promise<MirrorChoice> {
   if (given && given.length > 0) {
-    const bad = given.find((url) => !isMirrorUrl(url));
-    if (bad !== undefined) {
-      throw new VouchError('USAGE', `--mirror ${bad}: expected ${mirrorUrlRule}`);
-    }
+    requireMirrorUrls(given);
     return { mirrors: given, from: 'flags' };
   }
   if (configured.length > 0) return { mirrors: configured, from: 'config' };

@@ -338,6 +338,16 @@ describe('vouch log', () => {
         '(vouch root add-signer ROOT --id stranger --key PUBLIC-KEY, then sign the root again)\n',
     );
     expect(contents(dir)).toBe(before);
+    // Two refused: one line naming both (it printed a literal "\n" between them before).
+    const twice = await runCli(['log', 'add', dir, '--root', rootPath, stranger, stranger]);
+    expect(twice.exitCode).toBe(65);
+    expect(twice.stderr).toMatch(
+      new RegExp(
+        `^vouch: 2 of 2 envelopes refused, nothing appended: ${stranger}: names signer stranger.*; ${stranger}: names signer stranger.*\n$`,
+      ),
+    );
+    expect(twice.stderr).not.toContain('\\n');
+    expect(contents(dir)).toBe(before);
   });
 
   it('cosign adds a witness cosignature a quorum check accepts', async () => {

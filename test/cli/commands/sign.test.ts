@@ -366,8 +366,13 @@ describe('vouch sign', () => {
       file,
       '--log',
       log,
+      '--out',
+      join(dir, 'refused.json'),
     ]);
     expect(stranger.exitCode).toBe(65);
+    expect(stranger.stderr).toMatch(/^vouch: the statement: names signer stranger/);
+    // No --out file that looks like an accepted statement.
+    expect(readdirSync(dir)).not.toContain('refused.json');
     expect(readFileSync(join(log, 'public', 'checkpoint'), 'utf8')).toMatch(
       /^example\.org\/log\n1\n/,
     );
