@@ -260,10 +260,35 @@ export async function writeFileDurably(
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new VouchError('FILE_EXISTS', `${path} exists; not replacing it`, { cause: error });
     }
-    throw ioError('write', path, error);
+    throw await writeFailure(path, error);
   }
   if (options.exclusive) await unlink(fsPath(temp)).catch(() => {});
   if (options.syncDirectory ?? true) await syncDirectory(dirname(path));
+}
+
+/**
+ * Why writing `path` failed, said of its directory where that is the cause: missing, or on
+ * a kernel file system (procfs answers ENOENT for any new name, which would read as if the
+ * temp file's name were the problem).
+ */
+export async function writeFailure(path: string, error: unknown): Promise<VouchError> {
+  const dir = dirname(path);
+  const kernel = await statfs(fsPath(dir)).then(
+    (info) => kernelFileSystems.get(info.type),
+    () => undefined,
+  );
+  if (kernel !== undefined) {
+    return notWhatExpected('directory', '', dir, `on ${kernel}, a kernel interface`);
+  }
+  if (
+    (error as NodeJS.ErrnoException).code === 'ENOENT' &&
+    (await statIfPresent(dir)) === undefined
+  ) {
+    return new VouchError('IO', `cannot write ${path}: no directory ${dir} (ENOENT)`, {
+      cause: error,
+    });
+  }
+  return ioError('write', path, error);
 }
 
 /** Fails with FILE_EXISTS when `path` is there and is not a regular file (a device, a directory). */

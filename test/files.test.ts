@@ -67,7 +67,13 @@ describe('durable writes', () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
     await rejectsWith(writeFileDurably(path, 'three', { exclusive: true }), 'FILE_EXISTS');
     expect(readFileSync(path, 'utf8')).toBe('two');
-    await rejectsWith(writeFileDurably(join(sub, 'no/such/dir'), 'x'), 'IO');
+    const missing = await rejectsWith(writeFileDurably(join(sub, 'no/such/dir'), 'x'), 'IO');
+    // The directory is what is wrong, not the temp file's name ENOENT was about.
+    expect(missing.message).toBe(
+      `cannot write ${join(sub, 'no/such/dir')}: no directory ${join(sub, 'no/such')} (ENOENT)`,
+    );
+    const kernel = await rejectsWith(writeFileDurably('/proc/self/vouch.json', 'x'), 'IO');
+    expect(kernel.message).toBe('/proc/self is on procfs, a kernel interface, not a directory');
     expect(readdirSync(sub)).toEqual(['out.json']);
     expect(() => requireAbsent([join(sub, 'other'), path])).toThrow(`${path} exists`);
     expect(() => requireAbsent([join(sub, 'other')])).not.toThrow();

@@ -15,7 +15,14 @@ import {
   maxEntrySize,
   type TileId,
 } from '../../core/tiles';
-import { fsPath, ioError, openExistingFile, requireReplaceable, syncDirectory } from '../../files';
+import {
+  fsPath,
+  ioError,
+  openExistingFile,
+  requireReplaceable,
+  syncDirectory,
+  writeFailure,
+} from '../../files';
 import type { Logger } from '../../logger';
 import { loadState, type RootFile, verifiedEntries } from '../store/state';
 import {
@@ -135,14 +142,7 @@ export async function exportSnapshot(options: {
           );
     await unlink(fsPath(temp)).catch(() => {});
     if (failure instanceof VouchError) throw failure;
-    if ((failure as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new VouchError(
-        'IO',
-        `cannot write ${options.out}: no directory ${dirname(options.out)} (ENOENT)`,
-        { cause: failure },
-      );
-    }
-    throw ioError('write', options.out, failure);
+    throw await writeFailure(options.out, failure);
   }
   return { out: options.out, origin, size, roots: source.roots.length, bytes };
 }
