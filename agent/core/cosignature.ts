@@ -130,7 +130,9 @@ export function logCosigner(logKey: PublicKey): PublicKey {
 /**
  * The witnesses' cosignatures on a checkpoint note, one per witness, when at least
  * `quorum` of them verify. Unknown signatures are ignored; a failing one by a listed
- * witness rejects the note (c2sp.org/signed-note §Signatures).
+ * witness rejects the note (c2sp.org/signed-note §Signatures). Of several lines by one
+ * witness the newest time counts: an older line put first (by a mirror, say) cannot date
+ * the checkpoint back.
  */
 export function verifyCosignatures(
   note: Note,
@@ -143,15 +145,36 @@ export function verifyCosignatures(
       `a quorum of ${quorum} cannot be met by ${witnesses.length} witnesses`,
     );
   }
-  const verified = verifyNoteSignatures(note, witnesses.map(cosignatureVerifier));
-  if (verified.length < quorum) {
+  const newest = new Map<NoteVerifier, Cosignature>();
+  for (const { verifier, signature } of verifyNoteSignatures(
+    note,
+    witnesses.map(cosignatureVerifier),
+  )) {
+    const timestamp = timestampOf(signature.signature);
+    if ((newest.get(verifier)?.timestamp ?? -1) < timestamp) {
+      newest.set(verifier, { name: signature.name, timestamp });
+    }
+  }
+  if (newest.size < quorum) {
     throw new VouchError(
       'WITNESS_QUORUM',
-      `${verified.length} of ${quorum} required witness cosignatures`,
+      `${newest.size} of ${quorum} required witness cosignatures`,
     );
   }
-  return verified.map(({ signature }) => ({
-    name: signature.name,
-    timestamp: timestampOf(signature.signature),
-  }));
+  return [...newest.values()];
+}
+
+/**
+ * The newest time that `quorum` distinct witnesses vouch for: the quorum-th newest of
+ * their cosignature times (undefined for a quorum of 0, or fewer cosignatures). Witnesses
+ * count only as a quorum, so one buggy or compromised witness cannot move a device's
+ * clock: neither to the year 9999 (every root expired, every later checkpoint a rollback,
+ * for good) nor onward to keep a frozen device fresh.
+ */
+export function quorumTime(
+  cosignatures: readonly Cosignature[],
+  quorum: number,
+): number | undefined {
+  if (quorum < 1) return undefined;
+  return cosignatures.map((cosignature) => cosignature.timestamp).sort((a, b) => b - a)[quorum - 1];
 }

@@ -143,24 +143,25 @@ export interface VerifiedSignature {
 
 /**
  * signed-note §Signatures: signatures by unknown keys are ignored, and a signature by a
- * known key (same name and key ID) must verify or the note is rejected. Returns the
- * verified signatures, one per key.
+ * known key (same name and key ID) must verify or the note is rejected. Returns every
+ * verified signature line, in note order: a key may have several (cosignatures of
+ * different times), and which of them counts is the caller's to say.
  */
 export function verifyNoteSignatures(
   note: Note,
   verifiers: readonly NoteVerifier[],
 ): VerifiedSignature[] {
   const text = encoder.encode(note.text);
-  const verified = new Map<NoteVerifier, NoteSignature>();
+  const verified: VerifiedSignature[] = [];
   for (const signature of note.signatures) {
     const verifier = verifiers.find((candidate) => sameKey(candidate, signature));
     if (!verifier) continue;
     if (!verifier.verify(text, signature.signature)) {
       throw new VouchError('NOTE_UNVERIFIED', `signature by ${signature.name} does not verify`);
     }
-    if (!verified.has(verifier)) verified.set(verifier, signature);
+    verified.push({ verifier, signature });
   }
-  return [...verified].map(([verifier, signature]) => ({ verifier, signature }));
+  return verified;
 }
 
 /** {@link verifyNoteSignatures}, and at least one signature by a known key must verify. */

@@ -1,6 +1,6 @@
 import { encodeBase64 } from '../core/encoding';
 import { formatUtcTime } from '../core/time';
-import { loadState, type TrustState } from './store/state';
+import { type Anchor, loadState, type TrustState } from './store/state';
 import {
   type ForkEvidence,
   type MirrorResult,
@@ -23,16 +23,27 @@ export interface Freshness {
 }
 
 /**
- * A device is fresh while its checkpoint's signed time (the newest of the log's own
- * cosignature and its witnesses') is younger than `maxAge`. Only a signed time can say how
- * old a checkpoint is: a mirror replaying an old checkpoint (a freeze attack) or an old
- * snapshot imported on an air-gapped device brings its old time along and leaves the
- * device stale.
+ * Whether this device has ever taken a signed time from its log: the clock floor rises
+ * only from checkpoints' signed times (sync/apply.ts commitOf; store/state.ts when a state
+ * loads), so it is above 0 exactly then. From then on a checkpoint without one has had it
+ * stripped (refused: apply.ts checkAgainstAnchor), and the last mirror sync no longer
+ * stands in for it.
+ */
+export function hasSignedTime(anchor: Anchor): boolean {
+  return anchor.clockFloor > 0;
+}
+
+/**
+ * A device is fresh while its checkpoint's signed time (the log's own cosignature, or a
+ * quorum of its witnesses') is younger than `maxAge`. Only a signed time can say how old a
+ * checkpoint is: a mirror replaying an old checkpoint (a freeze attack) or an old snapshot
+ * imported on an air-gapped device brings its old time along and leaves the device stale.
  *
- * A checkpoint without a signed time (a log published before vouch signed its times,
- * without witnesses) is fresh since `lastMirrorSync`, the last successful sync from a
- * mirror — trusting the mirror to serve the latest checkpoint, as nothing else can tell.
- * An import never counts: a snapshot file says nothing about when it was made.
+ * Only on a log that never gave this device a signed time (a publisher older than signed
+ * times, without witnesses) is a checkpoint without one fresh since `lastMirrorSync`, the
+ * last successful sync from a mirror on the network — trusting the mirror to serve the
+ * latest checkpoint, as nothing else can tell. An import or a file:// mirror never counts:
+ * a snapshot or a copied directory says nothing about when it was made.
  */
 export function freshness(
   state: TrustState | undefined,
@@ -41,7 +52,7 @@ export function freshness(
   maxAge: number,
 ): Freshness {
   if (!state) return { stale: true, since: undefined };
-  const since = state.checkpointTime ?? lastMirrorSync;
+  const since = state.checkpointTime ?? (hasSignedTime(state) ? undefined : lastMirrorSync);
   return { stale: since === undefined || now - since > maxAge, since };
 }
 
@@ -57,7 +68,10 @@ export interface DeviceStatus {
   /** Seconds from the checkpoint's signed time to trusted now, when it has one. */
   readonly checkpointAgeSeconds: number | null;
   readonly stale: boolean;
-  /** RFC 3339: what freshness is measured from (signed time, else last mirror sync). */
+  /**
+   * RFC 3339: what freshness is measured from: the signed time, else (on a log that never
+   * gave one) the last sync from a network mirror.
+   */
   readonly freshSince: string | null;
   readonly maxAgeSeconds: number;
   readonly clockFloor: string | null;

@@ -56,15 +56,23 @@ describe('C2SP tlog-cosignature/v1', () => {
     const [a, b, c] = [witness('w/a'), witness('w/b'), witness('w/c')];
     let note = cosignNote(checkpoint, a.key, a.name, 1_700_000_000);
     note = cosignNote(note, b.key, b.name, 1_700_000_001);
-    // A second line by b (cosignNote would replace the first): b still counts once.
-    note = signNote(note, [cosignatureSigner(b.key, b.name, 1_700_000_002)]);
+    // A second line by b (cosignNote would replace the first): b counts once, at its
+    // newest time, whichever line comes first.
+    const newer = signNote(note, [cosignatureSigner(b.key, b.name, 1_700_000_002)]);
+    const lines = newer.signatures;
+    const reordered: Note = {
+      ...newer,
+      signatures: [...lines.slice(0, 3), ...lines.slice(3).reverse()],
+    };
     // Survives formatting: the log's own signatures are not a witness's.
-    const parsed = parseNote(formatNote(note));
+    const parsed = parseNote(formatNote(newer));
     const witnesses = [a.pub, b.pub, c.pub];
-    expect(verifyCosignatures(parsed, witnesses, 2)).toEqual([
-      { name: 'w/a', timestamp: 1_700_000_000 },
-      { name: 'w/b', timestamp: 1_700_000_001 },
-    ]);
+    for (const order of [parsed, parseNote(formatNote(reordered))]) {
+      expect(verifyCosignatures(order, witnesses, 2)).toEqual([
+        { name: 'w/a', timestamp: 1_700_000_000 },
+        { name: 'w/b', timestamp: 1_700_000_002 },
+      ]);
+    }
     expect(verifyCosignatures(parsed, witnesses, 0)).toHaveLength(2);
     const short = failure(() => verifyCosignatures(parsed, witnesses, 3));
     expect(short.code).toBe('WITNESS_QUORUM');

@@ -1,15 +1,17 @@
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { signCheckpoint } from '../../agent/core/checkpoint';
-import { cosignNote, logCosigner } from '../../agent/core/cosignature';
+import { cosignNote, logCosigner, maxTimestamp } from '../../agent/core/cosignature';
 import { serializeEnvelope } from '../../agent/core/dsse';
 import { KeyType, namePublicKey } from '../../agent/core/keys';
 import { formatNote, parseNote } from '../../agent/core/note';
 import {
   deviceStatus,
   exportSnapshot,
+  freshness,
   importSnapshot,
   loadState,
   syncFromMirrors,
@@ -17,7 +19,7 @@ import {
 } from '../../agent/device';
 import { verifyCheckpoint } from '../../agent/device/store/state';
 import { openTrust } from '../../agent/device/verify/verify';
-import { publicDir, publishLog } from '../../agent/ledger';
+import { publicDir, publishLog, serveLog } from '../../agent/ledger';
 import { createLogger } from '../../agent/logger';
 import {
   digestOf,
@@ -28,7 +30,7 @@ import {
   testWorld,
   type World,
 } from '../helpers/device';
-import { failure } from '../helpers/errors';
+import { failure, rejectsWith } from '../helpers/errors';
 import { testOrigin } from '../helpers/log';
 import { signRoot, testKey, testRoot } from '../helpers/trust';
 
@@ -63,13 +65,23 @@ const exportLog = (world: World, out: string) =>
     maxBundleBytes: 1 << 24,
   });
 
-/** Makes the published checkpoint one of a publisher that did not sign its times yet. */
-async function dropLogCosignature(world: World): Promise<void> {
-  const path = join(publicDir(world.logDir), 'checkpoint');
+/**
+ * Drops the log's cosignature line from the published checkpoint of `logDir` (the world's
+ * log, or a copy): a publisher that did not sign its times yet, or a hostile mirror.
+ */
+async function dropLogCosignature(world: World, logDir = world.logDir): Promise<void> {
+  const path = join(publicDir(logDir), 'checkpoint');
   const note = parseNote(await readFile(path));
   const own = logCosigner(namePublicKey(testOrigin, world.logKey.raw));
   const signatures = note.signatures.filter((line) => Buffer.compare(line.keyId, own.keyId) !== 0);
   await writeFile(path, formatNote({ ...note, signatures }));
+}
+
+/** A copy of the world's log directory, as it is now. */
+async function copyOfLog(world: World): Promise<string> {
+  const copy = join(await mkdtemp(join(tmpdir(), 'vouch-copy-')), 'log');
+  await cp(world.logDir, copy, { recursive: true });
+  return copy;
 }
 
 describe('freshness and the clock floor', () => {
@@ -171,13 +183,18 @@ describe('freshness and the clock floor', () => {
     });
   });
 
-  it('without any signed time (an older publisher, no witnesses): fresh since the last mirror sync, never since an import', async () => {
+  it('without any signed time (an older publisher, no witnesses): fresh since the last sync from a network mirror, never since an import or a file:// mirror', async () => {
     const world = await testWorld();
     await grow(world, 3);
     await dropLogCosignature(world);
     const dir = await mkdtemp(join(tmpdir(), 'vouch-unsigned-'));
     const at = Date.parse('2026-01-10T00:00:00Z');
-    await sync(dir, world.mirror, () => at, world.rootPath);
+    const server = await serveLog(world.logDir, { port: 0 });
+    try {
+      await sync(dir, server.url, () => at, world.rootPath);
+    } finally {
+      await server.close();
+    }
     expect(await deviceStatus(dir, 7 * day, () => at + 6 * day)).toMatchObject({
       stale: false,
       checkpointTime: null,
@@ -185,7 +202,15 @@ describe('freshness and the clock floor', () => {
       freshSince: '2026-01-10T00:00:00Z',
     });
 
-    // Eight days later a snapshot of a larger tree is imported: no fresher than the sync.
+    // Eight days later a sync from a file:// mirror (a USB stick) succeeds: no fresher.
+    await sync(dir, world.mirror, () => at + 8 * day);
+    expect(await deviceStatus(dir, 7 * day, () => at + 8 * day)).toMatchObject({
+      stale: true,
+      lastSuccess: { at: at + 8 * day, kind: 'sync', ok: true },
+      freshSince: '2026-01-10T00:00:00Z',
+    });
+
+    // So is a snapshot of a larger tree imported then.
     await grow(world, 2);
     await dropLogCosignature(world);
     const file = join(await mkdtemp(join(tmpdir(), 'vouch-snapshots-')), 'unsigned.tar');
@@ -204,6 +229,86 @@ describe('freshness and the clock floor', () => {
       freshSince: null,
     });
     expect((await deviceStatus(join(dir, 'none'), 7 * day)).stale).toBe(true);
+  });
+  it('refuses a checkpoint whose signed time a mirror stripped, once the device has seen one: a stale device stays stale', async () => {
+    const published = Date.parse('2026-02-01T00:00:00Z');
+    const world = await testWorld({ createdAt: new Date(published) });
+    await grow(world, 1, undefined, new Date(published));
+    const dir = await mkdtemp(join(tmpdir(), 'vouch-stripped-'));
+    await sync(dir, world.mirror, () => published, world.rootPath);
+    const later = published + 8 * day;
+    const staleAtOne = { stale: true, size: 1, freshSince: '2026-02-01T00:00:00Z' };
+    expect(await deviceStatus(dir, 7 * day, () => later)).toMatchObject(staleAtOne);
+
+    // The log grows; a mirror on the network serves its checkpoint without the log's
+    // cosignature line (`head -n 5 checkpoint`), the same tree, or the old one so stripped.
+    const beforeGrowth = await copyOfLog(world);
+    await dropLogCosignature(world, beforeGrowth);
+    await grow(world, 1, undefined, new Date(later));
+    const hostile = await copyOfLog(world);
+    await dropLogCosignature(world, hostile);
+    for (const logDir of [hostile, beforeGrowth]) {
+      const server = await serveLog(logDir, { port: 0 });
+      try {
+        const refused = await rejectsWith(
+          sync(dir, server.url, () => later),
+          'LOG_ROLLBACK',
+        );
+        expect(refused.message).toMatch(
+          /without a signed time, though this device has seen this log's signed times \(the newest 2026-02-01T00:00:00.000Z\): the log's cosignature line was stripped from it; try another mirror or snapshot/,
+        );
+      } finally {
+        await server.close();
+      }
+      // Every later attempt is refused the same: nothing refreshes the device.
+      expect(await deviceStatus(dir, 7 * day, () => later)).toMatchObject(staleAtOne);
+    }
+
+    // A state that holds such a checkpoint (taken by an earlier vouch) is stale, whatever
+    // the last mirror sync: the fallback is only for a log that never gave a signed time.
+    const state = await stateOf(dir);
+    expect(freshness({ ...state, checkpointTime: undefined }, later, later, 7 * day)).toEqual({
+      stale: true,
+      since: undefined,
+    });
+
+    // The log's own mirror brings the signed time: fresh again.
+    await sync(dir, world.mirror, () => later);
+    expect(await deviceStatus(dir, 7 * day, () => later)).toMatchObject({
+      stale: false,
+      size: 2,
+      checkpointTime: '2026-02-09T00:00:00Z',
+    });
+  });
+
+  it('does not let a stripped signed time carry a larger but old tree past the clock floor', async () => {
+    const t1 = Date.parse('2026-03-01T00:00:00Z');
+    const world = await testWorld({ createdAt: new Date(t1) });
+    await grow(world, 1, undefined, new Date(t1));
+    // A backup of the publisher's log from then, which later grows with its clock behind.
+    const backup = await copyOfLog(world);
+    // The log signs its tree of 1 again on 10 March: the device's clock floor.
+    await publishLog(world.logDir, world.logKey, new Date(t1 + 9 * day));
+    const dir = await mkdtemp(join(tmpdir(), 'vouch-old-larger-'));
+    await sync(dir, world.mirror, () => t1 + 9 * day, world.rootPath);
+    expect((await stateOf(dir)).clockFloor).toBe(t1 + 9 * day);
+
+    // The backup's tree of 2 (consistent with the device's tree) is signed on 2 March.
+    await grow({ ...world, logDir: backup }, 1, undefined, new Date(t1 + day));
+    const mirror = pathToFileURL(publicDir(backup)).href;
+    const old = await rejectsWith(
+      sync(dir, mirror, () => t1 + 9 * day),
+      'LOG_ROLLBACK',
+    );
+    expect(old.message).toMatch(/before the newest time this device has seen/);
+    // Without its cosignature line it would have no time to compare: refused as well.
+    await dropLogCosignature(world, backup);
+    const stripped = await rejectsWith(
+      sync(dir, mirror, () => t1 + 9 * day),
+      'LOG_ROLLBACK',
+    );
+    expect(stripped.message).toMatch(/without a signed time/);
+    expect((await stateOf(dir)).checkpoint.checkpoint.size).toBe(1);
   });
 });
 
@@ -235,6 +340,34 @@ describe('the signed time of a checkpoint', () => {
     expect(verifyCheckpoint(formatNote(strange), root(1)).time).toBe(1_800_000_200_000);
     // Without witnesses in the root, the witness's time does not count either.
     expect(verifyCheckpoint(formatNote(witnessed), root(0)).time).toBe(1_800_000_000_000);
+  });
+
+  it('counts witnesses only as a quorum: one far-future witness does not move the time, two do', () => {
+    const others = [1, 2].map((i) => testKey(`witness-${i}.example.org`, KeyType.Cosignature));
+    const quorumOf2 = testRoot({
+      rootKeys: [testKey('root-1').public],
+      threshold: 1,
+      log: { origin: testOrigin, key: logKey.public },
+      witnesses: [witness.public, ...others.map((other) => other.public)],
+      witnessQuorum: 2,
+    });
+    const cosign = (note: typeof logged, by: typeof witness, at: number) =>
+      cosignNote(note, by.private, by.public.name, at);
+    const [second, third] = others as [typeof witness, typeof witness];
+    const far = cosign(logged, witness, maxTimestamp);
+    const timeOf = (note: typeof logged) => verifyCheckpoint(formatNote(note), quorumOf2).time;
+    // One witness at the year 9999, one at a sane time: the quorum vouches for the sane one.
+    expect(timeOf(cosign(far, second, 1_800_000_100))).toBe(1_800_000_100_000);
+    // Three witnesses: the second newest (two of them vouch for at least that).
+    expect(timeOf(cosign(cosign(far, second, 1_800_000_100), third, 1_800_000_300))).toBe(
+      1_800_000_300_000,
+    );
+    // Two at the year 9999: a quorum says so.
+    expect(timeOf(cosign(far, second, maxTimestamp))).toBe(maxTimestamp * 1000);
+    // A quorum older than the log's own cosignature: the log's time.
+    expect(timeOf(cosign(cosign(logged, witness, 1_700_000_000), second, 1_700_000_100))).toBe(
+      1_800_000_000_000,
+    );
   });
 
   it('never counts the log toward the witness quorum, and rejects a bad log cosignature', () => {

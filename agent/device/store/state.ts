@@ -4,7 +4,7 @@ import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { openCheckpoint, type SignedCheckpoint } from '../../core/checkpoint';
-import { logCosigner, verifyCosignatures } from '../../core/cosignature';
+import { logCosigner, quorumTime, verifyCosignatures } from '../../core/cosignature';
 import { decodeBase64, encodeBase64 } from '../../core/encoding';
 import { asVouchError, VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
@@ -474,9 +474,11 @@ export function damageError(dir: string, opened: OpenedState): VouchError {
 
 export interface VerifiedCheckpoint extends SignedCheckpoint {
   /**
-   * The checkpoint's signed time in ms: the newest timestamp (c2sp.org/tlog-cosignature)
-   * among the log's own cosignature and the root's witnesses' that verify. Undefined when
-   * none is there: a log published before vouch signed its times, without witnesses.
+   * The checkpoint's signed time in ms (c2sp.org/tlog-cosignature timestamps): the newer of
+   * the log's own cosignature and the newest time a quorum of the root's witnesses vouch
+   * for (cosignature.ts quorumTime). Undefined when neither is there: a log published
+   * before vouch signed its times, without witnesses, or a mirror that stripped the log's
+   * cosignature (sync/apply.ts checkAgainstAnchor refuses that once a time was seen).
    */
   readonly time: number | undefined;
 }
@@ -503,9 +505,11 @@ export function verifyCheckpoint(note: string | Uint8Array, root: Root): Verifie
   }
   const witnessed = verifyCosignatures(signed.note, root.witnesses, root.witnessQuorum);
   // The log's own time counts for freshness, never toward the witness quorum.
-  const own = verifyCosignatures(signed.note, [logCosigner(root.log.key)], 0);
-  const times = [...own, ...witnessed].map((cosignature) => cosignature.timestamp * 1000);
-  return { ...signed, time: times.length > 0 ? Math.max(...times) : undefined };
+  const [own] = verifyCosignatures(signed.note, [logCosigner(root.log.key)], 0);
+  const times = [own?.timestamp, quorumTime(witnessed, root.witnessQuorum)].filter(
+    (time) => time !== undefined,
+  );
+  return { ...signed, time: times.length > 0 ? Math.max(...times) * 1000 : undefined };
 }
 
 /** The committed bytes of the entries file, as a stream of chunks. */

@@ -48,8 +48,9 @@ const statusSchema = z.strictObject({
   lastAttempt: attemptSchema.optional(),
   lastSuccess: attemptSchema.optional(),
   /**
-   * The last successful sync from a mirror. Freshness counts from it only for a checkpoint
-   * without a signed time (device/status.ts freshness); an import never counts.
+   * The last successful sync from a mirror on the network (http:// or https://). Freshness
+   * counts from it only on a log that never gave a signed time (device/status.ts
+   * freshness); an import or a file:// mirror never counts.
    */
   lastMirrorSuccess: attemptSchema.optional(),
   /** The latest result of each mirror tried, in the order last tried. */
@@ -99,8 +100,13 @@ export async function recordAttempt(
   const previous = await readSyncStatus(dir);
   const tried = new Set(mirrors.map((mirror) => mirror.url));
   const lastSuccess = attempt.ok ? attempt : previous.lastSuccess;
-  const lastMirrorSuccess =
-    attempt.ok && attempt.kind === 'sync' ? attempt : previous.lastMirrorSuccess;
+  // Only a mirror on the network: a file:// one (a USB stick, a copied directory) says no
+  // more than a snapshot about when it was made (device/status.ts freshness).
+  const fromNetwork =
+    attempt.ok &&
+    attempt.kind === 'sync' &&
+    mirrors.some((mirror) => mirror.ok && !mirror.url.startsWith('file://'));
+  const lastMirrorSuccess = fromNetwork ? attempt : previous.lastMirrorSuccess;
   const status: SyncStatus = {
     lastAttempt: attempt,
     ...(lastSuccess ? { lastSuccess } : {}),

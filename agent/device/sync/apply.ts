@@ -11,6 +11,7 @@ import {
   tilePath,
 } from '../../core/tiles';
 import type { Logger } from '../../logger';
+import { hasSignedTime } from '../status';
 import {
   type Anchor,
   type Commit,
@@ -149,7 +150,9 @@ export interface Incoming {
 /**
  * Rollback and fork checks against the anchor (the newest verified checkpoint), before any
  * entry is fetched: the tree must not shrink, nor move back in time, and a tree of the same
- * size must have the same root.
+ * size must have the same root. Once the device has a signed time of its log, a checkpoint
+ * must bring one too: without it nothing says how old it is (docs/security.md "The device
+ * state").
  */
 export async function checkAgainstAnchor(
   ctx: Context,
@@ -165,14 +168,28 @@ export async function checkAgainstAnchor(
       `${ctx.source} offers a tree of ${size} entries; this device has verified ${local.size}`,
     );
   }
-  if (size === local.size) {
-    if (Buffer.compare(local.root, incoming.checkpoint.checkpoint.root) !== 0) {
-      await saveFork(ctx, anchor, incoming, 'a checkpoint of the same size with another root');
+  if (
+    size === local.size &&
+    Buffer.compare(local.root, incoming.checkpoint.checkpoint.root) !== 0
+  ) {
+    await saveFork(ctx, anchor, incoming, 'a checkpoint of the same size with another root');
+  }
+  const time = incoming.checkpoint.time;
+  if (time === undefined) {
+    // Stripping the log's cosignature line leaves a valid checkpoint without a time: taken,
+    // it would count as fresh from the sync, and slip a larger but old tree past the clock
+    // floor below. Witness cosignatures cannot be stripped below the quorum.
+    if (hasSignedTime(anchor)) {
+      throw new VouchError(
+        'LOG_ROLLBACK',
+        `${ctx.source} offers a checkpoint without a signed time, though this device has ` +
+          `seen this log's signed times (the newest ${new Date(anchor.clockFloor).toISOString()}): ` +
+          "the log's cosignature line was stripped from it; try another mirror or snapshot",
+      );
     }
     return;
   }
-  const time = incoming.checkpoint.time;
-  if (time !== undefined && time < anchor.clockFloor) {
+  if (size > local.size && time < anchor.clockFloor) {
     throw new VouchError(
       'LOG_ROLLBACK',
       `${ctx.source} offers a checkpoint cosigned at ${new Date(time).toISOString()}, before ` +
