@@ -76,9 +76,16 @@ const kernelFileSystems = new Map([
  */
 type Expected = 'file' | 'directory';
 
+/**
+ * A path that is there but is not what was expected (a directory where a file should be, a
+ * FIFO…): an I/O error, of a kind a reader of its own files (the device state) may take for
+ * damage of that file rather than of the device.
+ */
+export class WrongFileType extends VouchError {}
+
 function notWhatExpected(expected: Expected, what: string, path: string, is: string): VouchError {
   const wanted = expected === 'file' ? 'a regular file' : 'a directory';
-  return new VouchError('IO', `${what ? `${what} ` : ''}${path} is ${is}, not ${wanted}`);
+  return new WrongFileType('IO', `${what ? `${what} ` : ''}${path} is ${is}, not ${wanted}`);
 }
 
 function requireKind(stats: Stats, expected: Expected, what: string, path: string): void {

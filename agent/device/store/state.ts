@@ -1,7 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readdir, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { openCheckpoint, type SignedCheckpoint } from '../../core/checkpoint';
 import { logCosigner, quorumTime, verifyCosignatures } from '../../core/cosignature';
@@ -15,8 +16,10 @@ import {
   fsPath,
   ioError,
   makeDirectory,
+  openRegularFile,
   readFileCapped,
   syncDirectory,
+  WrongFileType,
   writeFileDurably,
 } from '../../files';
 import { sealIntact, sealRecord } from './sealed';
@@ -36,17 +39,20 @@ import { SubjectIndex } from './subjects';
  *   entries                   the log's entries 0 … size−1, uint16-length-prefixed (tlog-tiles
  *                             bundle encoding, concatenated); bytes past the committed length
  *                             are leftovers of an interrupted sync
+ *   first-sync                there while a first sync (or a reset) writes, before its commit
  *
  * A commit writes roots, entries and the index first (each durable), then replaces
  * checkpoint.json, then checkpoint.previous.json with the commit it replaced: a crash at any
  * moment leaves the old commit or the new one (and a previous commit at most one older than
  * it should be), and files no commit names are ignored and cleaned up by the next sync.
  *
- * Damage (an SD card's bad block, a truncated file) is found when the state loads, and named:
- * a damaged index or entries file, or a damaged checkpoint.json whose previous commit still
- * verifies, is repaired by a sync (a full download checked against the surviving checkpoint);
- * a damaged root file comes back from a mirror only byte for byte, by the SHA-256 a commit
- * records for it. Only when no commit verifies is `vouch state reset` needed.
+ * Damage (an SD card's bad block, a truncated file, another file type in a file's place) is
+ * found when the state loads, and named: a damaged index or entries file, or a damaged
+ * checkpoint.json whose previous commit still verifies, is repaired by a sync (a full
+ * download checked against the surviving checkpoint); a damaged root file comes back from a
+ * mirror only byte for byte, by the SHA-256 a commit records for it. A repair never goes
+ * back to an older root than a sealed commit names (the root floor). Only when no commit
+ * verifies, both checkpoint files included, is `vouch state reset` needed.
  */
 
 export const stateFiles = {
@@ -62,10 +68,19 @@ export const stateFiles = {
   /** Images an operator lets run whatever their verdict (docker/allow.ts); not trust state. */
   allow: 'allow.json',
   allowLock: 'allow.lock',
+  /**
+   * Written before a first commit (a new device, a reset) writes anything, removed with the
+   * stale files once a commit verifies: with it, files without a commit are that commit cut
+   * short; without it, a device that lost both checkpoint files.
+   */
+  firstSync: 'first-sync',
 } as const;
 
 const indexName = (size: number) => `index-${size}.bin`;
+const indexFileName = /^index-[0-9]+\.bin$/;
 const rootPath = (version: number) => `${stateFiles.roots}/${version}.json`;
+/** A root file's name in roots/, its version in group 1. */
+const rootFileName = /^([1-9][0-9]{0,15})\.json$/;
 const maxCommitBytes = 1024 * 1024;
 const maxRootFileBytes = 2 * 1024 * 1024;
 /** An index row is ~60 bytes plus its strings; 2^32 bytes is tens of millions of statements. */
@@ -133,6 +148,12 @@ export interface OpenedState {
   /** Root files a commit records a digest for, missing or damaged: a mirror may have them. */
   readonly lostRoots: readonly RootDigest[];
   /**
+   * The newest root version a commit record names whose seal holds (verified or not): a sync
+   * must reach it, so that a damaged file never takes the device back to an older root (one
+   * that still lists a signer or key a later one removed). 0 when no record is readable.
+   */
+  readonly rootFloor: number;
+  /**
    * The files are not as a commit writes them now (damage, no previous commit, a commit of
    * an earlier version): the next sync commits even when the log did not change.
    */
@@ -186,6 +207,29 @@ function damaged(file: string, problem: string): never {
   throw new DamageError({ file, problem });
 }
 
+/**
+ * Read failures that are the file's own damage, repaired like any other: a bad block or a
+ * corrupt file system (EIO; EBADMSG, and EUCLEAN "structure needs cleaning", which node does
+ * not name: Linux numbers), or something other than a regular file in its place. Others stay
+ * I/O errors, which a repair cannot mend: EACCES or EPERM (vouch runs as a user that may
+ * not read its state; the message says so), EMFILE, ENOMEM.
+ */
+const damageErrnos = new Set([
+  constants.errno.EIO,
+  constants.errno.EBADMSG,
+  117, // EUCLEAN
+  constants.errno.EISDIR,
+  constants.errno.ENOTDIR,
+  constants.errno.ELOOP,
+]);
+
+function isFileDamage(error: unknown): boolean {
+  if (error instanceof WrongFileType) return true;
+  const cause = error instanceof VouchError ? error.cause : error;
+  const errno = (cause as NodeJS.ErrnoException | undefined)?.errno;
+  return errno !== undefined && damageErrnos.has(Math.abs(errno));
+}
+
 /** What reading the state found so far: damaged files, and root files a mirror may give back. */
 class Inspection {
   readonly damage: Damage[] = [];
@@ -194,8 +238,9 @@ class Inspection {
   constructor(readonly dir: string) {}
 
   /**
-   * Runs `read`, which concerns `file`: a vouch error in it (other than I/O) is damage of
-   * `file` (or of the file a DamageError names), noted, and gives undefined.
+   * Runs `read`, which concerns `file`: a vouch error in it (other than an I/O error that
+   * is not the file's damage) is damage of `file` (or of the file a DamageError names),
+   * noted, and gives undefined.
    */
   async check<T>(file: string, read: () => Promise<T> | T): Promise<T | undefined> {
     try {
@@ -206,7 +251,9 @@ class Inspection {
         return undefined;
       }
       const failure = asVouchError(error);
-      if (failure.kind === 'io' || failure.kind === 'internal') throw error;
+      if (failure.kind === 'internal' || (failure.kind === 'io' && !isFileDamage(failure))) {
+        throw error;
+      }
       this.note({ file, problem: failure.message });
       return undefined;
     }
@@ -371,16 +418,27 @@ async function checkCovered(
     return SubjectIndex.decode(bytes);
   });
   const entriesOk = await inspection.check(stateFiles.entries, async () => {
-    const length = await stat(fsPath(join(dir, stateFiles.entries))).then(
-      (info) => info.size,
-      () => 0,
-    );
+    const length = await entriesLength(dir);
     if (length < record.entries.bytes) {
       damaged(stateFiles.entries, `holds ${length} bytes, ${record.entries.bytes} committed`);
     }
     return true;
   });
   return index && entriesOk ? { index } : undefined;
+}
+
+/** The length of the entries file (0 when there is none), which must be a regular file. */
+async function entriesLength(dir: string): Promise<number> {
+  const path = join(dir, stateFiles.entries);
+  const handle = await openRegularFile(path, 'entries');
+  if (!handle) return 0;
+  try {
+    return (await handle.stat()).size;
+  } catch (error) {
+    throw ioError('read', path, error);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The whole state of a verified record whose covered files are intact. */
@@ -407,9 +465,36 @@ function completeState(
 }
 
 /**
+ * The root version a record names, when its seal holds (a record of the current format) or
+ * it verified (an anchor, of any format); else 0.
+ */
+function floorOf(read: RecordFile | 'missing' | undefined, anchor: Anchor | undefined): number {
+  const sealed = typeof read === 'object' && read.record.format === format;
+  return Math.max(sealed ? read.record.rootVersion : 0, anchor?.root.version ?? 0);
+}
+
+/**
+ * Whether the directory holds files that only a commit leaves (root files, index files,
+ * entries), with no first sync under way: a device that synced before, not a new one. An
+ * empty entries file does not count: an earlier vouch left one after a failed first sync.
+ */
+async function committedBefore(dir: string): Promise<boolean> {
+  const names = await readdir(fsPath(dir)).catch(() => [] as string[]);
+  if (names.includes(stateFiles.firstSync)) return false;
+  const roots = await readdir(fsPath(join(dir, stateFiles.roots))).catch(() => [] as string[]);
+  const entries = await stat(fsPath(join(dir, stateFiles.entries))).catch(() => undefined);
+  return (
+    roots.some((name) => rootFileName.test(name)) ||
+    names.some((name) => indexFileName.test(name)) ||
+    (entries !== undefined && entries.size > 0)
+  );
+}
+
+/**
  * Reads and verifies what the state directory holds (see the top of this file); undefined
- * when it holds no commit at all (a new device, or one whose first sync never committed).
- * With `stopAtState`, a complete state is returned without looking at the previous commit.
+ * when it holds no commit at all and nothing a commit leaves: a new device, or one whose
+ * first sync (or reset) never committed. With `stopAtState`, a complete state is returned
+ * without looking at the previous commit.
  */
 export async function openState(
   dir: string,
@@ -427,14 +512,30 @@ export async function openState(
     if (verified && covered) state = completeState(inspection, current.record, verified, covered);
   }
   if (state && stopAtState) {
-    return { state, anchor, damage: [], lostRoots: [], rewrite: false };
+    return {
+      state,
+      anchor,
+      damage: [],
+      lostRoots: [],
+      rootFloor: state.root.version,
+      rewrite: false,
+    };
   }
   const previous = await readRecord(inspection, stateFiles.previousCommit);
-  if (current === 'missing' && previous === 'missing') return undefined;
+  if (current === 'missing' && previous === 'missing') {
+    if (!(await committedBefore(dir))) return undefined;
+    // Both lost (fsck may move damaged files away): without an anchor, a first root must
+    // not start the device afresh, which would take any older tree the log key signed.
+    inspection.note({
+      file: stateFiles.previousCommit,
+      problem: 'is missing too, though root, index or entries files of a commit are there',
+    });
+  }
   const previousAnchor =
     typeof previous === 'object'
       ? (await verifyRecord(inspection, stateFiles.previousCommit, previous))?.anchor
       : undefined;
+  const rootFloor = Math.max(floorOf(current, anchor), floorOf(previous, previousAnchor));
   // The newer of the two: checkpoint.json put back from an old copy must not lower the bar.
   if (previousAnchor && size(previousAnchor) > (anchor ? size(anchor) : -1))
     anchor = previousAnchor;
@@ -443,6 +544,7 @@ export async function openState(
     anchor,
     damage: inspection.damage,
     lostRoots: inspection.lostRoots,
+    rootFloor,
     rewrite:
       !state ||
       !previousAnchor ||
@@ -521,6 +623,7 @@ async function* entriesChunks(dir: string, length: number): AsyncGenerator<Uint8
       yield chunk as Buffer;
     }
   } catch (error) {
+    if (isFileDamage(error)) damaged(stateFiles.entries, `cannot be read: ${(error as Error).message}`);
     throw ioError('read', path, error);
   }
 }

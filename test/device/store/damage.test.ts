@@ -1,15 +1,34 @@
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import {
+  appendFile,
+  chmod,
+  cp,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { serializeEnvelope } from '../../../agent/core/dsse';
-import { loadState } from '../../../agent/device';
+import { loadState, verdictFor } from '../../../agent/device';
 import { openState } from '../../../agent/device/store/state';
 import { addForkEvidence } from '../../../agent/device/store/status';
 import { initLog, publicDir, publishRoot } from '../../../agent/ledger';
 import { runCli } from '../../helpers/cli';
-import { grow, statement, stateOf, testWorld, type World } from '../../helpers/device';
+import {
+  digestOf,
+  grow,
+  statement,
+  stateOf,
+  syncedDevice,
+  testWorld,
+  type World,
+} from '../../helpers/device';
 import { rejectsWith } from '../../helpers/errors';
 import { testOrigin } from '../../helpers/log';
 import { signRoot } from '../../helpers/trust';
@@ -399,5 +418,208 @@ describe('repairs are checked against the anchor', () => {
     expect(help.stdout).toMatch(/reset the trust state/);
     expect(help.stdout).toMatch(/loses the old checkpoint/);
     expect(help.stdout).toMatch(/rollback\s+and\s+fork\s+protection/);
+  });
+});
+
+describe('a repair never takes the device back to an older root', () => {
+  /**
+   * Root v2 removes the signer of every statement: its statements stop counting (UNKNOWN).
+   * The device synced under v1, then again under v2 at the same size, so checkpoint.json
+   * holds the chain [1, 2] and checkpoint.previous.json [1]. The mirror `noV2` is the log
+   * without roots/2.json (an old copy, or one that lost it).
+   */
+  let rotated: World;
+  let device: string;
+  let noV2: string;
+
+  const copyOfDevice = async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vouch-rotated-'));
+    await cp(device, dir, { recursive: true });
+    return dir;
+  };
+  const statusOf = async (dir: string) =>
+    verdictFor(await stateOf(dir), digestOf(0), Date.now()).status;
+
+  beforeAll(async () => {
+    rotated = await testWorld();
+    const v1 = serializeEnvelope(signRoot(rotated.root, [rotated.rootKey]));
+    await publishRoot(rotated.logDir, new Uint8Array(Buffer.from(v1)));
+    await grow(rotated, 3);
+    device = await syncedDevice(rotated);
+    expect(await statusOf(device)).toBe('TRUSTED');
+    const v2 = { ...rotated.root, version: 2, signers: [] };
+    await publishRoot(
+      rotated.logDir,
+      new Uint8Array(Buffer.from(serializeEnvelope(signRoot(v2, [rotated.rootKey])))),
+    );
+    const again = await sync(device, rotated.mirror);
+    expect(again.exitCode, again.stdout).toBe(0);
+    const state = await stateOf(device);
+    expect(state.chain.map((root) => root.version)).toEqual([1, 2]);
+    expect(await statusOf(device)).toBe('UNKNOWN');
+    const copy = await mkdtemp(join(tmpdir(), 'vouch-no-v2-'));
+    await cp(publicDir(rotated.logDir), copy, { recursive: true });
+    await rm(join(copy, 'roots', '2.json'));
+    noV2 = pathToFileURL(copy).href;
+  }, 60_000);
+
+  it('roots/2.json damaged: a mirror without it is refused, the file kept; one with it repairs', async () => {
+    const dir = await copyOfDevice();
+    await appendFile(join(dir, 'roots', '2.json'), 'x');
+    const refused = await sync(dir, noV2);
+    expect(refused.exitCode, refused.stdout).toBe(69);
+    const { error } = JSON.parse(refused.stdout);
+    expect(error.code).toBe('UNAVAILABLE');
+    expect(error.message).toMatch(/has no roots\/2\.json.*verified trust root v2/);
+    // Not deleted, not taken back to v1: still damaged, still named.
+    expect(await readdir(join(dir, 'roots'))).toContain('2.json');
+    expect((await loadError(dir)).message).toMatch(/roots\/2\.json: /);
+
+    const repaired = await sync(dir, noV2, rotated.mirror);
+    expect(repaired.exitCode, repaired.stdout).toBe(0);
+    expect(JSON.parse(repaired.stdout)).toMatchObject({
+      rootVersion: 2,
+      repaired: ['roots/2.json'],
+    });
+    expect(await statusOf(dir)).toBe('UNKNOWN');
+  });
+
+  it('checkpoint.json damaged: the intact roots/2.json is taken again, not deleted', async () => {
+    const dir = await copyOfDevice();
+    await damage(join(dir, 'checkpoint.json'), 'flipped');
+    const repaired = await sync(dir, noV2);
+    expect(repaired.exitCode, repaired.stdout).toBe(0);
+    expect(JSON.parse(repaired.stdout)).toMatchObject({
+      rootVersion: 2,
+      repaired: ['checkpoint.json'],
+    });
+    expect(await readdir(join(dir, 'roots'))).toEqual(['1.json', '2.json']);
+    expect(await statusOf(dir)).toBe('UNKNOWN');
+  });
+
+  it('a root file beyond the committed chain (a commit cut short) is kept and taken', async () => {
+    const dir = await copyOfDevice();
+    // As a crash leaves it after roots/2.json was written, before checkpoint.json was.
+    await cp(join(dir, 'checkpoint.previous.json'), join(dir, 'checkpoint.json'));
+    expect((await stateOf(dir)).root.version).toBe(1);
+    const synced = await sync(dir, noV2);
+    expect(synced.exitCode, synced.stdout).toBe(0);
+    expect(JSON.parse(synced.stdout)).toMatchObject({ rootVersion: 2, repaired: [] });
+    expect(await statusOf(dir)).toBe('UNKNOWN');
+  });
+});
+
+describe('both checkpoint files lost', () => {
+  const resetAdvice = /no verified checkpoint survives: run vouch state reset --root ROOT/;
+
+  it('is a damaged state, not a new device: vouch state reset --root, and only that', async () => {
+    const dir = await copyOfBase();
+    await rm(join(dir, 'checkpoint.json'));
+    await rm(join(dir, 'checkpoint.previous.json'));
+    const error = await loadError(dir);
+    expect(error.message).toMatch(/checkpoint\.json: is missing; checkpoint\.previous\.json: /);
+    expect(error.message).toMatch(resetAdvice);
+
+    // Neither a first root on the command line nor one in the configuration starts it afresh
+    // (from a mirror of 100 entries: that would be a rollback).
+    const config = join(dir, 'vouch.yaml');
+    await writeFile(config, `root: ${world.rootPath}\nmirrors: [${JSON.stringify(at100)}]\n`);
+    for (const argv of [
+      ['--root', world.rootPath, '--mirror', at100],
+      ['--config', config],
+    ]) {
+      const stuck = await runCli(['sync', '--state-dir', dir, ...argv, '-o', 'json']);
+      expect(stuck.exitCode, stuck.stdout).toBe(65);
+      expect(JSON.parse(stuck.stdout).error).toMatchObject({ code: 'STATE_INVALID' });
+      expect(JSON.parse(stuck.stdout).error.message).toMatch(resetAdvice);
+    }
+    // status and verify say the same, not "run vouch sync --root".
+    const status = await runCli(['status', '--state-dir', dir]);
+    expect(status.exitCode).toBe(65);
+    const verify = await runCli(['verify', 'digest', '--state-dir', dir, digestOf(0)]);
+    for (const output of [status.stderr, verify.stdout + verify.stderr]) {
+      expect(output).toMatch(resetAdvice);
+      expect(output).not.toMatch(/vouch sync --root/);
+    }
+
+    const reset = await runCli([
+      'state',
+      'reset',
+      '--state-dir',
+      dir,
+      '--root',
+      world.rootPath,
+      '--mirror',
+      world.mirror,
+    ]);
+    expect(reset.exitCode, reset.stderr).toBe(0);
+    await expectRepaired(dir);
+  });
+
+  it('a first sync cut short before its commit still leaves a new device', async () => {
+    // The files a first sync writes before checkpoint.json, as kill -9 leaves them there.
+    const dir = await syncedDevice(world);
+    await rm(join(dir, 'checkpoint.json'));
+    await rm(join(dir, 'checkpoint.previous.json'));
+    await writeFile(join(dir, 'first-sync'), '');
+    expect(await loadState(dir)).toBeUndefined();
+    const fresh = await runCli([
+      'sync',
+      '--state-dir',
+      dir,
+      '--root',
+      world.rootPath,
+      '--mirror',
+      world.mirror,
+    ]);
+    expect(fresh.exitCode, fresh.stderr).toBe(0);
+    await expectRepaired(dir);
+    expect(await readdir(dir)).not.toContain('first-sync');
+  });
+});
+
+describe('a state file that cannot be read as one', () => {
+  const kinds = ['directory', 'FIFO'] as const;
+  async function replace(path: string, kind: (typeof kinds)[number]): Promise<void> {
+    await rm(path);
+    if (kind === 'directory') {
+      await mkdir(path);
+      await writeFile(join(path, 'junk'), 'x');
+    } else {
+      execFileSync('mkfifo', [path]);
+    }
+  }
+
+  // EIO (a bad block) cannot be made here; another file type in a state file's place goes
+  // the same way (a read failure of that file, not of the device).
+  for (const file of ['index-600.bin', 'entries', 'roots/2.json', 'checkpoint.json']) {
+    for (const kind of kinds) {
+      it(`${file} replaced by a ${kind}: named as damage, repaired by vouch sync`, async () => {
+        const dir = await copyOfBase();
+        await replace(join(dir, file), kind);
+        const error = await loadError(dir);
+        expect(error.message).toMatch(new RegExp(`${file.replace('.', '\\.')}: .*is a ${kind}`));
+        expect(error.message).toMatch(/run vouch sync /);
+        const repaired = await sync(dir, world.mirror);
+        expect(repaired.exitCode, repaired.stdout).toBe(0);
+        expect(JSON.parse(repaired.stdout)).toMatchObject({ size: 600, repaired: [file] });
+        await expectRepaired(dir);
+      });
+    }
+  }
+
+  it('a state file this user may not read is an I/O error that says so, not damage', async () => {
+    const dir = await copyOfBase();
+    await chmod(dir, 0o755);
+    await chmod(join(dir, 'checkpoint.json'), 0o600);
+    const asNobody = process.getuid?.() === 0;
+    if (asNobody) process.seteuid?.(65534);
+    else await chmod(join(dir, 'checkpoint.json'), 0);
+    try {
+      const error = await rejectsWith(loadState(dir), 'IO');
+      expect(error.message).toMatch(/checkpoint\.json: EACCES: permission denied/);
+    } finally {
+      if (asNobody) process.seteuid?.(0);
+    }
   });
 });
