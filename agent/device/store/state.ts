@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { lstat, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -167,7 +167,7 @@ const recordFields = {
   checkpoint: z.string().max(maxNoteSize),
   clockFloor: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   range: z.array(z.string().max(64)).max(64),
-  index: z.strictObject({ file: z.string().regex(/^index-[0-9]+\.bin$/), sha256: z.string() }),
+  index: z.strictObject({ file: z.string().regex(indexFileName), sha256: z.string() }),
 };
 const entriesBytes = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const currentRecord = z.strictObject({
@@ -309,7 +309,7 @@ async function chainOf(
   // A v1 record: the contiguous versions on disk up to the committed one.
   const names = await readdir(fsPath(join(dir, stateFiles.roots))).catch(() => [] as string[]);
   const versions = names
-    .map((name) => /^([1-9][0-9]{0,15})\.json$/.exec(name)?.[1])
+    .map((name) => rootFileName.exec(name)?.[1])
     .filter((v): v is string => v !== undefined)
     .map(Number)
     .filter((v) => v <= record.rootVersion)
@@ -564,7 +564,10 @@ export async function loadState(dir: string): Promise<TrustState | undefined> {
 }
 
 /** What is damaged, and what to run: `vouch sync` while it can mend it, else `vouch state reset`. */
-export function damageError(dir: string, opened: OpenedState): VouchError {
+export function damageError(
+  dir: string,
+  opened: Pick<OpenedState, 'damage' | 'anchor' | 'lostRoots'>,
+): VouchError {
   const what = opened.damage.map((damage) => `${damage.file}: ${damage.problem}`).join('; ');
   const advice = opened.anchor
     ? `run vouch sync to repair it from the mirrors (checked against the verified checkpoint in ${opened.anchor.file})`
@@ -623,7 +626,8 @@ async function* entriesChunks(dir: string, length: number): AsyncGenerator<Uint8
       yield chunk as Buffer;
     }
   } catch (error) {
-    if (isFileDamage(error)) damaged(stateFiles.entries, `cannot be read: ${(error as Error).message}`);
+    if (isFileDamage(error))
+      damaged(stateFiles.entries, `cannot be read: ${(error as Error).message}`);
     throw ioError('read', path, error);
   }
 }
@@ -670,8 +674,7 @@ export async function* verifiedEntries(state: TrustState): AsyncGenerator<Uint8A
     yield* entriesOfTree(state, entriesChunks(state.dir, state.entriesBytes));
   } catch (error) {
     if (!(error instanceof DamageError)) throw error;
-    const opened = { state: undefined, anchor: state, lostRoots: [], rewrite: true };
-    throw damageError(state.dir, { ...opened, damage: [error.damage] });
+    throw damageError(state.dir, { anchor: state, lostRoots: [], damage: [error.damage] });
   }
 }
 
@@ -716,6 +719,48 @@ export async function restoreRoot(dir: string, lost: RootDigest, bytes: Uint8Arr
   }
   await makeDirectory(join(dir, stateFiles.roots));
   await writeFileDurably(join(dir, rootPath(lost.version)), bytes);
+}
+
+/**
+ * A root file in roots/ beyond the anchor's chain (left by a commit cut short, or named by a
+ * damaged commit record), or undefined when it is missing or cannot be read. Only a root the
+ * caller verifies by the rotation rule is taken (sync/apply.ts updateRoots), as a mirror's.
+ */
+export async function storedRoot(dir: string, version: number): Promise<Uint8Array | undefined> {
+  return readFileCapped(join(dir, rootPath(version)), maxRootFileBytes, 'trust root').catch(
+    () => undefined,
+  );
+}
+
+/** Marks a first commit (a new device, a reset) under way, before it writes any file. */
+export async function markFirstCommit(dir: string): Promise<void> {
+  await writeFileDurably(join(dir, stateFiles.firstSync), new Uint8Array());
+}
+
+/**
+ * Moves aside whatever stands in a damaged file's place and is not a regular file (a
+ * directory, a FIFO; or a file where its directory should be), so that the repair can
+ * write the file: kept as `<name>.damaged-<ms>` for the operator to look at. Run under the
+ * sync lock.
+ */
+export async function moveAsideDamaged(dir: string, damage: readonly Damage[]): Promise<string[]> {
+  const moved: string[] = [];
+  for (const { file } of damage) {
+    for (const name of [file, dirname(file)]) {
+      if (name === '.') continue;
+      const path = join(dir, name);
+      const found = await lstat(fsPath(path)).catch(() => undefined);
+      if (!found || found.isFile() || (name !== file && found.isDirectory())) continue;
+      const aside = `${path}.damaged-${Date.now()}`;
+      await rename(fsPath(path), fsPath(aside)).catch((error: unknown) => {
+        throw ioError('move aside', path, error);
+      });
+      moved.push(aside);
+      break;
+    }
+  }
+  if (moved.length > 0) await syncDirectory(dir);
+  return moved;
 }
 
 /** What a sync or an import hands over to be committed. */
@@ -824,7 +869,8 @@ export async function commitState(dir: string, commit: Commit): Promise<void> {
   await writeFileDurably(join(dir, stateFiles.commit), record);
   // A crash here leaves the previous commit one older than it should be: still verified.
   await writeFileDurably(join(dir, stateFiles.previousCommit), commit.previous ?? record);
-  await removeStale(dir, { index: file, roots: commit.chain.map((root) => root.version) });
+  const roots = commit.chain.map((root) => root.version);
+  await removeStale(dir, { index: file, roots }, true);
 }
 
 /** The files a commit names, which the next clean-up keeps. */
@@ -842,31 +888,39 @@ export function namedBy(state: TrustState): Named {
 
 /**
  * Removes temp files of interrupted writes and, given what the verified commit names, index
- * files of other sizes and root files outside its chain. Without a verified commit nothing
+ * files of other sizes, root files outside its chain and the first-commit mark. Before a
+ * sync (`committing` false) the root files that continue the chain without a gap stay: a
+ * commit cut short left them, and the sync takes them if they verify (sync/apply.ts
+ * updateRoots); a commit removes them, having tried them. Without a verified commit nothing
  * else is known to be stale: the rest stays for the repair (or the operator). Run under the
  * sync lock.
  */
-export async function removeStale(dir: string, named?: Named): Promise<void> {
+export async function removeStale(dir: string, named?: Named, committing = false): Promise<void> {
   const temp = (name: string) => /^\..*\.tmp$/.test(name);
   const rootsDir = join(dir, stateFiles.roots);
   const names = await readdir(fsPath(dir)).catch(() => [] as string[]);
   const rootNames = await readdir(fsPath(rootsDir)).catch(() => [] as string[]);
+  const kept = new Set(named?.roots);
+  if (!committing) {
+    for (let next = Math.max(0, ...kept) + 1; rootNames.includes(`${next}.json`); next++) {
+      kept.add(next);
+    }
+  }
+  const staleRoot = (name: string) => {
+    const version = rootFileName.exec(name)?.[1];
+    return named !== undefined && version !== undefined && !kept.has(Number(version));
+  };
   const doomed = [
     ...names
       .filter(
         (name) =>
           temp(name) ||
-          (named !== undefined && /^index-[0-9]+\.bin$/.test(name) && name !== named.index),
+          (named !== undefined &&
+            ((indexFileName.test(name) && name !== named.index) || name === stateFiles.firstSync)),
       )
       .map((name) => join(dir, name)),
     ...rootNames
-      .filter((name) => {
-        const version = /^([0-9]+)\.json$/.exec(name)?.[1];
-        return (
-          temp(name) ||
-          (named !== undefined && version !== undefined && !named.roots.includes(Number(version)))
-        );
-      })
+      .filter((name) => temp(name) || staleRoot(name))
       .map((name) => join(rootsDir, name)),
   ];
   for (const path of doomed) await unlink(fsPath(path)).catch(() => {});

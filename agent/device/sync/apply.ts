@@ -17,7 +17,9 @@ import {
   type Commit,
   commitState,
   EntriesWriter,
+  markFirstCommit,
   type RootFile,
+  storedRoot,
   type TrustState,
   type VerifiedCheckpoint,
 } from '../store/state';
@@ -74,6 +76,12 @@ export const nothingHeld = (): Held => ({
  */
 export type Trust = {
   readonly held: Held;
+  /**
+   * The newest root version a commit of this device named (OpenedState.rootFloor): a sync
+   * that cannot reach it fails, so that a damaged file never takes the device back to an
+   * older root, one that may still trust a signer or key a later root removed.
+   */
+  readonly rootFloor: number;
   /** Commit even when the log did not change (damage, a commit of an earlier version). */
   readonly rewrite: boolean;
 } & ({ readonly anchor: Anchor } | { readonly anchor: undefined; readonly first: RootFile });
@@ -91,31 +99,58 @@ export interface Context {
 const maxRootSteps = 256;
 
 /**
- * Walks root updates (`next(v)` gives version v or undefined) from the trusted root and
- * returns the newest, which must not have expired (TUF §5.3: expiry of the newest only).
+ * Walks root updates from the trusted root and returns the newest, which must not have
+ * expired (TUF §5.3: expiry of the newest only). Version v comes from the state's own
+ * roots/ when a file there verifies (a commit cut short, or one whose record is damaged,
+ * left it), else from `next(v)` (a mirror, a snapshot; undefined when it has none). A chain
+ * that ends below the trust's root floor fails.
  */
 export async function updateRoots(
+  ctx: Context,
   trust: Trust,
   next: (version: number) => Promise<Uint8Array | undefined>,
-  now: number,
 ): Promise<{ readonly root: Root; readonly newRoots: RootFile[] }> {
   let root = trust.anchor ? trust.anchor.root : verifyRoot(parseRootEnvelope(trust.first.bytes));
   const newRoots: RootFile[] = trust.anchor ? [] : [{ ...trust.first, version: root.version }];
-  for (let step = 0; step < maxRootSteps; step++) {
-    const bytes = await next(root.version + 1);
-    if (bytes === undefined) break;
-    const newer = verifyRoot(parseRootEnvelope(bytes), root);
+  const rotation = (bytes: Uint8Array, from: Root): Root => {
+    const newer = verifyRoot(parseRootEnvelope(bytes), from);
     // A root names one log: a device follows one tree from its first checkpoint on.
-    if (newer.log.origin !== root.log.origin) {
+    if (newer.log.origin !== from.log.origin) {
       throw new VouchError(
         'ROOT_INVALID',
-        `root v${newer.version} moves to log ${newer.log.origin} from ${root.log.origin}`,
+        `root v${newer.version} moves to log ${newer.log.origin} from ${from.log.origin}`,
       );
     }
-    root = newer;
-    newRoots.push({ version: root.version, bytes });
+    return newer;
+  };
+  const stored = async (version: number, from: Root) => {
+    const bytes = trust.anchor && (await storedRoot(ctx.dir, version));
+    if (!bytes) return undefined;
+    try {
+      return { bytes, root: rotation(bytes, from) };
+    } catch {
+      return undefined; // damaged, or of another chain: the source's copy decides
+    }
+  };
+  for (let step = 0; step < maxRootSteps; step++) {
+    const version = root.version + 1;
+    let newer = await stored(version, root);
+    if (!newer) {
+      const bytes = await next(version);
+      if (bytes === undefined) break;
+      newer = { bytes, root: rotation(bytes, root) };
+    }
+    root = newer.root;
+    newRoots.push({ version, bytes: newer.bytes });
   }
-  requireUnexpired(root, new Date(now));
+  if (root.version < trust.rootFloor) {
+    throw new VouchError(
+      'UNAVAILABLE',
+      `${ctx.source} has no roots/${root.version + 1}.json, and this device verified trust root ` +
+        `v${trust.rootFloor}: a sync never goes back to an older root`,
+    );
+  }
+  requireUnexpired(root, new Date(ctx.now));
   return { root, newRoots };
 }
 
@@ -253,6 +288,7 @@ export async function commitUnchanged(
   const time = incoming.checkpoint.time;
   const newer = time !== undefined && (anchor?.checkpointTime ?? -1) < time;
   if (!anchor || incoming.newRoots.length > 0 || newer || trust.rewrite) {
+    if (!anchor) await markFirstCommit(ctx.dir);
     await commitState(
       ctx.dir,
       commitOf(trust, incoming, {
@@ -300,6 +336,7 @@ export async function applyEntries(
     startAt === 0 ? new CompactRange() : CompactRange.of(held.range.size, held.range.hashes);
   if (range.size !== startAt)
     throw new VouchError('INTERNAL', 'entries must start at 0 or the held size');
+  if (!anchor) await markFirstCommit(ctx.dir);
   const checker = EntryChecker.for(incoming.root, size - held.size);
   const writer = await EntriesWriter.open(ctx.dir, held.entriesBytes, held.entriesHash.copy());
   let committed = false;

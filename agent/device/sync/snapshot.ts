@@ -264,7 +264,7 @@ export async function importSnapshot(options: {
         local && (await restoreRoots(ctx, local, async (version) => roots.get(version))),
         options.rootPath,
       );
-      const { root, newRoots } = await updateRoots(trust, async (v) => roots.get(v), now);
+      const { root, newRoots } = await updateRoots(ctx, trust, async (v) => roots.get(v));
       const checkpoint = verifyCheckpointFrom(`the snapshot ${options.file}`, noteBytes, root);
       const { size, origin } = checkpoint.checkpoint;
       if (declared.size !== size || declared.origin !== origin) {

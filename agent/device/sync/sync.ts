@@ -29,6 +29,7 @@ import {
   checkEntries,
   type Damage,
   damageError,
+  moveAsideDamaged,
   namedBy,
   type OpenedState,
   openState,
@@ -87,7 +88,14 @@ export interface SyncReport extends Repaired<Applied> {
 /** Bundles fetched ahead of the one being checked. */
 const prefetch = 8;
 /** Errors that are the device's own, not a mirror's: trying another mirror cannot help. */
-const localErrors = new Set(['IO', 'INTERNAL', 'STATE_INVALID', 'STATE_LOCKED', 'NO_TRUST_ROOT']);
+const localErrors = new Set([
+  'IO',
+  'INTERNAL',
+  'FILE_EXISTS',
+  'STATE_INVALID',
+  'STATE_LOCKED',
+  'NO_TRUST_ROOT',
+]);
 
 /** The state as a sync finds it: what it holds and the newest checkpoint it can trust. */
 export interface LocalState extends OpenedState {
@@ -140,6 +148,9 @@ export async function withState<T extends Applied>(
     await removeStale(dir, local?.state ? namedBy(local.state) : undefined);
     for (const { file, problem } of local?.damage ?? []) {
       options.logger.warn({ file }, `damaged state file ${file}: ${problem}`);
+    }
+    for (const path of await moveAsideDamaged(dir, local?.damage ?? [])) {
+      options.logger.warn({ path }, `moved ${path} aside: it stood where a state file belongs`);
     }
     const now = Math.max((options.clock ?? Date.now)(), local?.anchor?.clockFloor ?? 0);
     const fromSize = local?.anchor?.checkpoint.checkpoint.size ?? 0;
@@ -291,8 +302,8 @@ export async function trustOf(
 ): Promise<Trust> {
   if (local) {
     if (!local.anchor) throw damageError(local.dir, local);
-    const { anchor, held, rewrite } = local;
-    return { anchor, held, rewrite };
+    const { anchor, held, rewrite, rootFloor } = local;
+    return { anchor, held, rewrite, rootFloor };
   }
   if (rootPath === undefined) {
     throw new VouchError(
@@ -317,6 +328,7 @@ export async function trustOf(
     first: { version: 0, bytes },
     held: nothingHeld(),
     rewrite: true,
+    rootFloor: 0,
   };
 }
 
@@ -355,16 +367,12 @@ async function syncFromMirror(
     );
   }
   let rootFile: string | undefined;
-  const { root, newRoots } = await updateRoots(
-    trust,
-    async (version) => {
-      const path = `roots/${version}.json`;
-      const bytes = await mirror.get(path, maxEnvelopeBytes);
-      rootFile = bytes && path;
-      return bytes;
-    },
-    ctx.now,
-  ).catch((error: unknown) => {
+  const { root, newRoots } = await updateRoots(ctx, trust, async (version) => {
+    const path = `roots/${version}.json`;
+    const bytes = await mirror.get(path, maxEnvelopeBytes);
+    rootFile = bytes && path;
+    return bytes;
+  }).catch((error: unknown) => {
     throw rootFile ? aboutMirror(mirror.url, asVouchError(error), rootFile) : error;
   });
   const checkpoint = verifyCheckpointFrom(`the log at ${mirror.url}`, noteBytes, root);

@@ -437,8 +437,10 @@ describe('a repair never takes the device back to an older root', () => {
     await cp(device, dir, { recursive: true });
     return dir;
   };
-  const statusOf = async (dir: string) =>
-    verdictFor(await stateOf(dir), digestOf(0), Date.now()).status;
+  const statusOf = async (dir: string) => {
+    const verdict = verdictFor(await stateOf(dir), digestOf(0), Date.now());
+    return 'status' in verdict ? verdict.status : verdict.outcome;
+  };
 
   beforeAll(async () => {
     rotated = await testWorld();
