@@ -76,6 +76,18 @@ async function published(): Promise<string> {
 
 const loadError = (dir: string) => rejectsWith(loadState(dir), 'STATE_INVALID');
 
+/** `vouch state reset` of `dir` to the world's first root, from its mirror. */
+const resetState = (dir: string) =>
+  runCli([
+    'state',
+    'reset',
+    '--state-dir',
+    dir,
+    '--root',
+    world.rootPath,
+    '--mirror',
+    world.mirror,
+  ]);
 const sync = (dir: string, ...mirrors: string[]) =>
   runCli(['sync', '--state-dir', dir, ...mirrors.flatMap((m) => ['--mirror', m]), '-o', 'json']);
 
@@ -398,16 +410,7 @@ describe('repairs are checked against the anchor', () => {
       expect(stuck.exitCode).toBe(65);
       expect(stuck.stderr).toMatch(/vouch state reset --root ROOT/);
     }
-    const reset = await runCli([
-      'state',
-      'reset',
-      '--state-dir',
-      dir,
-      '--root',
-      world.rootPath,
-      '--mirror',
-      world.mirror,
-    ]);
+    const reset = await resetState(dir);
     expect(reset.exitCode, reset.stderr).toBe(0);
     expect(reset.stdout).toMatch(/^reset: .*size 0 → 600/);
     await expectRepaired(dir);
@@ -544,16 +547,7 @@ describe('both checkpoint files lost', () => {
       expect(output).not.toMatch(/vouch sync --root/);
     }
 
-    const reset = await runCli([
-      'state',
-      'reset',
-      '--state-dir',
-      dir,
-      '--root',
-      world.rootPath,
-      '--mirror',
-      world.mirror,
-    ]);
+    const reset = await resetState(dir);
     expect(reset.exitCode, reset.stderr).toBe(0);
     await expectRepaired(dir);
   });
