@@ -1,6 +1,6 @@
 import { encodeBase64 } from '../core/encoding';
 import { formatUtcTime } from '../core/time';
-import { type Anchor, loadState, type TrustState } from './store/state';
+import { hasSignedTime, loadState, type TrustState } from './store/state';
 import {
   type ForkEvidence,
   type MirrorResult,
@@ -20,17 +20,6 @@ export interface Freshness {
   readonly stale: boolean;
   /** The time freshness is measured from (ms), when there is one. */
   readonly since: number | undefined;
-}
-
-/**
- * Whether this device has ever taken a signed time from its log: the clock floor rises
- * only from checkpoints' signed times (sync/apply.ts commitOf; store/state.ts when a state
- * loads), so it is above 0 exactly then. From then on a checkpoint without one has had it
- * stripped (refused: apply.ts checkAgainstAnchor), and the last mirror sync no longer
- * stands in for it.
- */
-export function hasSignedTime(anchor: Anchor): boolean {
-  return anchor.clockFloor > 0;
 }
 
 /**

@@ -114,6 +114,17 @@ export interface Anchor {
   readonly file: string;
 }
 
+/**
+ * Whether this device has ever taken a signed time from its log: the clock floor rises
+ * only from checkpoints' signed times (sync/apply.ts commitOf; verifyRecord below when a state
+ * loads), so it is above 0 exactly then. From then on a checkpoint without one has had it
+ * stripped (refused: sync/apply.ts checkAgainstAnchor), and the last mirror sync no longer
+ * stands in for it.
+ */
+export function hasSignedTime(anchor: Anchor): boolean {
+  return anchor.clockFloor > 0;
+}
+
 export interface TrustState extends Anchor {
   readonly dir: string;
   readonly range: CompactRange;

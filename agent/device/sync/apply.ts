@@ -11,12 +11,12 @@ import {
   tilePath,
 } from '../../core/tiles';
 import type { Logger } from '../../logger';
-import { hasSignedTime } from '../status';
 import {
   type Anchor,
   type Commit,
   commitState,
   EntriesWriter,
+  hasSignedTime,
   markFirstCommit,
   type RootFile,
   storedRoot,
