@@ -147,7 +147,7 @@ export async function updateRoots(
     throw new VouchError(
       'UNAVAILABLE',
       `${ctx.source} has no roots/${root.version + 1}.json, and this device verified trust root ` +
-        `v${trust.rootFloor}: a sync never goes back to an older root`,
+        `v${trust.rootFloor}: a sync never goes back to an older root; use a mirror or snapshot that has it`,
     );
   }
   requireUnexpired(root, new Date(ctx.now));
