@@ -39,8 +39,8 @@ const common: BuildOptions = {
   sourcemap: 'linked',
   legalComments: 'linked',
   logLevel: 'warning',
-  // Node reads and compiles the whole bundle at every start: a third less text starts
-  // `vouch --version` ≈ 15 % faster and 5 MB smaller (docs/performance.md "Start-up"). Identifiers are
+  // Node reads and compiles the whole bundle at every start: less text starts faster and
+  // smaller (measured: docs/performance.md "Start-up"). Identifiers are
   // kept, so stack traces stay readable without the source map.
   minifyWhitespace: true,
   minifySyntax: true,

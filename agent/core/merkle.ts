@@ -185,7 +185,7 @@ const isOdd = (n: number): boolean => n % 2 === 1;
 const half = (n: number): number => Math.floor(n / 2);
 
 /**
- * RFC 9162 §2.1.3.2: the root an inclusion proof leads to, or BAD_PROOF when the proof
+ * RFC 9162 §2.1.3.2: the root an inclusion proof leads to, or PROOF_INVALID when the proof
  * cannot be a proof for this index and size.
  */
 export function rootFromInclusionProof(
@@ -226,7 +226,7 @@ export function rootFromInclusionProof(
   return r;
 }
 
-/** RFC 9162 §2.1.3.2: throws BAD_PROOF unless the proof shows the leaf under the root. */
+/** RFC 9162 §2.1.3.2: throws PROOF_INVALID unless the proof shows the leaf under the root. */
 export function verifyInclusion(
   index: number,
   size: number,
@@ -240,7 +240,7 @@ export function verifyInclusion(
 }
 
 /**
- * RFC 9162 §2.1.4.2: throws BAD_PROOF unless the tree of size2 with root2 extends the tree
+ * RFC 9162 §2.1.4.2: throws PROOF_INVALID unless the tree of size2 with root2 extends the tree
  * of size1 with root1. A proof from the empty tree proves nothing and is refused; equal
  * sizes need equal roots and an empty proof.
  */

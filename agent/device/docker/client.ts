@@ -12,8 +12,8 @@ const haosSocket = '/run/docker.sock';
  * A Docker Engine client: DOCKER_HOST when set (`unix://PATH` or `tcp://HOST:PORT`, as
  * every Docker client honours it), else `socket` (config `docker.socket`), else
  * /var/run/docker.sock, or /run/docker.sock when only that exists. dockerode is loaded
- * here, on first use: it is the heaviest dependency (≈ 270 ms to load on the development
- * machine) and only the image commands need it.
+ * here, on first use: it is the heaviest dependency (a bundle of its own, docs/performance.md
+ * "Start-up") and only the image commands need it.
  */
 export async function dockerClient(env: NodeJS.ProcessEnv, socket?: string): Promise<Docker> {
   const { default: Docker } = await import('dockerode');

@@ -5,11 +5,11 @@ import { VouchError } from '../../core/errors';
 
 /**
  * The body of `GET /images/{name}/get` (what `docker save` streams), read straight from the
- * Engine's socket. Everything else goes through dockerode; this one bulk stream does not,
- * because of what it costs per GiB on the development machine: Node's HTTP client ≈ 2.6 s
- * of CPU (a new Buffer and a few events for each ≈ 22 KiB the socket delivers), a socket
- * read into one reused buffer ≈ 0.5 s; and fresh 1 MiB buffers for the body ≈ 0.3–0.6 s
- * more (page faults) than reused ones (docs/performance.md "Container images"). So this is a small HTTP/1.1
+ * Engine's socket. Everything else goes through dockerode; this one bulk stream does not:
+ * Node's HTTP client makes a new Buffer and a few events for each piece the socket
+ * delivers, and fresh body buffers cost page faults, several times the CPU per GiB of a
+ * socket read into reused memory (measured: docs/performance.md "Container images"). So
+ * this is a small HTTP/1.1
  * response reader (RFC 9112): status line, headers, then the body by Content-Length, the
  * chunked transfer coding (§7.1) or until close, handed on in `batchBytes` pieces whose
  * memory is reused once the consumer releases them.

@@ -132,7 +132,7 @@ export class HashPool {
     this.#buffers = new Buffers(inFlightBytes);
     this.#turns = new Semaphore(workers);
     // `warm` workers boot now, the others when there is work for them (#lightest): one
-    // file's plain digest needs one, and each takes ≈ 0.05 s to boot here (docs/performance.md).
+    // file's plain digest needs one, and each costs a boot (docs/performance.md).
     if (booted) {
       const thread = this.#adopt(booted);
       this.#threads.push(thread);
