@@ -1,6 +1,6 @@
 import { VouchError } from './errors';
 import { checkSigner, type Root, requireUnexpired, rootSignerId, scopeMatches } from './root';
-import type { Statement, StatementStatus } from './statement';
+import type { StatementStatus } from './statement';
 import { Status, type StatusCode, type StatusName } from './status';
 
 /**
@@ -48,24 +48,6 @@ const statusOf: Record<StatementStatus, StatusName> = {
   unsupported: 'UNSUPPORTED',
   revoked: 'REVOKED',
 };
-
-/** The records a logged statement adds to the index: one per subject, keyed by digest. */
-export function recordsOf(
-  statement: Statement,
-  logIndex: bigint,
-): { readonly sha256: string; readonly record: StatusRecord }[] {
-  return statement.subjects.map((subject) => ({
-    sha256: subject.sha256,
-    record: {
-      logIndex,
-      name: subject.name,
-      status: statement.status,
-      signer: statement.signer,
-      issuedAt: statement.issuedAt,
-      ...(statement.reason !== undefined ? { reason: statement.reason } : {}),
-    },
-  }));
-}
 
 export interface StatusOptions {
   /**

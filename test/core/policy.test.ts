@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  evaluateStatus,
-  recordsOf,
-  type StatusRecord,
-  type Verdict,
-} from '../../agent/core/policy';
+import { evaluateStatus, type StatusRecord, type Verdict } from '../../agent/core/policy';
 import { Status } from '../../agent/core/status';
 import { testKey, testRoot } from '../helpers/trust';
 
@@ -169,51 +164,5 @@ describe('evaluateStatus', () => {
       outcome: 'could-not-check',
       reason: 'trust root v1 expired at 2025-05-31T00:00:00Z',
     });
-  });
-
-  it('builds one record per subject from a logged statement', () => {
-    const records = recordsOf(
-      {
-        subjects: [
-          { name: 'ghcr.io/home-assistant/core:1', sha256: 'a'.repeat(64) },
-          { name: 'ghcr.io/home-assistant/core', sha256: 'b'.repeat(64) },
-        ],
-        status: 'unsupported',
-        signer: 'notary',
-        issuedAt: '2025-05-01T00:00:00Z',
-        reason: 'end of life',
-      },
-      41n,
-    );
-    expect(records).toEqual([
-      {
-        sha256: 'a'.repeat(64),
-        record: {
-          logIndex: 41n,
-          name: 'ghcr.io/home-assistant/core:1',
-          status: 'unsupported',
-          signer: 'notary',
-          issuedAt: '2025-05-01T00:00:00Z',
-          reason: 'end of life',
-        },
-      },
-      {
-        sha256: 'b'.repeat(64),
-        record: {
-          logIndex: 41n,
-          name: 'ghcr.io/home-assistant/core',
-          status: 'unsupported',
-          signer: 'notary',
-          issuedAt: '2025-05-01T00:00:00Z',
-          reason: 'end of life',
-        },
-      },
-    ]);
-    const verdict = evaluateStatus(
-      records.map((entry) => entry.record),
-      root,
-      now,
-    );
-    expect(statusOf(verdict)).toBe('UNSUPPORTED');
   });
 });
