@@ -160,7 +160,8 @@ function locate(id: NodeId, size: number): TileSlice {
   };
 }
 
-function tileKey(tile: TileId): string {
+/** A tile's identity as a map key: level, index and width (a partial tile is another tile). */
+export function tileKey(tile: TileId): string {
   return `${tile.level}/${tile.index}/${tile.width}`;
 }
 

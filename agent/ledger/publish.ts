@@ -15,6 +15,7 @@ import {
   perfectRoot,
   type TileId,
   tileHashReader,
+  tileKey,
   tilePath,
   tileWidth,
 } from '../core/tiles';
@@ -45,10 +46,6 @@ export interface PublishResult {
   readonly timestamp: number;
   /** The signed checkpoint note now at public/checkpoint. */
   readonly checkpoint: string;
-}
-
-function tileKey(tile: TileId): string {
-  return `${tile.level}/${tile.index}/${tile.width}`;
 }
 
 /** Files are fsynced in parallel: each fsync waits on the disk, not the CPU. */
