@@ -20,6 +20,5 @@ export {
   publishedRootVersions,
   publishRoot,
   requireRootForLog,
-  rootsDir,
 } from './roots';
 export { type LogServer, serveLog } from './serve';

@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { maxEnvelopeBytes, serializeEnvelope } from '../core/dsse';
 import { VouchError } from '../core/errors';
+import { rootPath, rootsDir, rootVersions } from '../core/layout';
 import { parseRootEnvelope, type Root, verifyRoot } from '../core/root';
 import { fsPath, ioError, makeDirectory, readExistingFile, writeFileDurably } from '../files';
 import { type LogConfig, lockLog, publicDir, readConfig } from './logdir';
@@ -12,8 +13,6 @@ import { type LogConfig, lockLog, publicDir, readConfig } from './logdir';
  * published once and must be a valid rotation from the one before it, so a mirror never
  * serves a chain a device would reject.
  */
-
-export const rootsDir = 'roots';
 
 /** The root's log must be this log: origin and key. */
 export function requireRootForLog(config: LogConfig, root: Root): void {
@@ -32,11 +31,7 @@ export async function publishedRootVersions(dir: string): Promise<number[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
     throw ioError('list', join(publicDir(dir), rootsDir), error);
   });
-  return names
-    .map((name) => /^([1-9][0-9]{0,15})\.json$/.exec(name)?.[1])
-    .filter((version): version is string => version !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b);
+  return rootVersions(names);
 }
 
 /**
@@ -46,7 +41,7 @@ export async function publishedRootVersions(dir: string): Promise<number[]> {
 export async function newestPublishedRoot(dir: string): Promise<Root | undefined> {
   const newest = (await publishedRootVersions(dir)).at(-1);
   if (newest === undefined) return undefined;
-  const path = join(publicDir(dir), rootsDir, `${newest}.json`);
+  const path = join(publicDir(dir), rootPath(newest));
   return verifyRoot(
     parseRootEnvelope(await readExistingFile(path, maxEnvelopeBytes, 'trust root')),
   );
@@ -69,7 +64,7 @@ export async function publishRoot(dir: string, rootBytes: Uint8Array): Promise<P
   return lockLog(dir, async () => {
     const versions = await publishedRootVersions(dir);
     const newest = versions.at(-1);
-    const pathOf = (version: number) => join(publicDir(dir), rootsDir, `${version}.json`);
+    const pathOf = (version: number) => join(publicDir(dir), rootPath(version));
     const read = async (version: number) =>
       Buffer.from(await readExistingFile(pathOf(version), maxEnvelopeBytes, 'trust root'));
     const trusted =

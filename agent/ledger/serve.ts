@@ -7,12 +7,12 @@ import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { maxEnvelopeBytes } from '../core/dsse';
 import { VouchError } from '../core/errors';
+import { rootPath, rootVersionOfPath } from '../core/layout';
 import { hashSize } from '../core/merkle';
 import { maxNoteSize } from '../core/note';
 import { fullWidth, maxEntrySize, parseTilePath } from '../core/tiles';
 import { fsPath } from '../files';
 import { layout, publicDir, readConfig } from './logdir';
-import { rootsDir } from './roots';
 
 export interface LogServer {
   /** `http://host:port/`, with the port the system chose when asked for 0. */
@@ -48,11 +48,11 @@ function resourceFor(path: string): Resource | undefined {
       compress: false,
     };
   }
-  const root = /^\/roots\/([1-9][0-9]{0,15})\.json$/.exec(path);
-  if (root) {
+  const root = rootVersionOfPath(path.slice(1));
+  if (root !== undefined) {
     // A published root version never changes (roots.ts), but it is small: a day of caching.
     return {
-      file: `${rootsDir}/${root[1]}.json`,
+      file: rootPath(root),
       type: 'application/json',
       cache: 'public, max-age=86400',
       maxBytes: maxEnvelopeBytes,

@@ -9,6 +9,7 @@ import { logCosigner, quorumTime, verifyCosignatures } from '../../core/cosignat
 import { decodeBase64, encodeBase64 } from '../../core/encoding';
 import { asVouchError, VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
+import { rootPath, rootsDir, rootVersionOf, rootVersions } from '../../core/layout';
 import { CompactRange, hashLeaf } from '../../core/merkle';
 import { maxNoteSize } from '../../core/note';
 import { parseRootEnvelope, type Root, verifyRoot } from '../../core/root';
@@ -58,7 +59,7 @@ import { SubjectIndex } from './subjects';
 export const stateFiles = {
   commit: 'checkpoint.json',
   previousCommit: 'checkpoint.previous.json',
-  roots: 'roots',
+  roots: rootsDir,
   entries: 'entries',
   status: 'status.json',
   fork: 'fork.json',
@@ -78,9 +79,6 @@ export const stateFiles = {
 
 const indexName = (size: number) => `index-${size}.bin`;
 const indexFileName = /^index-[0-9]+\.bin$/;
-const rootPath = (version: number) => `${stateFiles.roots}/${version}.json`;
-/** A root file's name in roots/, its version in group 1. */
-const rootFileName = /^([1-9][0-9]{0,15})\.json$/;
 const maxCommitBytes = 1024 * 1024;
 const maxRootFileBytes = 2 * 1024 * 1024;
 /** An index row is ~60 bytes plus its strings; 2^32 bytes is tens of millions of statements. */
@@ -319,12 +317,7 @@ async function chainOf(
   }
   // A v1 record: the contiguous versions on disk up to the committed one.
   const names = await readdir(fsPath(join(dir, stateFiles.roots))).catch(() => [] as string[]);
-  const versions = names
-    .map((name) => rootFileName.exec(name)?.[1])
-    .filter((v): v is string => v !== undefined)
-    .map(Number)
-    .filter((v) => v <= record.rootVersion)
-    .sort((a, b) => a - b);
+  const versions = rootVersions(names).filter((v) => v <= record.rootVersion);
   const first = versions[0];
   if (
     first === undefined ||
@@ -495,7 +488,7 @@ async function committedBefore(dir: string): Promise<boolean> {
   const roots = await readdir(fsPath(join(dir, stateFiles.roots))).catch(() => [] as string[]);
   const entries = await stat(fsPath(join(dir, stateFiles.entries))).catch(() => undefined);
   return (
-    roots.some((name) => rootFileName.test(name)) ||
+    rootVersions(roots).length > 0 ||
     names.some((name) => indexFileName.test(name)) ||
     (entries !== undefined && entries.size > 0)
   );
@@ -918,8 +911,8 @@ export async function removeStale(dir: string, named?: Named, committing = false
     }
   }
   const staleRoot = (name: string) => {
-    const version = rootFileName.exec(name)?.[1];
-    return named !== undefined && version !== undefined && !kept.has(Number(version));
+    const version = rootVersionOf(name);
+    return named !== undefined && version !== undefined && !kept.has(version);
   };
   const doomed = [
     ...names

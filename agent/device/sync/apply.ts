@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { encodeBase64 } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
+import { rootPath } from '../../core/layout';
 import { CompactRange, hashSize } from '../../core/merkle';
 import { parseRootEnvelope, type Root, requireUnexpired, verifyRoot } from '../../core/root';
 import {
@@ -146,7 +147,7 @@ export async function updateRoots(
   if (root.version < trust.rootFloor) {
     throw new VouchError(
       'UNAVAILABLE',
-      `${ctx.source} has no roots/${root.version + 1}.json, and this device verified trust root ` +
+      `${ctx.source} has no ${rootPath(root.version + 1)}, and this device verified trust root ` +
         `v${trust.rootFloor}: a sync never goes back to an older root; use a mirror or snapshot that has it`,
     );
   }

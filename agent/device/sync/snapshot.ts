@@ -7,6 +7,7 @@ import { type ExtractEvents, extract, pack } from 'tar-stream';
 import { parseCheckpoint } from '../../core/checkpoint';
 import { maxEnvelopeBytes } from '../../core/dsse';
 import { VouchError } from '../../core/errors';
+import { rootPath, rootsDir, rootVersionOfPath, rootVersions } from '../../core/layout';
 import { maxNoteSize, parseNote } from '../../core/note';
 import {
   encodeEntryBundle,
@@ -118,7 +119,7 @@ export async function exportSnapshot(options: {
   try {
     await add(manifestName, Buffer.from(JSON.stringify({ format, origin, size })));
     await add('checkpoint', source.note);
-    for (const root of source.roots) await add(`roots/${root.version}.json`, root.bytes);
+    for (const root of source.roots) await add(rootPath(root.version), root.bytes);
     for await (const { tile, bytes: bundle } of source.bundles(size)) {
       await add(entryBundlePath(tile), bundle);
     }
@@ -183,14 +184,12 @@ async function logSource(logDir: string, maxBundleBytes: number): Promise<Snapsh
   const note = await mirror.get('checkpoint', maxNoteSize);
   if (!note) throw new VouchError('LOG_INVALID', `${fileURLToPath(mirror.url)} has no checkpoint`);
   // Root files a publisher placed beside its tiles (roots/<V>.json), ascending.
-  const versions = (await readdir(fsPath(join(base, 'roots'))).catch(() => [] as string[]))
-    .map((name) => /^([1-9][0-9]{0,15})\.json$/.exec(name)?.[1])
-    .filter((version): version is string => version !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b);
+  const versions = rootVersions(
+    await readdir(fsPath(join(base, rootsDir))).catch(() => [] as string[]),
+  );
   const roots: RootFile[] = [];
   for (const version of versions) {
-    const bytes = await mirror.get(`roots/${version}.json`, maxEnvelopeBytes);
+    const bytes = await mirror.get(rootPath(version), maxEnvelopeBytes);
     if (bytes) roots.push({ version, bytes });
   }
   return {
@@ -256,9 +255,9 @@ export async function importSnapshot(options: {
       const roots = new Map<number, Uint8Array>();
       for (;;) {
         const name = await reader.peek();
-        const version = /^roots\/([1-9][0-9]{0,15})\.json$/.exec(name ?? '')?.[1];
+        const version = rootVersionOfPath(name ?? '');
         if (version === undefined) break;
-        roots.set(Number(version), await reader.member(name as string, maxEnvelopeBytes));
+        roots.set(version, await reader.member(name as string, maxEnvelopeBytes));
       }
       trust ??= await trustOf(
         local && (await restoreRoots(ctx, local, async (version) => roots.get(version))),

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { maxEnvelopeBytes } from '../../core/dsse';
 import { asVouchError, VouchError } from '../../core/errors';
 import { keyLabel } from '../../core/keys';
+import { rootPath } from '../../core/layout';
 import {
   CompactRange,
   consistencyProof,
@@ -221,7 +222,7 @@ export async function syncFromMirrors(options: SyncOptions): Promise<SyncReport>
         let trust = settled;
         if (!trust) {
           local = await restoreRoots(ctx, local as LocalState, (version) =>
-            mirror.get(`roots/${version}.json`, maxEnvelopeBytes),
+            mirror.get(rootPath(version), maxEnvelopeBytes),
           );
           trust = await trustOf(local, options.rootPath);
         }
@@ -276,7 +277,7 @@ export async function restoreRoots(
 ): Promise<LocalState> {
   try {
     for (const lost of local.lostRoots) {
-      const path = `roots/${lost.version}.json`;
+      const path = rootPath(lost.version);
       const bytes = await fetch(lost.version);
       if (bytes === undefined) throw new VouchError('UNAVAILABLE', `${ctx.source} has no ${path}`);
       await restoreRoot(ctx.dir, lost, bytes);
@@ -368,7 +369,7 @@ async function syncFromMirror(
   }
   let rootFile: string | undefined;
   const { root, newRoots } = await updateRoots(ctx, trust, async (version) => {
-    const path = `roots/${version}.json`;
+    const path = rootPath(version);
     const bytes = await mirror.get(path, maxEnvelopeBytes);
     rootFile = bytes && path;
     return bytes;
