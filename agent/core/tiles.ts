@@ -269,6 +269,18 @@ export function encodeEntryBundle(entries: readonly Uint8Array[]): Uint8Array {
   return bytes;
 }
 
+/**
+ * Where the uint16 big-endian length-prefixed entry at offset `at` of `bytes` ends (the
+ * next entry's offset), or undefined when `bytes` ends first: the one reader of the entry
+ * bundle encoding, for bundles, the publisher's staged entries and the device's entries
+ * file alike. The entry itself is `bytes[at + 2, end)`.
+ */
+export function entryEnd(bytes: Uint8Array, at: number): number | undefined {
+  if (at + 2 > bytes.length) return undefined;
+  const end = at + 2 + (((bytes[at] as number) << 8) | (bytes[at + 1] as number));
+  return end <= bytes.length ? end : undefined;
+}
+
 /** Exactly `tile.width` uint16 big-endian length-prefixed entries, nothing after them. */
 export function decodeEntryBundle(bytes: Uint8Array, tile: TileId): Uint8Array[] {
   const path = entryBundlePath(tile);
@@ -278,13 +290,12 @@ export function decodeEntryBundle(bytes: Uint8Array, tile: TileId): Uint8Array[]
     if (entries.length === tile.width) {
       throw new VouchError('TILE_INVALID', `${path}: bytes after entry ${tile.width}`);
     }
-    if (at + 2 > bytes.length) throw new VouchError('TILE_INVALID', `${path}: truncated length`);
-    const length = (bytes[at] as number) * 256 + (bytes[at + 1] as number);
-    if (at + 2 + length > bytes.length) {
+    const end = entryEnd(bytes, at);
+    if (end === undefined) {
       throw new VouchError('TILE_INVALID', `${path}: entry ${entries.length} is truncated`);
     }
-    entries.push(bytes.subarray(at + 2, at + 2 + length));
-    at += 2 + length;
+    entries.push(bytes.subarray(at + 2, end));
+    at = end;
   }
   if (entries.length !== tile.width) {
     throw new VouchError('TILE_INVALID', `${path}: ${entries.length} entries, not ${tile.width}`);

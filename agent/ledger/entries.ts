@@ -2,7 +2,13 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VouchError } from '../core/errors';
 import { hashLeaf, hashSize } from '../core/merkle';
-import { decodeEntryBundle, encodeEntryBundle, fullWidth, maxEntrySize } from '../core/tiles';
+import {
+  decodeEntryBundle,
+  encodeEntryBundle,
+  entryEnd,
+  fullWidth,
+  maxEntrySize,
+} from '../core/tiles';
 import { fsPath, ioError, readExistingFile, syncDirectory } from '../files';
 import { layout, lockLog, readConfig, readState, writeState } from './logdir';
 
@@ -24,11 +30,10 @@ function stagedPath(dir: string, bundle: number): string {
 function prefixLength(bytes: Uint8Array, count: number, path: string): number {
   let at = 0;
   for (let i = 0; i < count; i++) {
-    if (at + 2 > bytes.length)
-      throw new VouchError('LOG_INVALID', `${path} lost committed entries`);
-    at += 2 + (bytes[at] as number) * 256 + (bytes[at + 1] as number);
+    const end = entryEnd(bytes, at);
+    if (end === undefined) throw new VouchError('LOG_INVALID', `${path} lost committed entries`);
+    at = end;
   }
-  if (at > bytes.length) throw new VouchError('LOG_INVALID', `${path} lost committed entries`);
   return at;
 }
 

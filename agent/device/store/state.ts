@@ -13,6 +13,7 @@ import { rootPath, rootsDir, rootVersionOf, rootVersions } from '../../core/layo
 import { CompactRange, hashLeaf } from '../../core/merkle';
 import { maxNoteSize } from '../../core/note';
 import { parseRootEnvelope, type Root, verifyRoot } from '../../core/root';
+import { entryEnd } from '../../core/tiles';
 import {
   fsPath,
   ioError,
@@ -642,11 +643,9 @@ async function* splitEntries(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<
   for await (const chunk of chunks) {
     pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk]);
     let at = 0;
-    while (at + 2 <= pending.length) {
-      const size = pending.readUInt16BE(at);
-      if (at + 2 + size > pending.length) break;
-      yield new Uint8Array(pending.subarray(at + 2, at + 2 + size));
-      at += 2 + size;
+    for (let end = entryEnd(pending, at); end !== undefined; end = entryEnd(pending, at)) {
+      yield new Uint8Array(pending.subarray(at + 2, end));
+      at = end;
     }
     pending = pending.subarray(at);
   }
