@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadState } from '../../../agent/device';
 import { publicDir } from '../../../agent/ledger';
 import { runCli } from '../../helpers/cli';
-import { builtCli, grow, testWorld, type World } from '../../helpers/device';
+import { cliBundle, grow, testWorld, type World } from '../../helpers/device';
 
 /**
  * kill -9 of `vouch sync` (the built bundle, in its own process) at random moments: the
@@ -19,13 +19,12 @@ import { builtCli, grow, testWorld, type World } from '../../helpers/device';
 let world: World;
 let oldMirror: string;
 let base: string;
-let cli: string;
 const runs = 50;
 
 function startSync(stateDir: string): ChildProcess {
   return spawn(
     process.execPath,
-    [cli, 'sync', '--state-dir', stateDir, '--mirror', world.mirror, '--log-level', 'silent'],
+    [cliBundle, 'sync', '--state-dir', stateDir, '--mirror', world.mirror, '--log-level', 'silent'],
     { stdio: 'ignore' },
   );
 }
@@ -37,7 +36,6 @@ async function copyOf(dir: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  cli = builtCli();
   world = await testWorld();
   await grow(world, 300);
   const old = await mkdtemp(join(tmpdir(), 'vouch-old-mirror-'));
