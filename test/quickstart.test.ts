@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { builtCli } from './helpers/device';
+import { cliBundle } from './helpers/device';
 
 /**
  * The README's quick start, run as a newcomer would paste it: the ```sh block after the
@@ -103,7 +103,7 @@ describe("the README's quick start", () => {
     mkdirSync(bin);
     writeFileSync(
       join(bin, 'vouch'),
-      `#!/bin/sh\nexec "${process.execPath}" "${builtCli()}" "$@"\n`,
+      `#!/bin/sh\nexec "${process.execPath}" "${cliBundle}" "$@"\n`,
     );
     chmodSync(join(bin, 'vouch'), 0o755);
     const work = join(dir, 'work');

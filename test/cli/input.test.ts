@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSurrogateEscape } from '../../agent/core/surrogate-escape';
 import { runCli } from '../helpers/cli';
-import { builtCli } from '../helpers/device';
+import { cliBundle } from '../helpers/device';
 import { contentDigest, notary, publishAndSync } from '../helpers/published';
 
 /**
@@ -26,12 +26,6 @@ const forgedReason = 'bad build\r\x1b[32mTRUSTED\x1b[0m';
 let fifo: string;
 let socketPath: string;
 let server: Server;
-let bundle: string | undefined;
-/** The CLI bundle, built once for this file. */
-const built = () => {
-  bundle ??= builtCli();
-  return bundle;
-};
 
 beforeAll(async () => {
   const world = await publishAndSync(async ({ file, sign }) => {
@@ -182,10 +176,9 @@ describe('names that are not UTF-8', { timeout: 60_000 }, () => {
 
   it('built binary: the arguments come as their bytes (verify, sign, keygen)', () => {
     copyFileSync(file('trusted'), latin1());
-    const bundle = built();
     // Node cannot pass bytes that are not UTF-8 as an argument: bash's printf makes them.
     const vouch = (script: string, ...args: string[]) =>
-      spawnSync('bash', ['-c', script, 'vouch', process.execPath, bundle, ...args], {
+      spawnSync('bash', ['-c', script, 'vouch', process.execPath, cliBundle, ...args], {
         encoding: 'utf8',
         timeout: 20_000,
       });
@@ -238,13 +231,12 @@ describe('names that are not UTF-8', { timeout: 60_000 }, () => {
   });
 
   it('built binary: special files fail at once where they hung (bounded by a kill timeout)', () => {
-    const bundle = built();
     for (const argv of [
       ['verify', 'file', '/dev/zero', '--state-dir', stateDir],
       ['verify', 'file', fifo, '--state-dir', stateDir],
       ['keygen', '--signer', 'x', '--out', '/proc/vouch-x'],
     ]) {
-      const run = spawnSync(process.execPath, [bundle, ...argv], {
+      const run = spawnSync(process.execPath, [cliBundle, ...argv], {
         encoding: 'utf8',
         timeout: 10_000,
       });
@@ -294,7 +286,7 @@ describe('text output: input cannot forge a line; JSON is exact', () => {
     const run = spawnSync(
       process.execPath,
       [
-        built(),
+        cliBundle,
         'sync',
         '--state-dir',
         file('never-synced'),

@@ -1,10 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serializeEnvelope } from '../../agent/core/dsse';
 import { KeyType, namePublicKey, type PrivateKey } from '../../agent/core/keys';
 import type { Root } from '../../agent/core/root';
@@ -133,16 +131,5 @@ export async function stateOf(dir: string): Promise<TrustState> {
   return state;
 }
 
-/**
- * Builds the bundle and copies it (with its worker bundles) to a directory of its own,
- * so that other tests rebuilding dist/ meanwhile cannot change it under a running
- * process. Returns the path of vouch.cjs.
- */
-export function builtCli(): string {
-  execFileSync('npx', ['tsx', 'scripts/build.ts'], { stdio: 'ignore' });
-  const dir = mkdtempSync(join(tmpdir(), 'vouch-cli-'));
-  for (const name of readdirSync('dist').filter((file) => /\.cjs(\.cache)?$/.test(file))) {
-    copyFileSync(join('dist', name), join(dir, name));
-  }
-  return join(dir, 'vouch.cjs');
-}
+/** The CLI bundle a device runs, built once per test run by test/global-setup.ts. */
+export const cliBundle = fileURLToPath(new URL('../../dist/vouch.cjs', import.meta.url));

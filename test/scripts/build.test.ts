@@ -6,16 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Script } from 'node:vm';
-import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { version } from '../../package.json';
 
 const exec = promisify(execFile);
 
+// dist/ is the one `npm run build` made before any test file ran (test/global-setup.ts).
 describe('npm run build', () => {
-  beforeAll(async () => {
-    await exec('npm', ['run', 'build']);
-  });
-
   it('produces a self-contained dist/vouch.cjs that runs under plain node', async () => {
     const { stdout } = await exec(process.execPath, ['dist/vouch.cjs', '--version']);
     expect(stdout).toBe(`${version}\n`);

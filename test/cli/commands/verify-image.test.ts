@@ -6,7 +6,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ImageResult } from '../../../agent/device/docker/image';
 import { runCli } from '../../helpers/cli';
-import { builtCli } from '../../helpers/device';
+import { cliBundle } from '../../helpers/device';
 import {
   buildScratchImage,
   type Dockerd,
@@ -409,12 +409,11 @@ describeWith('docker', 'vouch verify image', () => {
     await writeFile(join(dir, 'c/added.txt'), 'not in any layer record');
     await rm(join(dir, 'b.txt'));
     await writeFile(join(dir, 'c/d.txt'), 'TREE');
-    const bundle = builtCli();
     const run = (...argv: string[]) => {
       const child = spawnSync(
         process.execPath,
         [
-          bundle,
+          cliBundle,
           'verify',
           'image',
           ha('tree'),

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { exitCodeOf, progressLine } from '../../../agent/cli/actions/verify';
 import type { SubjectResult } from '../../../agent/device/verify/verify';
 import { runCli } from '../../helpers/cli';
-import { builtCli } from '../../helpers/device';
+import { cliBundle } from '../../helpers/device';
 import {
   contentDigest,
   notary,
@@ -187,9 +187,8 @@ describe('vouch verify', () => {
 
   it('works in a network namespace without network (built bundle, unshare -n, as root)', () => {
     expect(process.getuid?.(), 'this test needs root for unshare -n').toBe(0);
-    const bundle = builtCli();
     const run = (...args: string[]) =>
-      spawnSync('unshare', ['-n', process.execPath, bundle, '--state-dir', stateDir, ...args], {
+      spawnSync('unshare', ['-n', process.execPath, cliBundle, '--state-dir', stateDir, ...args], {
         encoding: 'utf8',
       });
     expect(run('verify', 'file', file('trusted')).status).toBe(0);

@@ -1,6 +1,6 @@
 /**
  * Adds allow-list entries `from`, `from`+1, … (reason `entry <i>`) until killed, for
- * allow.test.ts to kill -9 at random moments.
+ * allow.test.ts to kill -9 mid-write.
  */
 import { createHash } from 'node:crypto';
 import { addAllowEntry } from '../../../agent/device/docker/allow';

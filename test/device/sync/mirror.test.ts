@@ -27,7 +27,7 @@ import {
 } from '../../../agent/ledger';
 import { createLogger } from '../../../agent/logger';
 import { runCli } from '../../helpers/cli';
-import { builtCli, grow, statement, testWorld, type World } from '../../helpers/device';
+import { cliBundle, grow, statement, testWorld, type World } from '../../helpers/device';
 import { testOrigin } from '../../helpers/log';
 import { freePort } from '../../helpers/services';
 
@@ -341,12 +341,11 @@ describe('a slow mirror', () => {
       if (request.url === '/checkpoint') await new Promise((resolve) => setTimeout(resolve, 2600));
       await published(request, response);
     });
-    const bundle = builtCli();
     const run = async (...extra: string[]) => {
       const dir = await newState();
       const argv = ['sync', '--state-dir', dir, '--root', world.rootPath, '--mirror', url];
       // Asynchronously: the server answers from this process meanwhile.
-      return promisify(execFile)(process.execPath, [bundle, ...argv, ...extra], {
+      return promisify(execFile)(process.execPath, [cliBundle, ...argv, ...extra], {
         timeout: 30_000,
       });
     };

@@ -9,7 +9,7 @@ import { serializeEnvelope } from '../../../agent/core/dsse';
 import { loadState } from '../../../agent/device';
 import { publicDir, publishRoot, serveLog } from '../../../agent/ledger';
 import { runCli } from '../../helpers/cli';
-import { builtCli, grow, testWorld, type World } from '../../helpers/device';
+import { cliBundle, grow, testWorld, type World } from '../../helpers/device';
 import { signRoot } from '../../helpers/trust';
 
 /**
@@ -365,12 +365,11 @@ describe('incremental sync and snapshots', () => {
   it('imports and answers status in a network namespace with no network (unshare -n, as root)', async () => {
     // Root and unshare are how this project's machines and CI run; say so if not.
     expect(process.getuid?.(), 'this test needs root for unshare -n').toBe(0);
-    const cli = builtCli();
     const snapshot = join(await tmp('vouch-snap-'), 'offline.tar');
     await runCli(['snapshot', 'export', '--state-dir', synced, '--out', snapshot]);
     const state = await tmp('vouch-netns-');
     const run = (...args: string[]) =>
-      spawnSync('unshare', ['-n', process.execPath, cli, '--state-dir', state, ...args], {
+      spawnSync('unshare', ['-n', process.execPath, cliBundle, '--state-dir', state, ...args], {
         encoding: 'utf8',
       });
     // The namespace really has no network: the mirror this process serves on 127.0.0.1
