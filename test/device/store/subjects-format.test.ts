@@ -86,4 +86,21 @@ describe('index file format', () => {
     fresh.add(whole.finish());
     expect(Buffer.from(fresh.build().bytes).equals(Buffer.from(extended.bytes))).toBe(true);
   });
+
+  it('refuses an index of another format version, naming the version (a sync rebuilds a damaged index)', () => {
+    for (const version of ['2', '0']) {
+      const other = Buffer.from(v1);
+      other.write(version, 7, 'ascii');
+      expect(() => SubjectIndex.decode(other)).toThrowError(
+        expect.objectContaining({
+          name: 'VouchError',
+          code: 'STATE_INVALID',
+          message: `subject index: format "${version}", this vouch reads format 1`,
+        }),
+      );
+    }
+    const notIndex = Buffer.from(v1);
+    notIndex.write('X', 0, 'ascii');
+    expect(() => SubjectIndex.decode(notIndex)).toThrowError(/not a vouch index file/);
+  });
 });
