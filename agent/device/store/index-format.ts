@@ -28,25 +28,31 @@ export const indexFormat = 1;
 
 /**
  * A field at a fixed offset in a record (the header, a row). read and write take the
- * record's first byte and treat the field as a big-endian unsigned integer (1 to 6 bytes).
+ * record's first byte and treat the field as a big-endian unsigned integer (1 to 6 bytes),
+ * with Buffer's reader for its size: a lookup reads a few fields per row it decodes.
  */
 export class Field {
+  /** The offset of the byte after the field. */
+  readonly end: number;
+  readonly read: (bytes: Buffer, at: number) => number;
+  readonly write: (bytes: Buffer, at: number, value: number) => void;
+
   constructor(
     readonly offset: number,
     readonly size: number,
-  ) {}
-
-  /** The offset of the byte after the field. */
-  get end(): number {
-    return this.offset + this.size;
-  }
-
-  read(bytes: Buffer, at: number): number {
-    return bytes.readUIntBE(at + this.offset, this.size);
-  }
-
-  write(bytes: Buffer, at: number, value: number): void {
-    bytes.writeUIntBE(value, at + this.offset, this.size);
+  ) {
+    this.end = offset + size;
+    this.read =
+      size === 1
+        ? (bytes, at) => bytes[at + offset] as number
+        : size === 2
+          ? (bytes, at) => bytes.readUInt16BE(at + offset)
+          : size === 4
+            ? (bytes, at) => bytes.readUInt32BE(at + offset)
+            : (bytes, at) => bytes.readUIntBE(at + offset, size);
+    this.write = (bytes, at, value) => {
+      bytes.writeUIntBE(value, at + offset, size);
+    };
   }
 }
 
