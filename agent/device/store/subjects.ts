@@ -6,6 +6,21 @@ import {
   type StatementStatus,
   statementStatuses,
 } from '../../core/statement';
+import {
+  decodeStatus,
+  encodeStatus,
+  headerSize,
+  heapLength,
+  isMerkle,
+  maxHeapString,
+  maxU48,
+  readHeader,
+  readHeapString,
+  row,
+  rowSize,
+  rowAt as rowStart,
+  writeHeader,
+} from './index-format';
 
 /**
  * The device's index: subject digest → the statements about it, in one binary buffer that
@@ -13,14 +28,13 @@ import {
  * no per-record objects), so a lookup is a binary search and a record costs its row plus
  * its name.
  *
- * Layout (all integers big-endian):
- *   header   magic "VOUCHIX1", u32 rows, u32 heap bytes, u32 signer-table bytes, u32 keys
- *   rows     57 bytes each, sorted by (digest, log index):
- *            digest[32] | logIndex u48 | issuedAt u48 (ms since epoch) | name u32 (heap
- *            offset) | reason u32 (heap offset + 1, 0 = none) | signer u16 | key u16 | status u8
- *            (bits 0–6: index in statementStatuses; bit 7 set: the digest is the subject's
- *            merkle-sha256-1mib root, clear: its plain SHA-256)
- *   heap     strings, each u16 length + UTF-8, each once, in order of first use in log order
+ * Layout (the fields and their offsets: index-format.ts, the one place that knows them):
+ *   header   magic "VOUCHIX" + format version, counts of rows, heap bytes, signer-table
+ *            bytes and keys
+ *   rows     sorted by (digest, log index): digest, log index, issuedAt (ms since epoch), name
+ *            and reason (heap offsets), signer and key (table indexes), status (and whether
+ *            the digest is the subject's merkle-sha256-1mib root or its plain SHA-256)
+ *   heap     strings, each once, in order of first use in log order
  *   signers  JSON array of signer IDs, in order of first use in log order
  *   keys     32-byte raw Ed25519 public keys (the key that signed each statement), likewise
  *
@@ -34,6 +48,13 @@ import {
  * lookup names the algorithm and sees only rows of that kind. An index written before
  * chunked digests existed has no row with bit 7 set and reads the same.
  */
+
+/**
+ * The row codec bound to module-local names: run from source (tsx, vitest), every use of an
+ * imported binding is a getter call, which made a lookup a third slower.
+ */
+const field = row;
+const rowAt = rowStart;
 
 /** A record as the index returns it: what the policy needs, and the key that signed it. */
 export interface IndexedRecord extends StatusRecord {
@@ -76,14 +97,6 @@ export interface RecordBatch {
   readonly keys: readonly string[];
 }
 
-const magic = Buffer.from('VOUCHIX1', 'ascii');
-const headerSize = magic.length + 16;
-export const rowSize = 57;
-const maxU48 = 2 ** 48 - 1;
-/** Status byte bit: the row's digest is a merkle-sha256-1mib root. */
-const merkleBit = 0x80;
-const statusOffset = 56;
-
 export class SubjectIndex {
   readonly #bytes: Buffer;
   readonly #rows: number;
@@ -96,14 +109,8 @@ export class SubjectIndex {
     const fail = (why: string): never => {
       throw new VouchError('STATE_INVALID', `subject index: ${why}`);
     };
-    if (bytes.length < headerSize || !bytes.subarray(0, magic.length).equals(magic)) {
-      fail('not a vouch index file');
-    }
-    const rows = bytes.readUInt32BE(8);
-    const heapBytes = bytes.readUInt32BE(12);
-    const signerBytes = bytes.readUInt32BE(16);
-    const keyCount = bytes.readUInt32BE(20);
-    const heapStart = headerSize + rows * rowSize;
+    const { rows, heapBytes, signerBytes, keys: keyCount } = readHeader(bytes);
+    const heapStart = rowAt(rows);
     const signersStart = heapStart + heapBytes;
     const keysStart = signersStart + signerBytes;
     if (keysStart + keyCount * 32 !== bytes.length) fail('sections do not add up');
@@ -128,10 +135,10 @@ export class SubjectIndex {
   }
 
   static empty(): SubjectIndex {
-    const bytes = Buffer.alloc(headerSize + 2);
-    magic.copy(bytes, 0);
-    bytes.writeUInt32BE(2, 16);
-    bytes.write('[]', headerSize, 'utf8');
+    const signers = '[]';
+    const bytes = Buffer.alloc(headerSize + signers.length);
+    writeHeader(bytes, { rows: 0, heapBytes: 0, signerBytes: signers.length, keys: 0 });
+    bytes.write(signers, headerSize, 'utf8');
     return new SubjectIndex(bytes);
   }
 
@@ -175,21 +182,20 @@ export class SubjectIndex {
    */
   plainDigestsOf(merkle: string): string[] {
     const subjects = new Map<number, Set<number>>();
+    const bytes = this.#bytes;
     for (const row of this.#rowsOf(merkle, merkleAlgorithm)) {
-      const at = headerSize + row * rowSize;
-      const logIndex = this.#bytes.readUIntBE(at + 32, 6);
+      const at = rowAt(row);
+      const logIndex = field.logIndex.read(bytes, at);
       const names = subjects.get(logIndex) ?? new Set();
-      subjects.set(logIndex, names.add(this.#bytes.readUInt32BE(at + 44)));
+      subjects.set(logIndex, names.add(field.name.read(bytes, at)));
     }
     if (subjects.size === 0) return [];
     const digests = new Set<string>();
     for (let row = 0; row < this.#rows; row++) {
-      const at = headerSize + row * rowSize;
+      const at = rowAt(row);
       if (this.#isMerkle(row)) continue;
-      const names = subjects.get(this.#bytes.readUIntBE(at + 32, 6));
-      if (names?.has(this.#bytes.readUInt32BE(at + 44))) {
-        digests.add(this.#bytes.toString('hex', at, at + 32));
-      }
+      const names = subjects.get(field.logIndex.read(bytes, at));
+      if (names?.has(field.name.read(bytes, at))) digests.add(this.#digest(row));
     }
     return [...digests];
   }
@@ -201,9 +207,8 @@ export class SubjectIndex {
     readonly record: IndexedRecord;
   }> {
     for (let row = 0; row < this.#rows; row++) {
-      const at = headerSize + row * rowSize;
       yield {
-        digest: this.#bytes.toString('hex', at, at + 32),
+        digest: this.#digest(row),
         algorithm: this.#isMerkle(row) ? merkleAlgorithm : 'sha256',
         record: this.#record(row),
       };
@@ -241,7 +246,12 @@ export class SubjectIndex {
   }
 
   #isMerkle(row: number): boolean {
-    return ((this.#bytes[headerSize + row * rowSize + statusOffset] as number) & merkleBit) !== 0;
+    return isMerkle(field.status.read(this.#bytes, rowAt(row)));
+  }
+
+  #digest(row: number): string {
+    const at = rowAt(row);
+    return this.#bytes.toString('hex', at + field.digest.offset, at + field.digest.end);
   }
 
   /** The first row whose digest is above `digest`. */
@@ -258,7 +268,7 @@ export class SubjectIndex {
     let hi = this.#rows;
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
-      const at = this.#bytes.readUIntBE(headerSize + mid * rowSize, 6);
+      const at = this.#bytes.readUIntBE(rowAt(mid) + field.digest.offset, 6);
       if (at < prefix || (at === prefix && this.#compareDigest(mid, target) < 0)) lo = mid + 1;
       else hi = mid;
     }
@@ -266,29 +276,32 @@ export class SubjectIndex {
   }
 
   #compareDigest(row: number, target: Buffer): number {
-    const at = headerSize + row * rowSize;
-    return this.#bytes.compare(target, 0, 32, at, at + 32);
+    const at = rowAt(row);
+    return this.#bytes.compare(
+      target,
+      0,
+      field.digest.size,
+      at + field.digest.offset,
+      at + field.digest.end,
+    );
   }
 
   #string(offset: number): string {
-    const at = this.#heapStart + offset;
-    return this.#bytes.toString('utf8', at + 2, at + 2 + this.#bytes.readUInt16BE(at));
+    return readHeapString(this.#bytes, this.#heapStart + offset);
   }
 
   #record(row: number): IndexedRecord {
     const bytes = this.#bytes;
-    const at = headerSize + row * rowSize;
-    const reason = bytes.readUInt32BE(at + 48);
+    const at = rowAt(row);
+    const reason = field.reason.read(bytes, at);
     return {
-      logIndex: BigInt(bytes.readUIntBE(at + 32, 6)),
-      name: this.#string(bytes.readUInt32BE(at + 44)),
-      status: statementStatuses[
-        (bytes[at + statusOffset] as number) & ~merkleBit
-      ] as StatementStatus,
-      signer: this.#signers[bytes.readUInt16BE(at + 52)] as string,
-      issuedAt: formatIssuedAt(bytes.readUIntBE(at + 38, 6)),
+      logIndex: BigInt(field.logIndex.read(bytes, at)),
+      name: this.#string(field.name.read(bytes, at)),
+      status: decodeStatus(field.status.read(bytes, at)),
+      signer: this.#signers[field.signer.read(bytes, at)] as string,
+      issuedAt: formatIssuedAt(field.issuedAt.read(bytes, at)),
       ...(reason === 0 ? {} : { reason: this.#string(reason - 1) }),
-      key: this.#keys[bytes.readUInt16BE(at + 54)] as string,
+      key: this.#keys[field.key.read(bytes, at)] as string,
     };
   }
 }
@@ -304,10 +317,9 @@ export class RecordBatchWriter {
   readonly #keyIds = new Map<string, number>();
 
   add(record: NewRecord): void {
-    const status = statementStatuses.indexOf(record.status);
     if (
       !/^[0-9a-f]{64}$/.test(record.digest) ||
-      status < 0 ||
+      !statementStatuses.includes(record.status) ||
       !Number.isSafeInteger(record.logIndex) ||
       record.logIndex < 0 ||
       record.logIndex > maxU48 ||
@@ -329,13 +341,14 @@ export class RecordBatchWriter {
     if ((count + 1) * rowSize > this.#rows.length) this.#rows = grow(this.#rows, rowSize);
     const rows = this.#rows;
     const at = count * rowSize;
-    rows.write(record.digest, at, 'hex');
-    rows.writeUIntBE(record.logIndex, at + 32, 6);
-    rows.writeUIntBE(record.issuedAtMs, at + 38, 6);
-    rows.fill(0, at + 44, at + 52);
-    rows.writeUInt16BE(signer, at + 52);
-    rows.writeUInt16BE(key, at + 54);
-    rows[at + statusOffset] = record.algorithm === merkleAlgorithm ? status | merkleBit : status;
+    rows.write(record.digest, at + field.digest.offset, 'hex');
+    field.logIndex.write(rows, at, record.logIndex);
+    field.issuedAt.write(rows, at, record.issuedAtMs);
+    field.name.write(rows, at, 0);
+    field.reason.write(rows, at, 0);
+    field.signer.write(rows, at, signer);
+    field.key.write(rows, at, key);
+    field.status.write(rows, at, encodeStatus(record.status, record.algorithm));
     this.#names.push(record.name);
     this.#reasons.push(record.reason ?? null);
   }
@@ -386,12 +399,11 @@ class IndexBuilder {
     this.#keys = [...keys];
     this.#signerIds = new Map(signers.map((signer, i) => [signer, i]));
     this.#keyIds = new Map(keys.map((key, i) => [key, i]));
-    this.#heapBase = base.readUInt32BE(12);
+    this.#heapBase = readHeader(base).heapBytes;
     for (let at = 0; at < this.#heapBase; ) {
-      const length = base.readUInt16BE(baseHeapStart + at);
-      const start = baseHeapStart + at + 2;
-      this.#offsets.set(base.toString('utf8', start, start + length), at);
-      at += 2 + length;
+      const text = readHeapString(base, baseHeapStart + at);
+      this.#offsets.set(text, at);
+      at += heapLength.size + heapLength.read(base, baseHeapStart + at);
     }
   }
 
@@ -420,18 +432,18 @@ class IndexBuilder {
     rows.set(batch.rows, this.#count * rowSize);
     for (let i = 0; i < n; i++) {
       const at = (this.#count + i) * rowSize;
-      const logIndex = rows.readUIntBE(at + 32, 6);
-      const signer = signers[rows.readUInt16BE(at + 52)];
-      const key = keys[rows.readUInt16BE(at + 54)];
+      const logIndex = field.logIndex.read(rows, at);
+      const signer = signers[field.signer.read(rows, at)];
+      const key = keys[field.key.read(rows, at)];
       if (logIndex < this.#previous || signer === undefined || key === undefined) {
         throw new VouchError('INTERNAL', `subject index: record out of order at ${logIndex}`);
       }
       this.#previous = logIndex;
       const reason = batch.reasons[i];
-      rows.writeUInt32BE(this.#intern(batch.names[i] as string), at + 44);
-      rows.writeUInt32BE(reason == null ? 0 : this.#intern(reason) + 1, at + 48);
-      rows.writeUInt16BE(signer, at + 52);
-      rows.writeUInt16BE(key, at + 54);
+      field.name.write(rows, at, this.#intern(batch.names[i] as string));
+      field.reason.write(rows, at, reason == null ? 0 : this.#intern(reason) + 1);
+      field.signer.write(rows, at, signer);
+      field.key.write(rows, at, key);
     }
     this.#count += n;
   }
@@ -443,17 +455,17 @@ class IndexBuilder {
     const n = this.#count;
     const order = sortedRows(fresh, n);
     const rows = this.baseRows + n;
-    const heapLength = this.#heapBase + this.#heapAdded;
+    const heapBytes = this.#heapBase + this.#heapAdded;
     const signerTable = Buffer.from(JSON.stringify(this.#signers), 'utf8');
-    const heapStart = headerSize + rows * rowSize;
     const out = Buffer.allocUnsafe(
-      heapStart + heapLength + signerTable.length + this.#keys.length * 32,
+      rowAt(rows) + heapBytes + signerTable.length + this.#keys.length * 32,
     );
-    magic.copy(out, 0);
-    out.writeUInt32BE(rows, 8);
-    out.writeUInt32BE(heapLength, 12);
-    out.writeUInt32BE(signerTable.length, 16);
-    out.writeUInt32BE(this.#keys.length, 20);
+    writeHeader(out, {
+      rows,
+      heapBytes,
+      signerBytes: signerTable.length,
+      keys: this.#keys.length,
+    });
     // Old rows in runs between the new ones; a new row goes after every old row of its
     // digest (it is later in the log).
     let at = headerSize;
@@ -461,13 +473,14 @@ class IndexBuilder {
     for (const i of order) {
       const row = i * rowSize;
       if (copied < this.baseRows) {
-        const until = this.upperBound(fresh.subarray(row, row + 32));
-        at += base.copy(out, at, headerSize + copied * rowSize, headerSize + until * rowSize);
+        const digest = fresh.subarray(row + field.digest.offset, row + field.digest.end);
+        const until = this.upperBound(digest);
+        at += base.copy(out, at, rowAt(copied), rowAt(until));
         copied = until;
       }
       at += fresh.copy(out, at, row, row + rowSize);
     }
-    at += base.copy(out, at, headerSize + copied * rowSize, this.baseHeapStart + this.#heapBase);
+    at += base.copy(out, at, rowAt(copied), this.baseHeapStart + this.#heapBase);
     at += this.#heap.copy(out, at, 0, this.#heapAdded);
     at += signerTable.copy(out, at);
     for (const key of this.#keys) at += out.write(key, at, 'hex');
@@ -480,17 +493,18 @@ class IndexBuilder {
     let offset = this.#offsets.get(key);
     if (offset === undefined) {
       const length = Buffer.byteLength(key, 'utf8');
-      if (length > 0xffff) {
+      if (length > maxHeapString) {
         throw new VouchError('INTERNAL', 'subject index: a name or reason over 65535 bytes');
       }
       offset = this.#heapBase + this.#heapAdded;
-      if (offset + 2 + length > 0xffffffff) {
+      if (offset + heapLength.size + length > 0xffffffff) {
         throw new VouchError('STATE_INVALID', 'subject index: too many names');
       }
-      while (this.#heapAdded + 2 + length > this.#heap.length) this.#heap = grow(this.#heap, 1);
-      this.#heap.writeUInt16BE(length, this.#heapAdded);
-      this.#heap.write(key, this.#heapAdded + 2, 'utf8');
-      this.#heapAdded += 2 + length;
+      const size = heapLength.size + length;
+      while (this.#heapAdded + size > this.#heap.length) this.#heap = grow(this.#heap, 1);
+      heapLength.write(this.#heap, this.#heapAdded, length);
+      this.#heap.write(key, this.#heapAdded + heapLength.size, 'utf8');
+      this.#heapAdded += size;
       this.#offsets.set(key, offset);
     }
     return offset;
@@ -506,7 +520,7 @@ export type { IndexBuilder };
  */
 function sortedRows(rows: Buffer, n: number): Uint32Array {
   const prefix = new Uint32Array(n);
-  for (let i = 0; i < n; i++) prefix[i] = rows.readUInt32BE(i * rowSize);
+  for (let i = 0; i < n; i++) prefix[i] = rows.readUInt32BE(i * rowSize + field.digest.offset);
   let order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   let next = new Uint32Array(n);
@@ -532,15 +546,17 @@ function sortedRows(rows: Buffer, n: number): Uint32Array {
     if (end - start > 1) {
       order
         .subarray(start, end)
-        .sort(
-          (a, b) =>
-            rows.compare(rows, b * rowSize, b * rowSize + 32, a * rowSize, a * rowSize + 32) ||
-            a - b,
-        );
+        .sort((a, b) => compareRowDigests(rows, a * rowSize, b * rowSize) || a - b);
     }
     start = end;
   }
   return order;
+}
+
+/** The order of the digests of the rows at bytes `a` and `b` of `rows` (<0, 0, >0). */
+function compareRowDigests(rows: Buffer, a: number, b: number): number {
+  const { offset, end } = field.digest;
+  return rows.compare(rows, b + offset, b + end, a + offset, a + end);
 }
 
 function tableIndex(table: string[], ids: Map<string, number>, value: string): number {
