@@ -1,6 +1,3 @@
-export { dockerClient, imageSubjects, inspectImage } from './docker/client';
-export { type DeepCheck, type DeepLayer, deepCheck, deepPool } from './docker/deep';
-export { type ImageResult, type ImageVerifyOptions, verifyImage } from './docker/image';
 export {
   type DeviceStatus,
   deviceStatus,
@@ -28,4 +25,4 @@ export { verdictFor } from './store/verdict';
 export type { Applied } from './sync/apply';
 export { type WatchOptions, watchSync } from './sync/schedule';
 export { type ExportResult, exportSnapshot, importSnapshot } from './sync/snapshot';
-export { type SyncOptions, type SyncReport, syncFromMirrors } from './sync/sync';
+export { type Repaired, type SyncOptions, type SyncReport, syncFromMirrors } from './sync/sync';

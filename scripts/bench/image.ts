@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { buildScratchImage, startDockerd } from '../../test/helpers/dockerd';
+import { buildScratchImage, startDockerd } from '../lib/dockerd';
 import { median, timed } from './harness';
 import { benchLog, exec, syncedState, vouch } from './world';
 

@@ -2,8 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Daemon, startDaemon } from './process';
-import { freePort, requireBinary, waitFor } from './services';
+import { type Daemon, startDaemon } from '../../scripts/lib/daemon';
+import { freePort, requireBinary, waitFor } from '../../scripts/lib/services';
 
 export interface Mosquitto {
   readonly url: string;

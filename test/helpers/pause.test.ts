@@ -5,8 +5,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../scripts/lib/services';
 import { pauseProgram } from './pause';
-import { waitFor } from './services';
 
 describe('pauseProgram', () => {
   it('runs on this machine and blocks until killed', async () => {

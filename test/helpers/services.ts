@@ -1,26 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { describe } from 'vitest';
+import { type Service, services } from '../../scripts/lib/services';
 
 /**
- * Real services the integration tests start. A missing binary fails the test with a
- * message saying what to install; the only way to skip is the service's VOUCH_SKIP_*
- * variable, and the skip reporter then says how many tests were skipped and why.
+ * A suite that needs a real service (scripts/lib/services.ts) fails when its binary is
+ * missing; the only way to skip it is the service's VOUCH_SKIP_* variable, and the skip
+ * reporter then says how many tests were skipped and why.
  */
-export const services = {
-  mqtt: {
-    skipEnv: 'VOUCH_SKIP_MQTT',
-    binary: 'mosquitto',
-    install: 'apt-get install mosquitto',
-  },
-  docker: {
-    skipEnv: 'VOUCH_SKIP_DOCKER',
-    binary: 'dockerd',
-    install: 'apt-get install docker.io (dockerd, containerd and runc), and run the tests as root',
-  },
-} as const;
-
-export type Service = keyof typeof services;
 
 /** The prefix of every suite that needs `service`; the skip reporter counts by it. */
 export function serviceTag(service: Service): string {
@@ -34,60 +19,4 @@ export function isSkipped(service: Service, env = process.env): boolean {
 /** `describe` for a suite that needs a real service, skipped only by its VOUCH_SKIP_* variable. */
 export function describeWith(service: Service, name: string, body: () => void): void {
   (isSkipped(service) ? describe.skip : describe)(`${serviceTag(service)} ${name}`, body);
-}
-
-/** Absolute path of a service binary, or an error that says how to get it. */
-export function requireBinary(service: Service): string {
-  return locateBinary(services[service]);
-}
-
-export function locateBinary({
-  binary,
-  install,
-  skipEnv,
-}: {
-  readonly binary: string;
-  readonly install: string;
-  readonly skipEnv: string;
-}): string {
-  try {
-    // sbin is not on every PATH, yet that is where Debian puts both daemons.
-    const path = `${process.env.PATH ?? ''}:/usr/sbin:/usr/local/sbin:/sbin`;
-    return execFileSync('sh', ['-c', `command -v ${binary}`], { env: { PATH: path } })
-      .toString()
-      .trim();
-  } catch {
-    throw new Error(`${binary} not found: ${install}, or set ${skipEnv}=1 to skip these tests`);
-  }
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return address.port;
-}
-
-/** Polls `probe` until it resolves true, or throws after `timeoutMs` with `what`. */
-export async function waitFor(
-  what: string,
-  probe: () => Promise<boolean>,
-  timeoutMs: number,
-  failed?: () => Error | undefined,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const failure = failed?.();
-    if (failure) throw failure;
-    if (await probe().catch(() => false)) return;
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }

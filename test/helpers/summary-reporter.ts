@@ -1,5 +1,6 @@
 import type { Reporter, TestModule } from 'vitest/node';
-import { isSkipped, type Service, services, serviceTag } from './services';
+import { type Service, services } from '../../scripts/lib/services';
+import { isSkipped, serviceTag } from './services';
 
 /**
  * Ends the run with one plain line `vouch: N passed, N failed, N skipped` (readable by

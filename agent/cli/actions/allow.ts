@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { dockerClient, inspectImage } from '../../content/docker';
 import { parseImageId } from '../../core/digest';
 import { asVouchError, VouchError } from '../../core/errors';
 import { normalizeImageName } from '../../core/images';
@@ -11,8 +12,7 @@ import {
   maxReasonLength,
   readAllowList,
   removeAllowEntries,
-} from '../../device/docker/allow';
-import { dockerClient, inspectImage } from '../../device/docker/client';
+} from '../../device/docker';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 

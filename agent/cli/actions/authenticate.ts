@@ -1,7 +1,7 @@
 import { parseSha256 } from '../../core/digest';
 import { VouchError } from '../../core/errors';
 import { safe } from '../../core/text';
-import { verifySubjects } from '../../device/verify/verify';
+import { verifySubjects } from '../../device/verify';
 import type { Context } from '../context';
 import { exitCodeOf } from './verify';
 

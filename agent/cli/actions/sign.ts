@@ -1,5 +1,7 @@
 import { unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { fileDigests } from '../../content/digests';
+import { dockerClient, imageSubjects } from '../../content/docker';
 import { parseSha256 } from '../../core/digest';
 import { serializeEnvelope, signEnvelope } from '../../core/dsse';
 import { toHex } from '../../core/encoding';
@@ -14,8 +16,6 @@ import {
 } from '../../core/statement';
 import { hasEscapedBytes } from '../../core/surrogate-escape';
 import { safe } from '../../core/text';
-import { dockerClient, imageSubjects } from '../../device/docker/client';
-import { fileDigests } from '../../device/verify/chunked';
 import { fsPath, makeDirectory, requireAbsent, writeFileDurably } from '../../files';
 import type { Context, Report } from '../context';
 import { ExitCode } from '../exit';

@@ -1,7 +1,12 @@
 import { safe } from '../../core/text';
-import { chooseMirrors, noMirror, syncFromMirrors, watchSync } from '../../device';
-import type { Applied } from '../../device/sync/apply';
-import type { Repaired } from '../../device/sync/sync';
+import {
+  type Applied,
+  chooseMirrors,
+  noMirror,
+  type Repaired,
+  syncFromMirrors,
+  watchSync,
+} from '../../device';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 

@@ -1,9 +1,8 @@
 import type Docker from 'dockerode';
+import { dockerClient } from '../../content/docker';
 import { safe } from '../../core/text';
-import { dockerClient } from '../../device/docker/client';
-import { deepPool } from '../../device/docker/deep';
-import { type ImageResult, verifyImage } from '../../device/docker/image';
-import { type OpenedTrust, openTrust } from '../../device/verify/verify';
+import { deepPool, type ImageResult, verifyImage } from '../../device/docker';
+import { type OpenedTrust, openTrust } from '../../device/verify';
 import type { Context } from '../context';
 import { describeState, exitCodeOf } from './verify';
 

@@ -3,15 +3,15 @@ import { errorKinds } from '../../core/errors';
 import { merkleAlgorithm } from '../../core/statement';
 import { severity } from '../../core/status';
 import { escapeText, safe } from '../../core/text';
-import type { DigestChoice } from '../../device/verify/chunked';
 import {
+  type DigestChoice,
   parseSubjectDigest,
   type Subject,
   type SubjectResult,
   type TrustSummary,
   type VerifyReport,
   verifySubjects,
-} from '../../device/verify/verify';
+} from '../../device/verify';
 import { fsPath } from '../../files';
 import type { Context } from '../context';
 import { ExitCode, exitCodeFor } from '../exit';

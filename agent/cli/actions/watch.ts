@@ -1,7 +1,6 @@
+import { dockerClient } from '../../content/docker';
 import { safe } from '../../core/text';
-import { dockerClient } from '../../device/docker/client';
-import type { EnforcementAction } from '../../device/docker/enforce';
-import { ImageWatcher, type VerdictEvent } from '../../device/docker/watch';
+import { type EnforcementAction, ImageWatcher, type VerdictEvent } from '../../device/docker';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 import { untilSignal } from './log';

@@ -5,10 +5,10 @@ import { createGunzip } from 'node:zlib';
 import type Docker from 'dockerode';
 import { extract as tarExtract } from 'tar-stream';
 import { z } from 'zod';
+import { dockerError } from '../../content/docker';
 import { VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
 import { type HashPool, plannedPool } from '../verify/pool';
-import { dockerError } from './client';
 import { exportImage, type ImageExport } from './export';
 
 /**

@@ -1,10 +1,10 @@
 import type Docker from 'dockerode';
 import type { EnforceMode, ImagePolicy } from '../../config';
+import { dockerError } from '../../content/docker';
 import type { ErrorCode } from '../../core/errors';
 import type { StatusName } from '../../core/status';
 import type { Logger } from '../../logger';
 import { type AllowEntry, allowEntryFor } from './allow';
-import { dockerError } from './client';
 import type { ImageResult } from './image';
 
 /**

@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import type { ImagePolicy } from '../../config';
+import { digestHex, inspectImage } from '../../content/docker';
 import { parseImageId } from '../../core/digest';
 import { asVouchError, type ErrorCode, VouchError } from '../../core/errors';
 import { type ImageRequirement, normalizeImageName, requirementFor } from '../../core/images';
@@ -9,7 +10,6 @@ import type { TrustState } from '../store/state';
 import { verdictFor } from '../store/verdict';
 import type { HashPool } from '../verify/pool';
 import { couldNotCheckOutcome, type IgnoredStatement, outcomeOf } from '../verify/verify';
-import { digestHex, inspectImage } from './client';
 import { deepCheck } from './deep';
 import { describeTreeDifference, dockerStorage, type TreeCheck, treeCheck } from './tree';
 

@@ -4,11 +4,11 @@ import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { z } from 'zod';
+import { digestHex, dockerError } from '../../content/docker';
 import { Crc64Iso } from '../../core/crc64';
 import { VouchError } from '../../core/errors';
 import { describeIssues } from '../../core/json';
 import { decodeSurrogateEscape } from '../../core/surrogate-escape';
-import { digestHex, dockerError } from './client';
 import { type LayerEntry, readTarSplit } from './tarsplit';
 
 /**

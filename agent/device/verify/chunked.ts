@@ -1,16 +1,16 @@
 import { stat } from 'node:fs/promises';
-import { VouchError } from '../../core/errors';
 import type { StatusOptions, Verdict } from '../../core/policy';
 import { type DigestAlgorithm, merkleAlgorithm, merkleLeafSize } from '../../core/statement';
 import { fsPath, ioError } from '../../files';
 import type { TrustState } from '../store/state';
 import { verdictFor } from '../store/verdict';
-import { type HashPool, plannedPool } from './pool';
+import type { HashPool } from './pool';
 
 /**
  * The chunked digest `merkle-sha256-1mib` (core/statement.ts) on the device: computed on
  * every worker of the hash pool, so one large file (an OS update bundle) is hashed on all
- * cores, where a plain SHA-256 runs on one.
+ * cores, where a plain SHA-256 runs on one. The publisher computes it for `sign --chunked`
+ * in agent/content/digests.ts.
  */
 
 /** `vouch verify file` looks files from this size on up by their chunked digest first. */
@@ -28,29 +28,6 @@ export async function mayHashChunked(
   if (choice === 'chunked') return true;
   const sizes = await Promise.all(paths.map((path) => sizeOf(path).catch(() => 0)));
   return sizes.some((size) => size >= chunkedFrom);
-}
-
-/** Both digests of each file, for `vouch sign --file PATH… --chunked`, on one pool. */
-export async function fileDigests(
-  paths: readonly string[],
-): Promise<{ readonly sha256: string; readonly merkle: string; readonly size: number }[]> {
-  const pool = await plannedPool(paths, { warm: Number.POSITIVE_INFINITY });
-  try {
-    return await Promise.all(
-      paths.map(async (path) => {
-        const [plain, chunked] = await Promise.all([
-          pool.hash(path),
-          pool.hashChunked(path, merkleLeafSize),
-        ]);
-        if (plain.size !== chunked.size) {
-          throw new VouchError('BAD_DATA', `${path} changed while it was being hashed`);
-        }
-        return { sha256: plain.sha256, merkle: chunked.root, size: plain.size };
-      }),
-    );
-  } finally {
-    await pool.close();
-  }
 }
 
 /** How `vouch verify file` picks the digest: `auto` as described at verifyFile, or only the chunked one. */

@@ -3,8 +3,8 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stateFiles } from '../../../agent/device/store/state';
+import { buildScratchImage, type Dockerd, startDockerd } from '../../../scripts/lib/dockerd';
 import { runCli } from '../../helpers/cli';
-import { buildScratchImage, type Dockerd, startDockerd } from '../../helpers/dockerd';
 import { describeWith } from '../../helpers/services';
 
 const noDocker = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };

@@ -5,8 +5,8 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvelope, serializeEnvelope, verifyEnvelope } from '../../../agent/core/dsse';
 import { parseStatement } from '../../../agent/core/statement';
+import { buildScratchImage, type Dockerd, startDockerd } from '../../../scripts/lib/dockerd';
 import { runCli } from '../../helpers/cli';
-import { buildScratchImage, type Dockerd, startDockerd } from '../../helpers/dockerd';
 import { describeWith } from '../../helpers/services';
 import { signRoot, testKey, testRoot } from '../../helpers/trust';
 

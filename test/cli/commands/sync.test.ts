@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../scripts/lib/services';
 import { runCli } from '../../helpers/cli';
 import { grow, stateOf, syncedDevice, testWorld, type World } from '../../helpers/device';
-import { waitFor } from '../../helpers/services';
 
 /**
  * Issue #13 item 9: after one `vouch sync --root R --mirror M`, a plain `vouch sync` works.

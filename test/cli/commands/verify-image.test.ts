@@ -5,8 +5,6 @@ import { dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ImageResult } from '../../../agent/device/docker/image';
-import { runCli } from '../../helpers/cli';
-import { cliBundle } from '../../helpers/device';
 import {
   buildScratchImage,
   type Dockerd,
@@ -14,7 +12,9 @@ import {
   layerStorage,
   loadArchive,
   startDockerd,
-} from '../../helpers/dockerd';
+} from '../../../scripts/lib/dockerd';
+import { runCli } from '../../helpers/cli';
+import { cliBundle } from '../../helpers/device';
 import { imageArchive, tarOf } from '../../helpers/oci';
 import { describeWith } from '../../helpers/services';
 

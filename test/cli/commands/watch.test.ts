@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { buildScratchImage, type Dockerd, startDockerd } from '../../../scripts/lib/dockerd';
+import { waitFor } from '../../../scripts/lib/services';
 import { runCli } from '../../helpers/cli';
 import { grow, signerId, testWorld, type World } from '../../helpers/device';
-import { buildScratchImage, type Dockerd, startDockerd } from '../../helpers/dockerd';
 import { pauseProgram } from '../../helpers/pause';
-import { describeWith, waitFor } from '../../helpers/services';
+import { describeWith } from '../../helpers/services';
 import { signedStatement } from '../../helpers/trust';
 
 let daemon: Dockerd;

@@ -17,7 +17,7 @@ import {
   layerStorage,
   loadArchive,
   startDockerd,
-} from '../../helpers/dockerd';
+} from '../../../scripts/lib/dockerd';
 import { rejectsWith } from '../../helpers/errors';
 import { imageArchive, tarOf } from '../../helpers/oci';
 import { describeWith } from '../../helpers/services';

@@ -11,11 +11,12 @@ import { syncFromMirrors } from '../../../agent/device';
 import { addAllowEntry } from '../../../agent/device/docker/allow';
 import type { EnforcementAction } from '../../../agent/device/docker/enforce';
 import { ImageWatcher, type VerdictEvent } from '../../../agent/device/docker/watch';
+import { buildScratchImage, type Dockerd, startDockerd } from '../../../scripts/lib/dockerd';
+import { waitFor } from '../../../scripts/lib/services';
 import { grow, signerId, testWorld, type World } from '../../helpers/device';
-import { buildScratchImage, type Dockerd, startDockerd } from '../../helpers/dockerd';
 import { rejectsWith } from '../../helpers/errors';
 import { pauseProgram } from '../../helpers/pause';
-import { describeWith, waitFor } from '../../helpers/services';
+import { describeWith } from '../../helpers/services';
 import { signedStatement } from '../../helpers/trust';
 
 /**

@@ -26,10 +26,10 @@ import {
   serveLog,
 } from '../../../agent/ledger';
 import { createLogger } from '../../../agent/logger';
+import { freePort } from '../../../scripts/lib/services';
 import { runCli } from '../../helpers/cli';
 import { cliBundle, grow, statement, testWorld, type World } from '../../helpers/device';
 import { testOrigin } from '../../helpers/log';
-import { freePort } from '../../helpers/services';
 
 /**
  * What a sync says when a mirror fails, against real HTTP servers: every error names the

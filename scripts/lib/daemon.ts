@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 
-/** A daemon started for a test, with the tail of its output for error messages. */
+/** A daemon started for a test or a benchmark, with the tail of its output for error messages. */
 export interface Daemon {
   readonly child: ChildProcess;
   /** Why it stopped, when it stopped before we asked it to. */

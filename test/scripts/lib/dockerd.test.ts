@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { extract } from 'tar-stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildScratchImage, type Dockerd, startDockerd } from './dockerd';
-import { describeWith } from './services';
+import { buildScratchImage, type Dockerd, startDockerd } from '../../../scripts/lib/dockerd';
+import { describeWith } from '../../helpers/services';
 
 async function bytes(stream: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
-import { type Daemon, startDaemon } from './process';
+import { type Daemon, startDaemon } from './daemon';
 import { requireBinary, waitFor } from './services';
 
 export interface Dockerd {

@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import { VouchError } from '../../../agent/core/errors';
-import { dockerClient, imageSubjects } from '../../../agent/device/docker/client';
+import { dockerClient, imageSubjects } from '../../agent/content/docker';
+import { VouchError } from '../../agent/core/errors';
 
 describe('dockerClient', () => {
   const socketOf = (docker: Docker) =>

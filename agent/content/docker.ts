@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import type Docker from 'dockerode';
-import { parseImageId } from '../../core/digest';
-import { VouchError } from '../../core/errors';
-import type { Subject } from '../../core/statement';
+import { parseImageId } from '../core/digest';
+import { VouchError } from '../core/errors';
+import type { Subject } from '../core/statement';
 
 const defaultSocket = '/var/run/docker.sock';
 /** Home Assistant OS has the Engine socket here, with no /var/run link to it. */

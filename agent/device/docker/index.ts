@@ -1,0 +1,12 @@
+export {
+  type AllowEntry,
+  type AllowTarget,
+  addAllowEntry,
+  maxReasonLength,
+  readAllowList,
+  removeAllowEntries,
+} from './allow';
+export { type DeepCheck, type DeepLayer, deepCheck, deepPool } from './deep';
+export type { EnforcementAction } from './enforce';
+export { type ImageResult, type ImageVerifyOptions, verifyImage } from './image';
+export { ImageWatcher, type VerdictEvent } from './watch';
