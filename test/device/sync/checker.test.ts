@@ -65,7 +65,7 @@ function indexed(batches: readonly RecordBatch[]) {
   return [...builder.build().records()];
 }
 
-const threaded = EntryChecker.for(root, 10 * fullWidth);
+const threaded = await EntryChecker.for(root, 10 * fullWidth);
 afterAll(() => threaded.close());
 
 describe('entry bundle checks', () => {
@@ -107,7 +107,7 @@ describe('entry bundle checks', () => {
   });
 
   it('gives the same answers on worker threads as inline', async () => {
-    const inline = EntryChecker.for(root, 10);
+    const inline = await EntryChecker.for(root, 10);
     const runs: BundleRun[] = bundles.map((bundle, i) => ({
       tile: bundle.tile,
       bytes: bundle.bytes,
