@@ -70,7 +70,7 @@ export class EntryChecker {
       state: () => ({ checks: new Set<number>() }),
       receive: (thread, reply) => this.#receive(thread, reply),
       stopped: (thread, failure) => this.#died(thread, failure),
-      closed: () => new VouchError('INTERNAL', 'the entry checker was closed'),
+      closed: checkerClosed,
     });
   }
 
@@ -108,8 +108,8 @@ export class EntryChecker {
   /** Stops the threads; checks still running fail. A second call waits for the first. */
   async close(): Promise<void> {
     await this.#group?.close();
-    const closed = new VouchError('INTERNAL', 'the entry checker was closed');
-    for (const id of this.#checks.keys()) this.#settle(id, closed);
+    const closed = checkerClosed();
+    for (const id of this.#checks.keys()) this.#take(id)?.reject(closed);
   }
 
   /** Gives check `id` to the thread that holds fewest. */
@@ -123,7 +123,7 @@ export class EntryChecker {
       thread.checks.add(id);
       group.send(thread, { op: 'check', id, ...check.run } satisfies CheckRequest);
     } catch (error) {
-      this.#settle(id, error);
+      this.#take(id)?.reject(error);
     }
   }
 
@@ -131,7 +131,7 @@ export class EntryChecker {
     // A thread given up holds nothing any more: what it still says is not waited for.
     if (!thread.checks.delete(reply.id)) return;
     this.#group?.answered(thread);
-    this.#settle(reply.id, undefined, reply);
+    this.#take(reply.id)?.resolve(reply);
   }
 
   /**
@@ -146,15 +146,19 @@ export class EntryChecker {
     for (const id of ids) {
       const check = this.#checks.get(id);
       if (!check) continue;
-      if (this.#group?.broken || check.tries >= maxTries) this.#settle(id, failure);
+      if (this.#group?.broken || check.tries >= maxTries) this.#take(id)?.reject(failure);
       else this.#dispatch(id);
     }
   }
 
-  #settle(id: number, error: unknown, result?: CheckedEntries): void {
+  /** Check `id`, no longer waited for here: the caller settles it. */
+  #take(id: number): Check | undefined {
     const check = this.#checks.get(id);
     this.#checks.delete(id);
-    if (result) check?.resolve(result);
-    else check?.reject(error);
+    return check;
   }
+}
+
+function checkerClosed(): VouchError {
+  return new VouchError('INTERNAL', 'the entry checker was closed');
 }

@@ -40,7 +40,8 @@ export interface GroupOptions<S, M> {
   receive(thread: Thread<S>, message: M): void;
   /**
    * A thread stopped: `failure` (WORKER_FAILED) is for the jobs it held. Another thread has
-   * taken its place by now, unless the group is `broken`.
+   * taken its place by now, unless the group is `broken`. Comes during the group's
+   * construction too, for an adopted worker that had stopped already.
    */
   stopped(thread: Thread<S>, failure: VouchError): void;
   /**
