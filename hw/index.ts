@@ -1,5 +1,5 @@
 export { type Arch, type CpuInfo, parseCpuInfo } from './cpuinfo';
-export { type HashPlan, planHashing } from './plan';
+export { type HashPlan, planChecking, planHashing } from './plan';
 export { type HardwareProfile, type ProfileOptions, readProfile } from './profile';
 export {
   decodeRevision,

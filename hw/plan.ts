@@ -127,6 +127,22 @@ export function planHashing(profile: HardwareProfile): HashPlan {
   return { workers, chunkSize, inFlightBytes, reasons };
 }
 
+/**
+ * Threads at most for a sync's entry checks: each thread is a V8 isolate with its own heap and
+ * a copy of each bundle it checks, and the main thread, which applies every bundle's results
+ * in log order, soon limits the sync beyond that.
+ */
+const maxCheckers = 8;
+
+/**
+ * Threads that check a sync's entry bundles (agent/device/sync/checker.ts): the Ed25519
+ * signature checks are most of a sync's CPU time and spread over every core we may use —
+ * `profile.cores`, which counts a cgroup v2 CPU quota — up to {@link maxCheckers}.
+ */
+export function planChecking(profile: HardwareProfile): number {
+  return Math.max(1, Math.min(profile.cores, maxCheckers));
+}
+
 function rate(bytesPerSecond: number): string {
   return `${Math.round(bytesPerSecond / MB)} MB/s`;
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { planHashing } from '../../hw/plan';
+import { planChecking, planHashing } from '../../hw/plan';
 import { type HardwareProfile, readProfile } from '../../hw/profile';
 import type { StorageClass } from '../../hw/storage';
 
@@ -58,6 +58,25 @@ describe('planHashing on the fixture boards', () => {
     const sd = { path: '/boot', mount: '/boot', device: 'mmcblk0p1', class: 'sd' as const };
     expect(planHashing({ ...pi4, storage: [sd, ...pi4.storage] }).workers).toBe(3);
     expect(planHashing({ ...pi4, storage: [sd] }).workers).toBe(1);
+  });
+});
+
+describe('planChecking: threads for the entry checks of a sync', () => {
+  it.each([
+    ['pi3b-sd', 4],
+    ['pi4-usb', 4],
+    ['rk3588-emmc', 8],
+    // Four processors listed, a cgroup v2 quota of two CPUs: two threads.
+    ['x86-64-container', 2],
+  ])('%s: %i threads, one per core it may use', async (board, threads) => {
+    expect(planChecking(await fixture(board, '/'))).toBe(threads);
+  });
+
+  it('is one per core, at least one, at most eight', async () => {
+    const pi4 = await fixture('pi4-usb', '/mnt/data');
+    expect(planChecking({ ...pi4, cores: 1 })).toBe(1);
+    expect(planChecking({ ...pi4, cores: 3 })).toBe(3);
+    expect(planChecking({ ...pi4, cores: 64 })).toBe(8);
   });
 });
 

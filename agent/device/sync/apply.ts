@@ -338,7 +338,7 @@ export async function applyEntries(
   if (range.size !== startAt)
     throw new VouchError('INTERNAL', 'entries must start at 0 or the held size');
   if (!anchor) await markFirstCommit(ctx.dir);
-  const checker = EntryChecker.for(incoming.root, size - held.size);
+  const checker = await EntryChecker.for(incoming.root, size - held.size);
   const writer = await EntriesWriter.open(ctx.dir, held.entriesBytes, held.entriesHash.copy());
   let committed = false;
   try {

@@ -27,3 +27,5 @@ port.on('message', (request: CheckRequest) => {
     checked.records.rows.buffer as ArrayBuffer,
   ]);
 });
+// The checker's worker group takes a thread's first message as a sign that its code loaded.
+port.postMessage({ op: 'ready' });

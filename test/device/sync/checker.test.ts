@@ -1,15 +1,24 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { hashLeaf } from '../../../agent/core/merkle';
 import { encodeEntryBundle, fullWidth } from '../../../agent/core/tiles';
+import { syncFromMirrors } from '../../../agent/device';
 import { type RecordBatch, SubjectIndex } from '../../../agent/device/store/subjects';
 import { EntryChecker } from '../../../agent/device/sync/checker';
 import { type BundleRun, checkEntries } from '../../../agent/device/sync/entries';
+import { createLogger } from '../../../agent/logger';
+import { planChecking, readProfile } from '../../../hw';
+import { grow, stateOf, testWorld } from '../../helpers/device';
 import { signedStatement, testKey, testRoot } from '../../helpers/trust';
 
 /**
  * The per-bundle checks of a sync (entries.ts), inline and on worker threads: every entry
  * hashed, every statement's signature, signer and scope checked, the invalid ones
- * reported rather than indexed, the same answers from the threads as inline.
+ * reported rather than indexed, the same answers from the threads as inline — as many
+ * threads as the hardware plan says, and the same answers when one of them dies.
  */
 
 const signerId = 'notary@example.org';
@@ -65,7 +74,7 @@ function indexed(batches: readonly RecordBatch[]) {
   return [...builder.build().records()];
 }
 
-const threaded = EntryChecker.for(root, 10 * fullWidth);
+const threaded = await EntryChecker.for(root, 10 * fullWidth);
 afterAll(() => threaded.close());
 
 describe('entry bundle checks', () => {
@@ -107,7 +116,7 @@ describe('entry bundle checks', () => {
   });
 
   it('gives the same answers on worker threads as inline', async () => {
-    const inline = EntryChecker.for(root, 10);
+    const inline = await EntryChecker.for(root, 10);
     const runs: BundleRun[] = bundles.map((bundle, i) => ({
       tile: bundle.tile,
       bytes: bundle.bytes,
@@ -125,5 +134,145 @@ describe('entry bundle checks', () => {
     expect(onThreads.map((c) => c.skipped)).toEqual(here.map((c) => c.skipped));
     expect(indexed(onThreads.map((c) => c.records))).toEqual(indexed(here.map((c) => c.records)));
     expect(indexed(here.map((c) => c.records)).length).toBeGreaterThan(3 * 200);
+  });
+});
+
+const runs: BundleRun[] = bundles.flatMap((bundle, i) =>
+  [0, 100].map((from) => ({ tile: bundle.tile, bytes: bundle.bytes, from, checkFrom: from + i })),
+);
+/** What the checks of `runs` give, inline: the answers every checker must give. */
+const expected = await Promise.all(runs.map((run) => checkEntries(root, run)));
+const thisMachine = await readProfile({ root: '/', paths: [] });
+
+function comparable(checked: readonly { leafHashes: Uint8Array; skipped: unknown[] }[]) {
+  return checked.map((c) => ({ leafHashes: Buffer.from(c.leafHashes), skipped: c.skipped }));
+}
+
+describe('the entry checker on worker threads', () => {
+  it('runs as many threads as the hardware plan says, none for a small sync', async () => {
+    expect(threaded.threads).toHaveLength(planChecking(thisMachine));
+    const one = await EntryChecker.for(root, 10 * fullWidth, { ...thisMachine, cores: 1 });
+    const three = await EntryChecker.for(root, 1024, { ...thisMachine, cores: 3 });
+    const inline = await EntryChecker.for(root, 1023, { ...thisMachine, cores: 3 });
+    try {
+      expect(one.threads).toHaveLength(1);
+      expect(three.threads).toHaveLength(3);
+      expect(inline.threads).toHaveLength(0);
+      const checked = await Promise.all(runs.map((run) => one.check(run)));
+      expect(comparable(checked)).toEqual(comparable(expected));
+    } finally {
+      await Promise.all([one.close(), three.close(), inline.close()]);
+    }
+  });
+
+  it('checks on when a thread dies mid-check: a new thread runs its checks again, same answers', async () => {
+    const checker = await EntryChecker.for(root, 10 * fullWidth, { ...thisMachine, cores: 2 });
+    try {
+      // Both threads loaded and idle.
+      await Promise.all(runs.slice(0, 2).map((run) => checker.check(run)));
+      const [killed, survivor] = checker.threads;
+      const checking = Promise.all(runs.map((run) => checker.check(run)));
+      await killed?.terminate();
+      const checked = await checking;
+      expect(comparable(checked)).toEqual(comparable(expected));
+      expect(checked.map((c) => indexed([c.records]))).toEqual(
+        expected.map((c) => indexed([c.records])),
+      );
+      expect(checker.threads).toHaveLength(2);
+      expect(checker.threads).not.toContain(killed);
+      expect(checker.threads).toContain(survivor);
+      // And again, all on the threads it has now.
+      const again = await Promise.all(runs.map((run) => checker.check(run)));
+      expect(comparable(again)).toEqual(comparable(expected));
+    } finally {
+      await checker.close();
+    }
+  });
+
+  it('fails a check that ends every thread it is given, after its second, with WORKER_FAILED', async () => {
+    const checker = await EntryChecker.for(root, 10 * fullWidth, { ...thisMachine, cores: 2 });
+    try {
+      // Bytes that are no entry bundle throw in the thread (a sync decodes bundles first, so
+      // only a bug gets here): inline, that error; on threads, each thread it reaches ends.
+      const poison = { tile: { level: 0, index: 0, width: 3 }, bytes: new Uint8Array(1) };
+      const run = { ...poison, from: 0, checkFrom: 0 };
+      const threadsBefore = [...checker.threads];
+      await expect(checker.check(run)).rejects.toMatchObject({
+        code: 'WORKER_FAILED',
+        message: expect.stringMatching(/^a sync checker thread stopped: /),
+      });
+      // It ended the thread it was given and the new one that took its place; the other stays.
+      expect(checker.threads).toHaveLength(2);
+      expect(checker.threads.filter((t) => threadsBefore.includes(t))).toHaveLength(1);
+      const checked = await Promise.all(runs.map((r) => checker.check(r)));
+      expect(comparable(checked)).toEqual(comparable(expected));
+    } finally {
+      await checker.close();
+    }
+  });
+
+  it('fails checks still running when closed, and refuses new ones', async () => {
+    const checker = await EntryChecker.for(root, 10 * fullWidth, { ...thisMachine, cores: 1 });
+    const running = checker.check(runs[0] as BundleRun);
+    await checker.close();
+    const closed = { code: 'INTERNAL', message: 'the entry checker was closed' };
+    await expect(running).rejects.toMatchObject(closed);
+    await expect(checker.check(runs[0] as BundleRun)).rejects.toMatchObject(closed);
+  });
+});
+
+describe('a sync whose checker thread dies', () => {
+  it('completes with the same state as a sync where none does', { timeout: 120_000 }, async () => {
+    // Eight full bundles: checked on threads (1024 entries or more).
+    const world = await testWorld();
+    await grow(world, 8 * fullWidth);
+    const logger = createLogger('cli', 'silent');
+    const sync = async () => {
+      const stateDir = await mkdtemp(join(tmpdir(), 'vouch-checker-'));
+      const { added, indexed, skipped } = await syncFromMirrors({
+        stateDir,
+        mirrors: [world.mirror],
+        rootPath: world.rootPath,
+        timeoutMs: 10_000,
+        maxBundleBytes: 1 << 24,
+        logger,
+      });
+      const state = await stateOf(stateDir);
+      return {
+        report: { added, indexed, skipped },
+        state: {
+          root: Buffer.from(state.range.root()).toString('hex'),
+          rows: state.index.rows,
+          indexSha256: state.indexSha256,
+          entriesBytes: state.entriesBytes,
+          entriesSha256: state.entriesSha256,
+        },
+      };
+    };
+    const undisturbed = await sync();
+
+    // The sync's checker, with its first thread stopped once the first check is back: the
+    // checks that thread still holds (bundles are checked ahead) must run again elsewhere.
+    const make = EntryChecker.for.bind(EntryChecker);
+    let killed: Promise<number> | undefined;
+    const spy = vi.spyOn(EntryChecker, 'for').mockImplementation(async (...args) => {
+      const checker = await make(...args);
+      const check = checker.check.bind(checker);
+      checker.check = (run) => {
+        const checking = check(run);
+        killed ??= checking.then(() => (checker.threads[0] as Worker).terminate());
+        return checking;
+      };
+      return checker;
+    });
+    try {
+      const disturbed = await sync();
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(await killed).toBe(1);
+      expect(disturbed).toEqual(undisturbed);
+      expect(disturbed.report.added).toBe(8 * fullWidth);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

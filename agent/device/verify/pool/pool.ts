@@ -1,11 +1,16 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Worker } from 'node:worker_threads';
-import { planHashing, readProfile } from '../../../hw';
-import { VouchError } from '../../core/errors';
-import { CompactRange } from '../../core/merkle';
-import { openExistingFile } from '../../files';
-import { startWorker } from '../worker';
+import { planHashing, readProfile } from '../../../../hw';
+import { VouchError } from '../../../core/errors';
+import { CompactRange } from '../../../core/merkle';
+import { openExistingFile } from '../../../files';
+import { adoptable, type Thread as GroupThread, WorkerGroup } from '../../workers/group';
+import { startWorker } from '../../workers/worker';
+import { Buffers } from './buffers';
+import { Job } from './job';
 import type { Reply, Request } from './protocol';
+import { Semaphore } from './semaphore';
+import { type Input, ioError, streamInput } from './stream';
 
 /**
  * SHA-256 on worker threads, sized by the hashing plan (hw/plan.ts). A file is read by the
@@ -25,8 +30,8 @@ import type { Reply, Request } from './protocol';
  *   worker. The leaf size is the caller's: a digest that is recorded (statement.ts
  *   `merkle-sha256-1mib`) fixes it, whatever the plan's chunk size.
  *
- * A worker that dies fails the jobs it held with WORKER_FAILED and is replaced; a job never
- * waits for a thread that is gone.
+ * The threads are a worker group (workers/group.ts): a worker that dies fails the jobs it
+ * held with WORKER_FAILED and is replaced; a job never waits for a thread that is gone.
  */
 
 export interface PoolOptions {
@@ -79,41 +84,32 @@ export async function plannedPool(
   }
 }
 
-/** Workers whose code loaded: they sent their first message, `ready` (hash.worker.ts). */
-const loaded = new WeakSet<Worker>();
-/**
- * Workers that stopped, and why. Watched from the start: a worker booted before its pool
- * exists (plannedPool) may fail meanwhile, and an 'error' nobody listens to ends the process.
- */
-const stopped = new WeakMap<Worker, Error>();
-
 /** A hash worker for a pool to adopt (`new HashPool(options, worker)`). */
 export function startHashWorker(): Worker {
-  const worker = startWorker(import.meta.url, 'hash');
-  worker.once('message', () => loaded.add(worker));
-  const stop = (error: Error) => {
-    if (!stopped.has(worker)) stopped.set(worker, error);
-  };
-  worker.on('error', stop);
-  worker.on('exit', (code) => stop(new Error(`exit code ${code}`)));
-  return worker;
+  return adoptable(startWorker(import.meta.url, 'hash'));
 }
+
+/** What the pool keeps of each of its threads. */
+interface Holding {
+  /** Bytes of the pool's buffers the thread holds. */
+  holding: number;
+  readonly jobs: Set<Job<Thread>>;
+}
+
+type Thread = GroupThread<Holding>;
+
+/** Replies after the first, `ready`, which the group takes. */
+type Answer = Exclude<Reply, { op: 'ready' }>;
 
 export class HashPool {
   readonly #chunkSize: number;
-  readonly #workers: number;
   /** Bytes one plain-digest job may have in flight: its share of the pool's budget. */
   readonly #window: number;
   readonly #buffers: Buffers;
   readonly #turns: Semaphore;
-  readonly #threads: Thread[] = [];
-  readonly #jobs = new Map<number, Job>();
+  readonly #group: WorkerGroup<Holding, Answer>;
+  readonly #jobs = new Map<number, Job<Thread>>();
   #nextJob = 0;
-  #closed = false;
-  /** Workers in a row that died before they were ready. */
-  #failedStarts = 0;
-  /** Set when workers keep dying before they load: their code is missing or broken. */
-  #broken: VouchError | undefined;
 
   /** `booted`: a worker started for this pool before it was made (plannedPool). */
   constructor({ workers, chunkSize, inFlightBytes, warm = 1 }: PoolOptions, booted?: Worker) {
@@ -127,30 +123,38 @@ export class HashPool {
       }
     }
     this.#chunkSize = chunkSize;
-    this.#workers = workers;
     this.#window = Math.max(chunkSize, Math.floor(inFlightBytes / workers / chunkSize) * chunkSize);
     this.#buffers = new Buffers(inFlightBytes);
     this.#turns = new Semaphore(workers);
-    // `warm` workers boot now, the others when there is work for them (#lightest): one
+    // `warm` workers boot now, the others when there is work for them (lightest): one
     // file's plain digest needs one, and each costs a boot (docs/performance.md).
-    if (booted) {
-      const thread = this.#adopt(booted);
-      this.#threads.push(thread);
-      const gone = stopped.get(booted);
-      if (gone) this.#died(thread, gone);
-    }
-    while (this.#threads.length < Math.min(Math.max(warm, 1), workers))
-      this.#threads.push(this.#start());
+    this.#group = new WorkerGroup(
+      {
+        name: 'hash worker',
+        size: workers,
+        warm,
+        start: startHashWorker,
+        state: () => ({ holding: 0, jobs: new Set<Job<Thread>>() }),
+        receive: (thread, reply) => this.#receive(thread, reply),
+        stopped: (thread, failure) => this.#died(thread, failure),
+        // A job's file is closed once no thread has the job.
+        exited: (thread) => {
+          for (const job of thread.jobs) job.release(thread);
+        },
+        closed: poolClosed,
+      },
+      booted,
+    );
   }
 
   /** The worker threads started so far, for observing them (tests stop one to check recovery). */
   get threads(): readonly Worker[] {
-    return this.#threads.map((thread) => thread.worker);
+    return this.#group.workers;
   }
 
   /** `onProgress` gets the bytes read so far, now and then (for a progress bar). */
   async hash(source: Source, onProgress?: (bytes: number) => void): Promise<Digest> {
-    this.#check();
+    this.#group.check();
     await this.#turns.take();
     try {
       return typeof source === 'string'
@@ -170,7 +174,7 @@ export class HashPool {
     job.onProgress = onProgress;
     try {
       return await this.#withFile(path, job, async ({ fd }) => {
-        const thread = this.#lightest((t) => t.jobs.size);
+        const thread = this.#group.lightest((t) => t.jobs.size);
         this.#assign(thread, job);
         const chunkSize = this.#chunkSize;
         this.#send(thread, job, { op: 'file', job: job.id, fd, chunkSize, readAhead });
@@ -190,7 +194,7 @@ export class HashPool {
     const job = this.#begin();
     const input = streamInput(source);
     try {
-      const thread = this.#lightest((t) => t.jobs.size);
+      const thread = this.#group.lightest((t) => t.jobs.size);
       this.#assign(thread, job);
       let size = 0;
       for (;;) {
@@ -209,7 +213,7 @@ export class HashPool {
       this.#send(thread, job, { op: 'digest', job: job.id });
       return { sha256: hex((await job.digest()).digest), size };
     } catch (error) {
-      for (const thread of job.threads) this.#post(thread, { op: 'drop', job: job.id });
+      this.#drop(job);
       throw error;
     } finally {
       this.#end(job);
@@ -223,7 +227,7 @@ export class HashPool {
     leafSize: number,
     onProgress?: (bytes: number) => void,
   ): Promise<ChunkedDigest> {
-    this.#check();
+    this.#group.check();
     if (!Number.isSafeInteger(leafSize) || leafSize < 1) {
       throw new VouchError('INTERNAL', 'hash pool: leaf size must be an integer ≥ 1');
     }
@@ -261,11 +265,11 @@ export class HashPool {
    * A file's leaves, on every worker: each takes the next chunk index from a shared counter
    * until none is left. Returns the number of chunks.
    */
-  async #chunkedFile(path: string, leafSize: number, job: Job): Promise<number> {
+  async #chunkedFile(path: string, leafSize: number, job: Job<Thread>): Promise<number> {
     const claims = new BigInt64Array(new SharedArrayBuffer(8));
     return this.#withFile(path, job, async (file, size) => {
       const fd = file.fd;
-      for (const thread of this.#everyThread()) {
+      for (const thread of this.#group.all()) {
         this.#assign(thread, job);
         const chunkSize = this.#chunkSize;
         this.#send(thread, job, {
@@ -296,7 +300,7 @@ export class HashPool {
   async #chunkedStream(
     source: AsyncIterable<Uint8Array>,
     leafSize: number,
-    job: Job,
+    job: Job<Thread>,
   ): Promise<number> {
     const input = streamInput(source);
     let chunks = 0;
@@ -309,7 +313,7 @@ export class HashPool {
           this.#buffers.release(buffer);
           break;
         }
-        const thread = this.#lightest((t) => t.holding);
+        const thread = this.#group.lightest((t) => t.holding);
         this.#assign(thread, job);
         const index = chunks++;
         this.#send(thread, job, { op: 'leaf', job: job.id, index, buffer, length }, buffer);
@@ -319,7 +323,7 @@ export class HashPool {
       await job.until(() => job.inFlight === 0);
       return chunks;
     } catch (error) {
-      for (const thread of job.threads) this.#post(thread, { op: 'drop', job: job.id });
+      this.#drop(job);
       throw error;
     } finally {
       await input.close();
@@ -328,27 +332,21 @@ export class HashPool {
 
   /** Stops the workers; jobs still running fail. */
   async close(): Promise<void> {
-    this.#closed = true;
     // The workers stop first: a job's file is closed only once nothing reads it.
-    await Promise.all(this.#threads.map((thread) => thread.worker.terminate()));
+    await this.#group.close();
     const closed = poolClosed();
     for (const job of this.#jobs.values()) job.fail(closed);
     this.#buffers.close(closed);
   }
 
-  #check(): void {
-    if (this.#closed) throw poolClosed();
-    if (this.#broken) throw this.#broken;
-  }
-
-  #begin(): Job {
-    this.#check();
-    const job = new Job(this.#nextJob++);
+  #begin(): Job<Thread> {
+    this.#group.check();
+    const job = new Job<Thread>(this.#nextJob++);
     this.#jobs.set(job.id, job);
     return job;
   }
 
-  #end(job: Job): void {
+  #end(job: Job<Thread>): void {
     this.#jobs.delete(job.id);
     for (const thread of job.threads) thread.jobs.delete(job);
   }
@@ -359,7 +357,7 @@ export class HashPool {
    */
   async #withFile<T>(
     path: string,
-    job: Job,
+    job: Job<Thread>,
     body: (file: FileHandle, size: number) => Promise<T>,
   ): Promise<T> {
     // A regular file only: a FIFO or a device would block the workers or never end.
@@ -381,7 +379,7 @@ export class HashPool {
   }
 
   /** Fills `buffer` from the input; the buffer stays the caller's unless this throws. */
-  async #fill(input: Input, buffer: ArrayBuffer, job: Job): Promise<number> {
+  async #fill(input: Input, buffer: ArrayBuffer, job: Job<Thread>): Promise<number> {
     try {
       job.check();
       const length = await input.read(new Uint8Array(buffer));
@@ -394,88 +392,27 @@ export class HashPool {
     }
   }
 
-  /** The live thread with the least `load`; a new one while none is idle and there is room. */
-  #lightest(load: (thread: Thread) => number): Thread {
-    let best: Thread | undefined;
-    for (const thread of this.#threads) {
-      if (!thread.dead && (!best || load(thread) < load(best))) best = thread;
-    }
-    if ((!best || load(best) > 0) && this.#threads.length < this.#workers && !this.#broken) {
-      best = this.#start();
-      this.#threads.push(best);
-    }
-    if (!best) throw this.#broken ?? new VouchError('WORKER_FAILED', 'no hash worker is running');
-    return best;
-  }
-
-  /** Every live thread, all `workers` of them started. */
-  #everyThread(): Thread[] {
-    while (this.#threads.length < this.#workers && !this.#broken) {
-      this.#threads.push(this.#start());
-    }
-    const live = this.#threads.filter((thread) => !thread.dead);
-    if (live.length === 0) {
-      throw this.#broken ?? new VouchError('WORKER_FAILED', 'no hash worker is running');
-    }
-    return live;
-  }
-
-  #assign(thread: Thread, job: Job): void {
+  #assign(thread: Thread, job: Job<Thread>): void {
     thread.jobs.add(job);
     job.threads.add(thread);
   }
 
   /** A request that gets one final reply (and, for files, progress before it). */
-  #send(thread: Thread, job: Job, request: Request, buffer?: ArrayBuffer): void {
+  #send(thread: Thread, job: Job<Thread>, request: Request, buffer?: ArrayBuffer): void {
     if (buffer) {
       thread.holding += buffer.byteLength;
       job.inFlight += buffer.byteLength;
     }
-    if (thread.pending++ === 0) thread.worker.ref();
-    this.#post(thread, request, buffer);
+    this.#group.send(thread, request, buffer ? [buffer] : []);
   }
 
-  #post(thread: Thread, request: Request, buffer?: ArrayBuffer): void {
-    if (!thread.dead) thread.worker.postMessage(request, buffer ? [buffer] : []);
+  /** Tells the threads of a job that failed on the reading side to forget it. */
+  #drop(job: Job<Thread>): void {
+    const request: Request = { op: 'drop', job: job.id };
+    for (const thread of job.threads) this.#group.post(thread, request);
   }
 
-  #start(): Thread {
-    // A job that was opening its file when close() came starts none: nothing would stop it.
-    if (this.#closed) throw poolClosed();
-    return this.#adopt(startHashWorker());
-  }
-
-  #adopt(worker: Worker): Thread {
-    const thread: Thread = {
-      worker,
-      dead: false,
-      pending: 0,
-      holding: 0,
-      jobs: new Set(),
-    };
-    // Idle workers do not keep the process alive; busy ones do (see #send).
-    thread.worker.unref();
-    thread.worker.on('message', (reply: Reply) => this.#receive(thread, reply));
-    thread.worker.on('error', (error) => this.#died(thread, error));
-    // A reply lost: the thread is given up, and stopped so that it reads no file any more.
-    thread.worker.on('messageerror', (error) => {
-      this.#died(thread, error);
-      void thread.worker.terminate();
-    });
-    thread.worker.on('exit', (code) => {
-      this.#died(thread, new Error(`exit code ${code}`));
-      // Only now does it read nothing: 'error' comes at once, 'exit' once the thread's
-      // reads in flight ended. A job's file is closed once no thread has the job.
-      for (const job of thread.jobs) job.release(thread);
-    });
-    return thread;
-  }
-
-  #receive(thread: Thread, reply: Reply): void {
-    if (reply.op === 'ready') {
-      this.#failedStarts = 0;
-      return;
-    }
+  #receive(thread: Thread, reply: Answer): void {
     const job = this.#jobs.get(reply.job);
     switch (reply.op) {
       case 'progress':
@@ -514,245 +451,24 @@ export class HashPool {
   }
 
   /** A request's final reply: the thread may idle; with `job`, it is done with that job. */
-  #answered(thread: Thread, job?: Job): void {
-    if (--thread.pending === 0) thread.worker.unref();
+  #answered(thread: Thread, job?: Job<Thread>): void {
+    this.#group.answered(thread);
     if (job) {
       job.release(thread);
       thread.jobs.delete(job);
     }
   }
 
-  #died(thread: Thread, error: Error): void {
-    if (thread.dead) return;
-    thread.dead = true;
-    if (this.#closed) return;
-    const failure = new VouchError('WORKER_FAILED', `a hash worker stopped: ${error.message}`, {
-      cause: error,
-    });
-    // What it held is gone with it: the budget gets those bytes back.
+  /** A thread stopped: what it held is gone with it. */
+  #died(thread: Thread, failure: VouchError): void {
+    // The budget gets its bytes back.
     this.#buffers.lose(thread.holding);
     for (const job of thread.jobs) job.fail(failure);
-    if (!loaded.has(thread.worker) && ++this.#failedStarts >= maxFailedStarts) {
-      this.#broken ??= failure;
-      return;
-    }
-    this.#threads[this.#threads.indexOf(thread)] = this.#start();
   }
-}
-
-/** Startup deaths in a row after which the pool gives up instead of respawning forever. */
-const maxFailedStarts = 3;
-
-interface Thread {
-  readonly worker: Worker;
-  dead: boolean;
-  /** Requests awaiting a reply. */
-  pending: number;
-  /** Bytes of the pool's buffers the thread holds. */
-  holding: number;
-  readonly jobs: Set<Job>;
-}
-
-/** One hashing job: bytes in flight, the threads on it, its failure, its result. */
-class Job {
-  inFlight = 0;
-  failure: unknown;
-  /** The file hashed, for messages. */
-  path = '';
-  /** Threads the job was given to; for a file, those still reading it. */
-  readonly threads = new Set<Thread>();
-  onProgress: ((bytes: number) => void) | undefined;
-  onLeaf: ((index: number, hash: Uint8Array) => void) | undefined;
-  onHashed: ((bytes: number) => void) | undefined;
-  #result: { readonly digest: Uint8Array; readonly size: number } | undefined;
-  #wake: (() => void)[] = [];
-
-  constructor(readonly id: number) {}
-
-  check(): void {
-    if (this.failure !== undefined) throw this.failure;
-  }
-
-  /** Resolves once `ready()` holds; rejects as soon as the job fails. */
-  async until(ready: () => boolean): Promise<void> {
-    for (this.check(); !ready(); this.check()) await this.#next();
-  }
-
-  /** Resolves once no thread has the job any longer, failed or not. */
-  async drained(): Promise<void> {
-    while (this.threads.size > 0) await this.#next();
-  }
-
-  async digest(): Promise<{ readonly digest: Uint8Array; readonly size: number }> {
-    await this.until(() => this.#result !== undefined);
-    return this.#result as { readonly digest: Uint8Array; readonly size: number };
-  }
-
-  /** Calls a progress callback; one that throws fails the job (it runs in a message handler). */
-  report(callback: ((bytes: number) => void) | undefined, bytes: number): void {
-    try {
-      callback?.(bytes);
-    } catch (error) {
-      this.fail(error);
-    }
-  }
-
-  acknowledge(bytes: number): void {
-    this.inFlight -= bytes;
-    this.#notify();
-  }
-
-  release(thread: Thread): void {
-    this.threads.delete(thread);
-    this.#notify();
-  }
-
-  settle(result: { readonly digest: Uint8Array; readonly size: number }): void {
-    this.#result = result;
-    this.#notify();
-  }
-
-  fail(error: unknown): void {
-    this.failure ??= error;
-    this.#notify();
-  }
-
-  #next(): Promise<void> {
-    return new Promise<void>((resolve) => this.#wake.push(resolve));
-  }
-
-  #notify(): void {
-    for (const wake of this.#wake.splice(0)) wake();
-  }
-}
-
-/**
- * The pool's buffers: at most `limit` bytes exist, free or in flight. Freed buffers are
- * reused; one of another size is dropped to make room. A single buffer over the limit is
- * allowed when nothing else is allocated, so an odd size cannot deadlock.
- */
-class Buffers {
-  #allocated = 0;
-  readonly #free: ArrayBuffer[] = [];
-  #wake: (() => void)[] = [];
-  #closed: Error | undefined;
-
-  constructor(readonly limit: number) {}
-
-  async take(size: number): Promise<ArrayBuffer> {
-    for (;;) {
-      if (this.#closed) throw this.#closed;
-      const at = this.#free.findIndex((buffer) => buffer.byteLength === size);
-      if (at >= 0) return this.#free.splice(at, 1)[0] as ArrayBuffer;
-      while (this.#allocated + size > this.limit && this.#free.length > 0) {
-        this.#allocated -= (this.#free.pop() as ArrayBuffer).byteLength;
-      }
-      if (this.#allocated + size <= this.limit || this.#allocated === 0) {
-        this.#allocated += size;
-        return new ArrayBuffer(size);
-      }
-      await new Promise<void>((resolve) => this.#wake.push(resolve));
-    }
-  }
-
-  release(buffer: ArrayBuffer): void {
-    this.#free.push(buffer);
-    this.#notify();
-  }
-
-  /** Fails every take, now and later. */
-  close(error: Error): void {
-    this.#closed = error;
-    this.#notify();
-  }
-
-  /** Bytes that will not come back (a worker died holding them). */
-  lose(bytes: number): void {
-    this.#allocated -= bytes;
-    this.#notify();
-  }
-
-  #notify(): void {
-    for (const wake of this.#wake.splice(0)) wake();
-  }
-}
-
-/** A counting semaphore with first-come, first-served waiters. */
-class Semaphore {
-  readonly #waiting: (() => void)[] = [];
-
-  constructor(private available: number) {}
-
-  get waiting(): number {
-    return this.#waiting.length;
-  }
-
-  async take(): Promise<void> {
-    if (this.available > 0) {
-      this.available--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
-  }
-
-  give(): void {
-    const next = this.#waiting.shift();
-    if (next) next();
-    else this.available++;
-  }
-}
-
-/** A stream read into the pool's buffers. */
-interface Input {
-  /** Fills `into`; fewer bytes only at the end of the input. */
-  read(into: Uint8Array): Promise<number>;
-  close(): Promise<void>;
-}
-
-function streamInput(source: AsyncIterable<Uint8Array>): Input {
-  const iterator = source[Symbol.asyncIterator]();
-  let rest: Uint8Array = new Uint8Array(0);
-  let done = false;
-  return {
-    async read(into) {
-      let filled = 0;
-      while (filled < into.length) {
-        if (rest.length === 0) {
-          if (done) break;
-          const next = await iterator.next().catch((error) => {
-            throw ioError('cannot read the stream', error);
-          });
-          if (next.done) {
-            done = true;
-            break;
-          }
-          if (!(next.value instanceof Uint8Array)) {
-            throw new VouchError('INTERNAL', 'a hashed stream must yield bytes, not strings');
-          }
-          rest = next.value;
-        }
-        const take = Math.min(rest.length, into.length - filled);
-        into.set(rest.subarray(0, take), filled);
-        filled += take;
-        rest = rest.subarray(take);
-      }
-      return filled;
-    },
-    async close() {
-      // Ends the source early when hashing failed (a Readable is destroyed).
-      if (!done) await iterator.return?.();
-    },
-  };
 }
 
 function poolClosed(): VouchError {
   return new VouchError('INTERNAL', 'the hash pool was closed');
-}
-
-function ioError(what: string, error: unknown): VouchError {
-  if (error instanceof VouchError) return error;
-  const reason = error instanceof Error ? error.message : String(error);
-  return new VouchError('IO', `${what}: ${reason}`, { cause: error });
 }
 
 function hex(bytes: Uint8Array): string {

@@ -1,0 +1,9 @@
+export {
+  type ChunkedDigest,
+  type Digest,
+  HashPool,
+  type PoolOptions,
+  plannedPool,
+  type Source,
+  startHashWorker,
+} from './pool';
