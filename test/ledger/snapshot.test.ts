@@ -1,7 +1,7 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { extract } from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { serializeEnvelope } from '../../agent/core/dsse';
@@ -12,8 +12,8 @@ import { signRoot } from '../helpers/trust';
 
 /**
  * `vouch snapshot export --log`: what it writes from a log's published files, byte for byte
- * as before it moved to agent/ledger (test/fixtures/snapshot/make.ts), and the same members
- * as a snapshot exported from a device synced to that log.
+ * as before it moved to agent/ledger (test/fixtures/snapshot/make.ts), its errors and exit
+ * codes as before, and the same members as a snapshot exported from a device synced to that log.
  */
 
 const fixtures = fileURLToPath(new URL('../fixtures/snapshot/', import.meta.url));
@@ -45,6 +45,51 @@ describe('snapshot export --log', () => {
     const logDir = join(fixtures, 'log');
     expect((await exportLog(logDir)).equals(expected)).toBe(true);
     expect((await exportLog(join(logDir, 'public'))).equals(expected)).toBe(true);
+  });
+
+  it('says what is wrong with a log it cannot export, as before', async () => {
+    const cases: [
+      string,
+      (logDir: string) => Promise<unknown>,
+      number,
+      (logDir: string) => string,
+    ][] = [
+      [
+        'no checkpoint',
+        (logDir) => rm(join(logDir, 'public', 'checkpoint')),
+        65,
+        (logDir) => `${join(logDir, 'public')} has no checkpoint`,
+      ],
+      [
+        'a bundle missing',
+        (logDir) => rm(join(logDir, 'public', 'tile/entries/001.p/44')),
+        65,
+        (logDir) => `${join(logDir, 'public')}: tile/entries/001.p/44 is missing`,
+      ],
+      [
+        'a checkpoint over its cap',
+        (logDir) => writeFile(join(logDir, 'public', 'checkpoint'), Buffer.alloc(256 * 1024 + 1)),
+        65,
+        (logDir) =>
+          `mirror ${pathToFileURL(join(logDir, 'public')).href}: checkpoint is over 262144 bytes`,
+      ],
+      [
+        'a root file that is a directory',
+        (logDir) => mkdir(join(logDir, 'public', 'roots', '3.json')),
+        69,
+        (logDir) => `mirror ${pathToFileURL(join(logDir, 'public')).href}: `,
+      ],
+    ];
+    for (const [what, damage, exitCode, message] of cases) {
+      const logDir = join(await tmp('vouch-log-'), 'log');
+      await cp(join(fixtures, 'log'), logDir, { recursive: true });
+      await damage(logDir);
+      const out = join(await tmp('vouch-snap-'), 'log.tar');
+      const result = await runCli(['snapshot', 'export', '--log', logDir, '--out', out]);
+      expect(result.exitCode, what).toBe(exitCode);
+      expect(result.stderr, what).toContain(`vouch: ${message(logDir)}`);
+      await expect(readFile(out), what).rejects.toThrow(/ENOENT/);
+    }
   });
 
   describe('from a log and from a device synced to it', () => {
