@@ -39,6 +39,7 @@ async function publishedSource(logDir: string, bundleCap: number): Promise<Snaps
   const url = pathToFileURL(base).href;
   const read = (path: string, maxBytes: number) => readPublished(base, url, path, maxBytes);
   const note = await read(checkpointName, maxCheckpointBytes);
+  // Named by its absolute path, the one the URL stands for.
   if (!note) throw new VouchError('LOG_INVALID', `${fileURLToPath(url)} has no checkpoint`);
   // Root files a publisher placed beside its tiles (roots.ts), ascending.
   const versions = rootVersions(
