@@ -269,33 +269,46 @@ export function encodeEntryBundle(entries: readonly Uint8Array[]): Uint8Array {
   return bytes;
 }
 
-/**
- * Where the uint16 big-endian length-prefixed entry at offset `at` of `bytes` ends (the
- * next entry's offset), or undefined when `bytes` ends first: the one reader of the entry
- * bundle encoding, for bundles, the publisher's staged entries and the device's entries
- * file alike. The entry itself is `bytes[at + 2, end)`.
- */
-export function entryEnd(bytes: Uint8Array, at: number): number | undefined {
+/** Where the uint16 big-endian length-prefixed entry at `at` ends, or undefined when `bytes` ends first. */
+function entryEnd(bytes: Uint8Array, at: number): number | undefined {
   if (at + 2 > bytes.length) return undefined;
   const end = at + 2 + (((bytes[at] as number) << 8) | (bytes[at + 1] as number));
   return end <= bytes.length ? end : undefined;
 }
 
+/**
+ * The whole entries at the start of `bytes`, at most `max` of them, and the offset where
+ * they end: the one reader of the uint16 big-endian length-prefixed entry encoding
+ * (c2sp.org/tlog-tiles#log-entries), for bundles, the publisher's staged entries and the
+ * device's entries file (core/entries-file.ts) alike. Bytes from `end` on are entries past
+ * `max`, or one cut short. The entries are views into `bytes`.
+ */
+export function splitEntries(
+  bytes: Uint8Array,
+  max = Number.POSITIVE_INFINITY,
+): { readonly entries: Uint8Array[]; readonly end: number } {
+  const entries: Uint8Array[] = [];
+  let at = 0;
+  while (entries.length < max) {
+    const end = entryEnd(bytes, at);
+    if (end === undefined) break;
+    entries.push(bytes.subarray(at + 2, end));
+    at = end;
+  }
+  return { entries, end: at };
+}
+
 /** Exactly `tile.width` uint16 big-endian length-prefixed entries, nothing after them. */
 export function decodeEntryBundle(bytes: Uint8Array, tile: TileId): Uint8Array[] {
   const path = entryBundlePath(tile);
-  const entries: Uint8Array[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    if (entries.length === tile.width) {
-      throw new VouchError('TILE_INVALID', `${path}: bytes after entry ${tile.width}`);
-    }
-    const end = entryEnd(bytes, at);
-    if (end === undefined) {
-      throw new VouchError('TILE_INVALID', `${path}: entry ${entries.length} is truncated`);
-    }
-    entries.push(bytes.subarray(at + 2, end));
-    at = end;
+  const { entries, end } = splitEntries(bytes, tile.width);
+  if (end < bytes.length) {
+    throw new VouchError(
+      'TILE_INVALID',
+      entries.length === tile.width
+        ? `${path}: bytes after entry ${tile.width}`
+        : `${path}: entry ${entries.length} is truncated`,
+    );
   }
   if (entries.length !== tile.width) {
     throw new VouchError('TILE_INVALID', `${path}: ${entries.length} entries, not ${tile.width}`);

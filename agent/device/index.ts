@@ -24,5 +24,6 @@ export { type IndexedRecord, SubjectIndex } from './store/subjects';
 export { verdictFor } from './store/verdict';
 export type { Applied } from './sync/apply';
 export { type WatchOptions, watchSync } from './sync/schedule';
-export { type ExportResult, exportSnapshot, importSnapshot } from './sync/snapshot';
+export { exportSnapshot } from './sync/snapshot-export';
+export { importSnapshot } from './sync/snapshot-import';
 export { type Repaired, type SyncOptions, type SyncReport, syncFromMirrors } from './sync/sync';

@@ -2,13 +2,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VouchError } from '../core/errors';
 import { hashLeaf, hashSize } from '../core/merkle';
-import {
-  decodeEntryBundle,
-  encodeEntryBundle,
-  entryEnd,
-  fullWidth,
-  maxEntrySize,
-} from '../core/tiles';
+import { encodeEntryBundle, fullWidth, maxEntrySize, splitEntries } from '../core/tiles';
 import { fsPath, ioError, readExistingFile, syncDirectory } from '../files';
 import { layout, lockLog, readConfig, readState, writeState } from './logdir';
 
@@ -26,15 +20,20 @@ function stagedPath(dir: string, bundle: number): string {
   return join(dir, layout.entries, String(bundle));
 }
 
-/** Length of the first `count` length-prefixed entries of `bytes`. */
-function prefixLength(bytes: Uint8Array, count: number, path: string): number {
-  let at = 0;
-  for (let i = 0; i < count; i++) {
-    const end = entryEnd(bytes, at);
-    if (end === undefined) throw new VouchError('LOG_INVALID', `${path} lost committed entries`);
-    at = end;
+/**
+ * The first `count` entries of the staged file `path` (`bytes`), and where they end: those
+ * state.json commits; what follows is the remains of an interrupted append.
+ */
+function committedEntries(
+  bytes: Uint8Array,
+  count: number,
+  path: string,
+): { readonly entries: Uint8Array[]; readonly end: number } {
+  const committed = splitEntries(bytes, count);
+  if (committed.entries.length < count) {
+    throw new VouchError('LOG_INVALID', `${path} lost committed entries`);
   }
-  return at;
+  return committed;
 }
 
 /** The committed entries [start, end). */
@@ -45,12 +44,7 @@ export async function readEntries(dir: string, start: number, end: number): Prom
     const first = bundle * fullWidth;
     const count = Math.min(fullWidth, end - first);
     const bytes = await readExistingFile(path, maxBundleBytes, 'staged entries', 'LOG_INVALID');
-    const all = decodeEntryBundle(bytes.subarray(0, prefixLength(bytes, count, path)), {
-      level: 0,
-      index: bundle,
-      width: count,
-    });
-    entries.push(...all.slice(Math.max(0, start - first)));
+    entries.push(...committedEntries(bytes, count, path).entries.slice(Math.max(0, start - first)));
   }
   return entries;
 }
@@ -125,11 +119,11 @@ async function writeStaged(dir: string, size: number, entries: readonly Uint8Arr
     const take = Math.min(entries.length - i, fullWidth - committed);
     let offset = 0;
     if (committed > 0)
-      offset = prefixLength(
+      offset = committedEntries(
         await readExistingFile(path, maxBundleBytes, 'staged entries', 'LOG_INVALID'),
         committed,
         path,
-      );
+      ).end;
     await writeAt(path, offset, encodeEntryBundle(entries.slice(i, i + take)));
     i += take;
   }

@@ -22,3 +22,4 @@ export {
   requireRootForLog,
 } from './roots';
 export { type LogServer, serveLog } from './serve';
+export { exportLogSnapshot } from './snapshot';

@@ -10,7 +10,6 @@ import { KeyType, namePublicKey } from '../../agent/core/keys';
 import { formatNote, parseNote } from '../../agent/core/note';
 import {
   deviceStatus,
-  exportSnapshot,
   freshness,
   importSnapshot,
   loadState,
@@ -19,7 +18,7 @@ import {
 } from '../../agent/device';
 import { verifyCheckpoint } from '../../agent/device/store/state';
 import { openTrust } from '../../agent/device/verify/verify';
-import { publicDir, publishLog, serveLog } from '../../agent/ledger';
+import { exportLogSnapshot, publicDir, publishLog, serveLog } from '../../agent/ledger';
 import { createLogger } from '../../agent/logger';
 import {
   digestOf,
@@ -57,9 +56,8 @@ const importFile = (stateDir: string, file: string, clock: () => number, rootPat
     clock,
   });
 const exportLog = (world: World, out: string) =>
-  exportSnapshot({
+  exportLogSnapshot({
     out,
-    stateDir: join(world.base, 'unused'),
     logDir: world.logDir,
     maxBytes: 1 << 30,
     maxBundleBytes: 1 << 24,

@@ -1,17 +1,21 @@
 import { safe } from '../../core/text';
 import { exportSnapshot, importSnapshot } from '../../device';
+import { exportLogSnapshot } from '../../ledger';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 import { describeApplied } from './sync';
 
 export async function snapshotExport(ctx: Context, options: { out: string; log?: string }) {
-  const result = await exportSnapshot({
-    out: options.out,
-    stateDir: ctx.config.stateDir,
-    logDir: options.log,
-    maxBytes: ctx.config.snapshot.maxBytes,
-    maxBundleBytes: ctx.config.sync.maxBundleBytes,
-  });
+  const { out } = options;
+  const maxBytes = ctx.config.snapshot.maxBytes;
+  const result = options.log
+    ? await exportLogSnapshot({
+        out,
+        logDir: options.log,
+        maxBytes,
+        maxBundleBytes: ctx.config.sync.maxBundleBytes,
+      })
+    : await exportSnapshot({ out, stateDir: ctx.config.stateDir, maxBytes });
   return {
     exitCode: ExitCode.OK,
     data: result,

@@ -7,13 +7,13 @@ import { z } from 'zod';
 import { openCheckpoint, type SignedCheckpoint } from '../../core/checkpoint';
 import { logCosigner, quorumTime, verifyCosignatures } from '../../core/cosignature';
 import { decodeBase64, encodeBase64 } from '../../core/encoding';
+import { EntriesFileReader } from '../../core/entries-file';
 import { asVouchError, VouchError } from '../../core/errors';
 import { describeIssues, parseJson } from '../../core/json';
 import { rootPath, rootsDir, rootVersionOf, rootVersions } from '../../core/layout';
 import { CompactRange, hashLeaf } from '../../core/merkle';
 import { maxNoteSize } from '../../core/note';
 import { parseRootEnvelope, type Root, verifyRoot } from '../../core/root';
-import { entryEnd } from '../../core/tiles';
 import {
   fsPath,
   ioError,
@@ -637,19 +637,11 @@ async function* entriesChunks(dir: string, length: number): AsyncGenerator<Uint8
   }
 }
 
-/** The entries in uint16-length-prefixed chunks (the entries file), one by one. */
-async function* splitEntries(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  let pending = Buffer.alloc(0);
-  for await (const chunk of chunks) {
-    pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk]);
-    let at = 0;
-    for (let end = entryEnd(pending, at); end !== undefined; end = entryEnd(pending, at)) {
-      yield new Uint8Array(pending.subarray(at + 2, end));
-      at = end;
-    }
-    pending = pending.subarray(at);
-  }
-  if (pending.length > 0) damaged(stateFiles.entries, 'ends in a truncated entry');
+/** The entries of the entries file's chunks, one by one. */
+async function* entriesOfFile(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = new EntriesFileReader();
+  for await (const chunk of chunks) yield* reader.read(chunk);
+  if (!reader.complete) damaged(stateFiles.entries, 'ends in a truncated entry');
 }
 
 /** The entries of `chunks`, hashed into the tree on the way: it must give the state's root. */
@@ -658,7 +650,7 @@ async function* entriesOfTree(
   chunks: AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
   const range = new CompactRange();
-  for await (const entry of splitEntries(chunks)) {
+  for await (const entry of entriesOfFile(chunks)) {
     range.append(hashLeaf(entry));
     yield entry;
   }

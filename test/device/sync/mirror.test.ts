@@ -16,9 +16,10 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VouchError } from '../../../agent/core/errors';
 import { generateKey, namePublicKey } from '../../../agent/core/keys';
-import { exportSnapshot, importSnapshot, syncFromMirrors } from '../../../agent/device';
+import { importSnapshot, syncFromMirrors } from '../../../agent/device';
 import {
   addEnvelopes,
+  exportLogSnapshot,
   initLog,
   type LogServer,
   publicDir,
@@ -255,7 +256,7 @@ describe('mirror errors name the mirror and the file, in plain words', () => {
     const { dir } = await anotherLog(testOrigin);
     const file = join(await mkdtemp(join(tmpdir(), 'vouch-snap-')), 'other-key.tar');
     const caps = { maxBytes: 1 << 24, maxBundleBytes: 1 << 24 };
-    await exportSnapshot({ out: file, stateDir: await newState(), logDir: dir, ...caps });
+    await exportLogSnapshot({ out: file, logDir: dir, ...caps });
     const error = await importSnapshot({
       file,
       stateDir: await newState(),
