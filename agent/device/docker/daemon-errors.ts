@@ -4,7 +4,7 @@
  * in a message, what it means here, and the dockerd versions the tests saw it from: each of
  * those has fixtures of dockerd's answers in `test/fixtures/dockerd/<version>/`, written by
  * `scripts/capture-dockerd-errors.ts` from a real daemon. Any other message is only passed on
- * in an error's text; a missing image is known by its HTTP status (404), not by text.
+ * in an error's text; a missing image is known by the 404 of `docker inspect`, not by text.
  */
 
 export interface DaemonErrorRow {
@@ -36,7 +36,9 @@ export const daemonErrors: readonly DaemonErrorRow[] = [
   {
     // A file of the record missing from the layer's own directory in the vfs or overlay2
     // storage: it cannot be read to rebuild the tar. Only a layer's own directory, and the
-    // error's end, so that a file's name cannot smuggle the words in.
+    // error's end, so that a file's name cannot smuggle the words in. (dockerd 20.10 on
+    // overlay2 reads a layer through its `merged` mount, which this does not take: there a
+    // deleted file is "could not check", as the fixtures of overlay2 show.)
     name: 'layer-file-missing',
     pattern:
       /open \/[^\n]{0,4096}?\/(?:vfs\/dir\/[0-9a-f]{64}|overlay2\/[0-9a-f]{64}\/diff)\/[^\n]{0,4096}?: no such file or directory(?=["\s]|$)/,
