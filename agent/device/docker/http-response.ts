@@ -7,7 +7,7 @@ import { VouchError } from '../../core/errors';
  * socket. A malformed answer is UNAVAILABLE: Docker's answer cannot be read.
  */
 
-/** Status line and headers, at most. */
+/** Status line and headers through the blank line after them, at most. */
 export const maxHeadBytes = 64 * 1024;
 /** A chunk-size line (hex size and extensions), at most. */
 export const maxChunkLine = 1024;
@@ -46,8 +46,12 @@ export class ResponseDecoder {
       if (this.#head !== null) {
         const joined = Buffer.concat([this.#head, data]);
         const end = joined.indexOf('\r\n\r\n');
+        // The head so far, or the whole head through its blank line: the cap holds however
+        // the head came in reads (a whole head in one read was let through over it).
+        if ((end < 0 ? joined.length : end + 4) > maxHeadBytes) {
+          throw new Error('response headers too large');
+        }
         if (end < 0) {
-          if (joined.length > maxHeadBytes) throw new Error('response headers too large');
           this.#head = joined;
           return true;
         }
