@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { type Daemon, startDaemon } from './daemon';
@@ -144,6 +145,23 @@ export async function layerStorage(docker: Docker, ref: string, index: number) {
     tarSplit: join(record, 'tar-split.json.gz'),
     dir: driver === 'vfs' ? join(root, 'vfs/dir', cacheId) : join(root, driver, cacheId, 'diff'),
   };
+}
+
+/**
+ * Edits one tar header (a digit of its mtime) in a layer's tar-split record (`tarSplit`, from
+ * layerStorage): no file changes, the tar dockerd rebuilds does, so it no longer hashes to
+ * the layer's diff_id. Returns the record as it was, to put back.
+ */
+export async function alterTarSplitHeader(tarSplit: string): Promise<Buffer> {
+  const original = await readFile(tarSplit);
+  const lines = gunzipSync(original).toString().split('\n');
+  const header = lines.findIndex((line) => line.includes('"type":2'));
+  const segment = JSON.parse(lines[header] as string) as { payload: string };
+  const bytes = Buffer.from(segment.payload, 'base64');
+  bytes[136] = bytes[136] === 0x30 ? 0x31 : 0x30; // a digit of the mtime field
+  lines[header] = JSON.stringify({ ...segment, payload: bytes.toString('base64') });
+  await writeFile(tarSplit, gzipSync(lines.join('\n')));
+  return original;
 }
 
 /** `docker load` of an image archive (oci.ts); throws with what dockerd said on failure. */

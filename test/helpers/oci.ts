@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import type Docker from 'dockerode';
-import { pack } from 'tar-stream';
+import { type ArchiveEntry, tarOf } from '../../scripts/lib/tar';
+
+export { type ArchiveEntry, tarOf };
 
 /**
  * Image archives made in the test, in the two layouts `docker save` writes and `docker
@@ -11,15 +13,6 @@ import { pack } from 'tar-stream';
  * `manifest.json` beside them). Entries are kept as a list, so a test can alter, drop or
  * reorder them before packing.
  */
-
-export interface ArchiveEntry {
-  readonly name: string;
-  readonly data?: Uint8Array;
-  /** A symbolic link to this target instead of a file. */
-  readonly link?: string;
-  /** A hard link to this path in the archive instead of a file. */
-  readonly hardlink?: string;
-}
 
 export interface ImageArchive {
   readonly entries: ArchiveEntry[];
@@ -43,24 +36,6 @@ export interface ArchiveOptions {
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
-
-/** A tar of `entries` (files, symlinks), as bytes. */
-export async function tarOf(entries: readonly ArchiveEntry[]): Promise<Buffer> {
-  const packer = pack();
-  for (const entry of entries) {
-    if (entry.link !== undefined) {
-      packer.entry({ name: entry.name, type: 'symlink', linkname: entry.link });
-    } else if (entry.hardlink !== undefined) {
-      packer.entry({ name: entry.name, type: 'link', linkname: entry.hardlink });
-    } else {
-      packer.entry({ name: entry.name, mtime: new Date(0) }, Buffer.from(entry.data ?? []));
-    }
-  }
-  packer.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of packer) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 export async function imageArchive(options: ArchiveOptions): Promise<ImageArchive> {
   const layerTars = await Promise.all(

@@ -1,7 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
-import { VouchError } from '../../core/errors';
+import { apiErrorMessage } from './daemon-errors';
+import { ResponseDecoder } from './http-response';
 
 /**
  * The body of `GET /images/{name}/get` (what `docker save` streams), read straight from the
@@ -9,10 +10,9 @@ import { VouchError } from '../../core/errors';
  * Node's HTTP client makes a new Buffer and a few events for each piece the socket
  * delivers, and fresh body buffers cost page faults, several times the CPU per GiB of a
  * socket read into reused memory (measured: docs/performance.md "Container images"). So
- * this is a small HTTP/1.1
- * response reader (RFC 9112): status line, headers, then the body by Content-Length, the
- * chunked transfer coding (§7.1) or until close, handed on in `batchBytes` pieces whose
- * memory is reused once the consumer releases them.
+ * this is a small HTTP/1.1 client: the response decoded as the socket reads come
+ * (http-response.ts), its body handed on in `batchBytes` pieces whose memory is reused once
+ * the consumer releases them.
  *
  * A client that is not on a plain socket (a test's stand-in; anything dockerode reaches
  * some other way) gets dockerode's own stream, and `release` does nothing.
@@ -47,12 +47,8 @@ const batchBytes = 2 ** 20;
 const ringSlots = 16;
 /** Bytes of one socket read. */
 const readBytes = 256 * 1024;
-/** Status line and headers, at most. */
-const maxHeadBytes = 64 * 1024;
 /** An error body (JSON with a message), at most. */
 const maxErrorBytes = 64 * 1024;
-/** A chunk-size line (hex size and extensions), at most. */
-const maxChunkLine = 1024;
 
 export async function exportImage(docker: Docker, name: string): Promise<ImageExport> {
   const modem = docker.modem as
@@ -94,11 +90,9 @@ function respond(
         callback(error);
       },
     });
-    let head: Buffer | null = Buffer.alloc(0);
-    let status = 0;
     let errorBody: Buffer[] | null = null;
     let errorSize = 0;
-    const decoder = new BodyDecoder();
+    const response = new ResponseDecoder();
     let batch = batches.take();
     let filled = 0;
     let settled = false;
@@ -124,6 +118,10 @@ function respond(
       batches.handed(piece);
       return body.push(piece);
     };
+    const onHead = (status: number) => {
+      if (status !== 200) errorBody = [];
+      else settle(() => resolve(body));
+    };
     /** Body bytes: into the batch, handed on when it is full. */
     const take = (bytes: Buffer): boolean => {
       if (errorBody) {
@@ -147,14 +145,8 @@ function respond(
     };
     const finish = () => {
       if (errorBody) {
-        const text = Buffer.concat(errorBody).toString('utf8');
-        let message = text.trim();
-        try {
-          message = (JSON.parse(text) as { message?: string }).message ?? message;
-        } catch {
-          // Not the Engine's JSON: its text as it is.
-        }
-        fail(new EngineError(status, message.slice(0, 4096)));
+        const message = apiErrorMessage(Buffer.concat(errorBody).toString('utf8'));
+        fail(new EngineError(response.status, message));
         return;
       }
       if (filled > 0) hand(batch.subarray(0, filled));
@@ -162,25 +154,8 @@ function respond(
     };
     reader.read = (length, buffer) => {
       try {
-        let data = buffer.subarray(0, length);
-        if (head !== null) {
-          const joined = Buffer.concat([head, data]);
-          const end = joined.indexOf('\r\n\r\n');
-          if (end < 0) {
-            if (joined.length > maxHeadBytes) throw new Error('response headers too large');
-            head = joined;
-            return true;
-          }
-          const parsed = parseHead(joined.subarray(0, end).toString('latin1'));
-          status = parsed.status;
-          decoder.start(parsed);
-          head = null;
-          data = joined.subarray(end + 4);
-          if (status !== 200) errorBody = [];
-          else settle(() => resolve(body));
-        }
-        const more = decoder.feed(data, take);
-        if (decoder.done) {
+        const more = response.feed(buffer.subarray(0, length), onHead, take);
+        if (response.done) {
           finish();
           socket.destroy();
           return false;
@@ -189,7 +164,7 @@ function respond(
         if (!more) socket.pause();
         return true;
       } catch (error) {
-        fail(new VouchError('UNAVAILABLE', `Docker's answer: ${(error as Error).message}`));
+        fail(error as Error);
         return false;
       }
     };
@@ -198,102 +173,10 @@ function respond(
     });
     socket.on('error', (error) => fail(error));
     socket.on('end', () => {
-      if (decoder.untilClose && head === null) finish();
-      else if (!decoder.done) fail(new Error('the connection closed before the answer ended'));
+      if (response.untilClose) finish();
+      else if (!response.done) fail(new Error('the connection closed before the answer ended'));
     });
   });
-}
-
-interface Head {
-  readonly status: number;
-  readonly chunked: boolean;
-  readonly length: number | null;
-}
-
-function parseHead(text: string): Head {
-  const [statusLine = '', ...lines] = text.split('\r\n');
-  const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(statusLine)?.[1];
-  if (!status) throw new Error(`not an HTTP/1.1 status line: ${statusLine.slice(0, 100)}`);
-  let chunked = false;
-  let length: number | null = null;
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new Error('a malformed header line');
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    // RFC 9112 §6.1: chunked is the final coding when present.
-    if (name === 'transfer-encoding') chunked = /(^|,)\s*chunked$/i.test(value);
-    if (name === 'content-length') {
-      if (!/^\d{1,15}$/.test(value)) throw new Error('a bad Content-Length');
-      length = Number(value);
-    }
-  }
-  return { status: Number(status), chunked, length };
-}
-
-/** Body framing (RFC 9112 §6.3): chunked, a length, or until the connection closes. */
-class BodyDecoder {
-  done = false;
-  untilClose = false;
-  #chunked = false;
-  #left = 0;
-  /** Chunked (§7.1): a size line, data, the CRLF after the data, trailer lines. */
-  #state: 'size' | 'data' | 'crlf' | 'trailer' = 'size';
-  #line = '';
-
-  start(head: Head): void {
-    this.#chunked = head.chunked;
-    if (head.chunked) return;
-    if (head.length === null) {
-      this.untilClose = true;
-    } else {
-      this.#left = head.length;
-      this.done = head.length === 0;
-    }
-  }
-
-  /** Hands body bytes to `take`; false when `take` asked to slow down. */
-  feed(data: Buffer, take: (bytes: Buffer) => boolean): boolean {
-    if (!this.#chunked) {
-      if (this.untilClose) return take(data);
-      const n = Math.min(this.#left, data.length);
-      const more = n > 0 ? take(data.subarray(0, n)) : true;
-      this.#left -= n;
-      this.done = this.#left === 0;
-      return more;
-    }
-    let more = true;
-    let at = 0;
-    while (at < data.length && !this.done) {
-      if (this.#state === 'data') {
-        const n = Math.min(this.#left, data.length - at);
-        more = take(data.subarray(at, at + n)) && more;
-        at += n;
-        this.#left -= n;
-        if (this.#left === 0) this.#state = 'crlf';
-        continue;
-      }
-      const end = data.indexOf(10, at);
-      this.#line += data.toString('latin1', at, end < 0 ? data.length : end + 1);
-      at = end < 0 ? data.length : end + 1;
-      if (this.#line.length > maxChunkLine) throw new Error('a chunk line too long');
-      if (end < 0) break;
-      const line = this.#line.replace(/\r?\n$/, '');
-      this.#line = '';
-      if (this.#state === 'crlf') {
-        if (line !== '') throw new Error('no CRLF after a chunk');
-        this.#state = 'size';
-      } else if (this.#state === 'size') {
-        const size = /^([0-9a-fA-F]{1,12})(?:;.*)?$/.exec(line)?.[1];
-        if (size === undefined) throw new Error('a bad chunk size');
-        this.#left = Number.parseInt(size, 16);
-        this.#state = this.#left === 0 ? 'trailer' : 'data';
-      } else if (line === '') {
-        this.done = true;
-      }
-    }
-    return more;
-  }
 }
 
 /**

@@ -2,10 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ImageResult } from '../../../agent/device/docker/image';
 import {
+  alterTarSplitHeader,
   buildScratchImage,
   type Dockerd,
   type ImageFiles,
@@ -357,14 +357,7 @@ describeWith('docker', 'vouch verify image', () => {
   it('--deep: a layer whose rebuilt tar does not hash to its diff_id is UNTRUSTED', async () => {
     // Edit one tar header in the layer's tar-split record: no file changes, the tar does.
     const { tarSplit, diffId } = await layerStorage(daemon.docker, ha('tamper'), 1);
-    const original = await readFile(tarSplit);
-    const lines = gunzipSync(original).toString().split('\n');
-    const header = lines.findIndex((line) => line.includes('"type":2'));
-    const segment = JSON.parse(lines[header] as string) as { payload: string };
-    const bytes = Buffer.from(segment.payload, 'base64');
-    bytes[136] = bytes[136] === 0x30 ? 0x31 : 0x30; // a digit of the mtime field
-    lines[header] = JSON.stringify({ ...segment, payload: bytes.toString('base64') });
-    await writeFile(tarSplit, gzipSync(lines.join('\n')));
+    const original = await alterTarSplitHeader(tarSplit);
     try {
       const { exitCode, result } = await only(ha('tamper'), '--deep');
       expect(exitCode).toBe(1);

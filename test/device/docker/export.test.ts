@@ -171,6 +171,29 @@ describe('deepCheck over a served export larger than the reused buffers', () => 
   const pool = new HashPool({ workers: 2, chunkSize: 2 ** 20, inFlightBytes: 8 * 2 ** 20 });
   afterAll(() => pool.close());
 
+  it('is UNAVAILABLE when the answer is cut short or its framing breaks', async () => {
+    const archive = await imageArchive({ layers: [{ a: 'one' }], layout: 'docker' });
+    const whole = await tarOf(archive.entries);
+    const top = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const chunk = Buffer.concat([Buffer.from(`${whole.length.toString(16)}\r\n`), whole]);
+    // The decoder cannot know the stream ended: the socket's end says it, export.ts fails.
+    const cut = await rawEngine(Buffer.concat([Buffer.from(top), chunk.subarray(0, 2000)]));
+    const broken = await rejectsWith(deepCheck(cut, archive.id, pool), 'UNAVAILABLE');
+    expect(broken.message).toBe(
+      'docker save broke off: the connection closed before the answer ended',
+    );
+    const badSize = await rawEngine(
+      Buffer.concat([Buffer.from(top), chunk, Buffer.from('\r\nzz\r\n')]),
+    );
+    const refused = await rejectsWith(deepCheck(badSize, archive.id, pool), 'UNAVAILABLE');
+    expect(refused.message).toBe("Docker's answer: a bad chunk size");
+    const headCut = await rawEngine(Buffer.from('HTTP/1.1 200 OK\r\nContent-Le'));
+    const early = await rejectsWith(deepCheck(headCut, archive.id, pool), 'UNAVAILABLE');
+    expect(early.message).toBe(
+      `cannot export image ${archive.id} from Docker: the connection closed before the answer ended`,
+    );
+  });
+
   it('hashes every layer right, and finds the one altered', async () => {
     // Random text, so that chunks swapped or repeated by the reader would show.
     const content = (n: number) =>
