@@ -65,18 +65,17 @@ export function applyLayer(
     const parts = pathParts(entry.name);
     const name = parts.at(-1);
     if (name === undefined) continue; // the root directory
-    const parents = parts.slice(0, -1);
-    // UnpackLayer skips AUFS metadata at the root (path.Clean(name) starts with .wh..wh.),
-    // all but the root's opaque marker, after making a non-directory's parent. Unpack,
-    // overlay2's, has no such skip: there `.wh..wh.plnk` is a whiteout like any other.
+    // UnpackLayer makes the parent of every entry (a directory's too: path.Clean drops its
+    // trailing slash), then skips AUFS metadata at the root (path.Clean(name) starts with
+    // .wh..wh.), all but the root's opaque marker. Unpack, overlay2's, has no such skip:
+    // there `.wh..wh.plnk` is a whiteout like any other.
+    const parent = directory(tree, parts.slice(0, -1), layer);
     if (aufsLinks && isAufsMetadata(entry.name, parts)) {
-      if (entry.type !== 'dir') directory(tree, parents, layer);
       if (entry.type === 'file' && isAufsLinkPath(entry.name, parts)) {
         aufsLinks.set(name, nodeOf(tree, entry, layer, aufsLinks));
       }
       continue;
     }
-    const parent = directory(tree, parents, layer);
     if (name === opaqueMarker) {
       if (whiteouts === 'delete') clearLower(parent, layer);
     } else if (name.startsWith(whiteoutPrefix)) {
