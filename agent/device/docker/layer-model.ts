@@ -24,8 +24,11 @@ export type TreeNode =
 export interface DirNode {
   readonly kind: 'dir';
   readonly children: Map<string, TreeNode>;
-  /** The layer that unpacked it: an opaque directory keeps only its own layer's paths. */
-  layer: number;
+  /**
+   * The layer whose entry unpacked it; null when made as a parent, by no entry. An opaque
+   * directory keeps only what its own layer's entries unpacked (UnpackLayer's unpackedPaths).
+   */
+  layer: number | null;
 }
 
 /**
@@ -41,7 +44,7 @@ const opaqueMarker = '.wh..wh..opq';
 const aufsMetaPrefix = '.wh..wh.';
 const aufsLinkDir = '.wh..wh.plnk';
 
-export function newDir(layer: number): DirNode {
+export function newDir(layer: number | null): DirNode {
   return { kind: 'dir', children: new Map(), layer };
 }
 
@@ -69,7 +72,7 @@ export function applyLayer(
     // trailing slash), then skips AUFS metadata at the root (path.Clean(name) starts with
     // .wh..wh.), all but the root's opaque marker. Unpack, overlay2's, has no such skip:
     // there `.wh..wh.plnk` is a whiteout like any other.
-    const parent = directory(tree, parts.slice(0, -1), layer);
+    const parent = directory(tree, parts.slice(0, -1));
     if (aufsLinks && isAufsMetadata(entry.name, parts)) {
       if (entry.type === 'file' && isAufsLinkPath(entry.name, parts)) {
         aufsLinks.set(name, nodeOf(tree, entry, layer, aufsLinks));
@@ -153,12 +156,12 @@ function nodeOf(
 }
 
 /** The directory at `parts`, made (replacing what is not a directory) where missing. */
-function directory(tree: DirNode, parts: readonly string[], layer: number): DirNode {
+function directory(tree: DirNode, parts: readonly string[]): DirNode {
   let dir = tree;
   for (const part of parts) {
     let child = dir.children.get(part);
     if (child?.kind !== 'dir') {
-      child = newDir(layer);
+      child = newDir(null);
       dir.children.set(part, child);
     }
     dir = child;
@@ -166,7 +169,10 @@ function directory(tree: DirNode, parts: readonly string[], layer: number): DirN
   return dir;
 }
 
-/** An opaque directory: what lower layers put in it goes (UnpackLayer keeps this layer's). */
+/**
+ * An opaque directory: what lower layers put in it goes, and so does a directory made as a
+ * parent (UnpackLayer keeps what this layer's entries unpacked).
+ */
 function clearLower(dir: DirNode, layer: number): void {
   for (const [name, child] of dir.children) {
     if (child.layer !== layer) dir.children.delete(name);

@@ -37,6 +37,8 @@ function special(name: string, type: Extract<EntryType, 'char' | 'block' | 'fifo
 
 function describeNode(node: TreeNode): string {
   switch (node.kind) {
+    case 'dir':
+      return node.layer === null ? 'parent dir' : `dir @${node.layer}`;
     case 'file':
       return `file ${node.size} @${node.layer}`;
     case 'symlink':
@@ -72,8 +74,8 @@ describe('applyLayer: files, directories and links', () => {
       unpack([[dir('./'), dir('/'), dir('.'), file('a.txt', 3), file('dir/sub/c.txt', 5)]]),
     ).toEqual({
       'a.txt': 'file 3 @0',
-      dir: 'dir @0',
-      'dir/sub': 'dir @0',
+      dir: 'parent dir',
+      'dir/sub': 'parent dir',
       'dir/sub/c.txt': 'file 5 @0',
     });
   });
@@ -109,9 +111,9 @@ describe('applyLayer: files, directories and links', () => {
     expect(unpack([[file('./a'), file('/b'), file('c//d/'), dir('./e/./f/')]])).toEqual({
       a: 'file 1 @0',
       b: 'file 1 @0',
-      c: 'dir @0',
+      c: 'parent dir',
       'c/d': 'file 1 @0',
-      e: 'dir @0',
+      e: 'parent dir',
       'e/f': 'dir @0',
     });
   });
@@ -151,7 +153,7 @@ describe('applyLayer: files, directories and links', () => {
   });
 
   it('replaces a file that stands where a parent directory is needed', () => {
-    expect(unpack([[file('p')], [file('p/q')]])).toEqual({ p: 'dir @1', 'p/q': 'file 1 @1' });
+    expect(unpack([[file('p')], [file('p/q')]])).toEqual({ p: 'parent dir', 'p/q': 'file 1 @1' });
   });
 
   it('gives the later of two entries for one path', () => {
@@ -227,15 +229,15 @@ describe('applyLayer: whiteouts (vfs deletes, overlay2 marks)', () => {
 
   it('deletes what this layer put there before it, and makes the parent a whiteout needs', () => {
     expect(unpack([[file('x'), file('.wh.x', 0), file('new/.wh.y', 0)]])).toEqual({
-      new: 'dir @0',
+      new: 'parent dir',
     });
   });
 
   it('marks, on overlay2, the path it hides with a whiteout of its own layer', () => {
     expect(unpack([[file('.wh.a.txt', 0), file('dir/sub/.wh.c', 0)]], 'mark')).toEqual({
       'a.txt': 'whiteout @0',
-      dir: 'dir @0',
-      'dir/sub': 'dir @0',
+      dir: 'parent dir',
+      'dir/sub': 'parent dir',
       'dir/sub/c': 'whiteout @0',
     });
   });
@@ -278,6 +280,13 @@ describe('applyLayer: opaque directories', () => {
     });
   });
 
+  it('clears a directory its layer made as a parent before the marker, and what is in it', () => {
+    expect(unpack([lower, [file('dir/made/mine'), file('dir/.wh..wh..opq', 0)]])).toEqual({
+      dir: 'dir @0',
+      top: 'file 1 @0',
+    });
+  });
+
   it('at the root clears the lower layers of the whole filesystem', () => {
     expect(
       unpack([lower, [file('.wh..wh..opq', 0), file('/.wh..wh..opq', 0), file('kept')]]),
@@ -288,7 +297,7 @@ describe('applyLayer: opaque directories', () => {
 
   it('on overlay2 is an extended attribute: nothing in the tree but the directory', () => {
     expect(unpack([[file('dir/.wh..wh..opq', 0), file('dir/new')]], 'mark')).toEqual({
-      dir: 'dir @0',
+      dir: 'parent dir',
       'dir/new': 'file 1 @0',
     });
   });
@@ -307,13 +316,13 @@ describe('applyLayer: AUFS metadata', () => {
   it('is skipped on vfs but for the parents of files, and a hard link into .wh..wh.plnk is a copy', () => {
     const tree = newDir(0);
     applyLayer(tree, aufs, 0, 'delete');
-    expect(listing(tree)).toEqual({ '.wh..wh.plnk': 'dir @0', hl: 'file 10 @0' });
+    expect(listing(tree)).toEqual({ '.wh..wh.plnk': 'parent dir', hl: 'file 10 @0' });
     expect(tree.children.get('hl')).toEqual({ kind: 'file', size: 10, crc, layer: 0 });
   });
 
   it('on overlay2 is a whiteout like any `.wh.` name, and .wh..wh.plnk/ unpacked as it is', () => {
     expect(unpack([aufs], 'mark')).toEqual({
-      '.wh..wh.plnk': 'dir @0',
+      '.wh..wh.plnk': 'parent dir',
       '.wh..wh.plnk/12.34': 'file 10 @0',
       '.wh.aufs': 'whiteout @0',
       '.wh.plnk': 'whiteout @0',
@@ -326,9 +335,9 @@ describe('applyLayer: AUFS metadata', () => {
     const lower = [file('.wh.aufs/x'), file('.wh.kept/x'), file('d/.wh.x/y')];
     const upper = [file('/.wh..wh.aufs', 0), file('.wh..wh.kept', 0), file('d/.wh..wh.x', 0)];
     expect(unpack([lower, upper])).toEqual({
-      '.wh.kept': 'dir @0',
+      '.wh.kept': 'parent dir',
       '.wh.kept/x': 'file 1 @0',
-      d: 'dir @0',
+      d: 'parent dir',
     });
   });
 
@@ -344,7 +353,7 @@ describe('applyLayer: AUFS metadata', () => {
 
   it('makes, on vfs, the parent of a directory in it too (UnpackLayer makes every entry’s parent)', () => {
     expect(unpack([[dir('./.wh..wh.orph/'), dir('./.wh..wh.orph/sub/')]])).toEqual({
-      '.wh..wh.orph': 'dir @0',
+      '.wh..wh.orph': 'parent dir',
     });
   });
 });

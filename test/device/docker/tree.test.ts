@@ -132,6 +132,16 @@ for (const driver of ['vfs', 'overlay2'] as const) {
         layers: [{ 'a.txt': 'A' }, await aufsDirLayer()],
       });
       await loadArchive(daemon.docker, await tarOf(aufsDir.entries));
+      const opaqueLate = await imageArchive({
+        layout: 'docker',
+        repoTag: 'vouch-test/opaque-late:1',
+        layers: [
+          { 'dir/old': 'old', top: 'T' },
+          // dir/sub is made as x's parent, by no entry of its own, before the marker.
+          { 'dir/sub/x': 'x', 'dir/.wh..wh..opq': '' },
+        ],
+      });
+      await loadArchive(daemon.docker, await tarOf(opaqueLate.entries));
       await buildScratchImage(daemon.docker, 'vouch-test/built:1', [
         { 'a.txt': 'A', 'd/e.txt': 'E' },
         { 'f.txt': 'F content', 'g/h.txt': 'H' },
@@ -181,6 +191,21 @@ for (const driver of ['vfs', 'overlay2'] as const) {
           : // A whiteout for .wh..wh.orph, and the directory itself as sub's parent.
             ['.wh..wh.orph', '.wh.orph'],
       );
+      expect(await check(ref)).toEqual({
+        matches: true,
+        driver,
+        layers: intact(await diffIds(ref)),
+      });
+    });
+
+    it('expects what an opaque marker after a made parent leaves: vfs removes it', async () => {
+      const ref = 'vouch-test/opaque-late:1';
+      const dir = await dirOf(ref, 1);
+      const names = (await readdir(dir, { recursive: true })).sort();
+      // UnpackLayer's opaque walk keeps only paths this layer's entries unpacked: dir/sub
+      // was made as a parent, so it goes with the x in it. overlay2 marks dir opaque (an
+      // extended attribute) and keeps this layer's files.
+      expect(names).toEqual(driver === 'vfs' ? ['dir', 'top'] : ['dir', 'dir/sub', 'dir/sub/x']);
       expect(await check(ref)).toEqual({
         matches: true,
         driver,
