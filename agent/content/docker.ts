@@ -50,6 +50,14 @@ export function dockerError(error: unknown, what: string, ref: string): VouchErr
   return new VouchError('UNAVAILABLE', `${what}: ${(error as Error).message}`, { cause: error });
 }
 
+/** A failure to reach Docker at all as UNAVAILABLE: `cannot reach <what>: <why>`. */
+export function unavailable(error: unknown, what: string): VouchError {
+  if (error instanceof VouchError) return error;
+  return new VouchError('UNAVAILABLE', `cannot reach ${what}: ${(error as Error).message}`, {
+    cause: error,
+  });
+}
+
 /**
  * The subjects that name a local image: its image ID (the SHA-256 of its config, which is
  * what the daemon runs) under `name` — else the reference as given, or its first tag when

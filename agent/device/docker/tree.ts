@@ -8,8 +8,8 @@ import { digestHex, dockerError } from '../../content/docker';
 import { Crc64Iso } from '../../core/crc64';
 import { VouchError } from '../../core/errors';
 import { describeIssues } from '../../core/json';
-import { decodeSurrogateEscape } from '../../core/surrogate-escape';
-import { type LayerEntry, readTarSplit } from './tarsplit';
+import { applyLayer, type DirNode, newDir, shown, type TreeNode } from './layer-model';
+import { readTarSplit } from './tarsplit';
 
 /**
  * `vouch verify image --tree`: compares each layer's directory in Docker's storage with the
@@ -25,12 +25,7 @@ import { type LayerEntry, readTarSplit } from './tarsplit';
  * overlay2, where `<cache-id>/diff` holds only the layer's own changes, with a deleted
  * path as a 0/0 character device; an opaque directory's marker there is an extended
  * attribute (`trusted.overlay.opaque`), which is not read. Reading the storage needs root.
- *
- * How a layer lands on disk follows moby's unpackers: vfs applies layers with UnpackLayer
- * (pkg/archive/diff.go, through the naive diff driver), overlay2 with Unpack and the
- * overlay whiteout converter (pkg/archive/archive.go, archive_linux.go) when its diff is
- * native. With naive diff overlay2 unpacks onto the mounted layers instead, which this
- * check does not model.
+ * What each directory should hold comes from layer-model.ts; this walks the disk beside it.
  */
 
 export type StorageDriver = 'vfs' | 'overlay2';
@@ -68,12 +63,6 @@ const infoSchema = z.looseObject({
 });
 /** Docker names a layer's directory by a random 64-hex cache ID (layer store). */
 const cacheIdPattern = /^[0-9a-f]{64}$/;
-/** OCI image spec, layer.md "Whiteouts": `.wh.<name>` deletes name, this clears a directory. */
-const whiteoutPrefix = '.wh.';
-const opaqueMarker = '.wh..wh..opq';
-/** moby pkg/archive/whiteouts.go: AUFS metadata (WhiteoutMetaPrefix) and its hard link dir. */
-const aufsMetaPrefix = '.wh..wh.';
-const aufsLinkDir = '.wh..wh.plnk';
 /** Paths listed in a reason per kind of difference; the result lists them all. */
 const pathsInReason = 3;
 
@@ -191,157 +180,6 @@ function differs(layer: TreeLayer): boolean {
   return layer.added.length + layer.removed.length + layer.changed.length > 0;
 }
 
-/** What a layer's directory should hold; names are byte strings (tarsplit.ts). */
-type Node =
-  | DirNode
-  | { readonly kind: 'file'; readonly size: number; readonly crc: Buffer | null; layer: number }
-  | { readonly kind: 'symlink'; readonly target: string; layer: number }
-  | { readonly kind: 'char' | 'block' | 'fifo' | 'whiteout'; layer: number };
-
-interface DirNode {
-  readonly kind: 'dir';
-  readonly children: Map<string, Node>;
-  /** The layer that unpacked it: an opaque directory keeps only its own layer's paths. */
-  layer: number;
-}
-
-function newDir(layer: number): DirNode {
-  return { kind: 'dir', children: new Map(), layer };
-}
-
-/**
- * Unpacks layer `layer`'s entries onto `tree` as Docker does (pkg/archive UnpackLayer and
- * Unpack): a path replaces what was there, a directory keeps its contents, parent
- * directories are made as needed. Whiteouts either `delete` what they name (vfs: the
- * directory is the whole filesystem) or `mark` it with a whiteout (overlay2 keeps a 0/0
- * character device).
- */
-function applyLayer(
-  tree: DirNode,
-  entries: readonly LayerEntry[],
-  layer: number,
-  whiteouts: 'delete' | 'mark',
-): void {
-  /**
-   * vfs: UnpackLayer's AUFS hard link sources, by base name (aufsHardlinks); overlay2's
-   * Unpack keeps none.
-   */
-  const aufsLinks = whiteouts === 'delete' ? new Map<string, Node>() : undefined;
-  for (const entry of entries) {
-    const parts = pathParts(entry.name);
-    const name = parts.at(-1);
-    if (name === undefined) continue; // the root directory
-    const parents = parts.slice(0, -1);
-    // UnpackLayer skips AUFS metadata at the root (path.Clean(name) starts with .wh..wh.),
-    // all but the root's opaque marker, after making a non-directory's parent. Unpack,
-    // overlay2's, has no such skip: there `.wh..wh.plnk` is a whiteout like any other.
-    if (aufsLinks && isAufsMetadata(entry.name, parts)) {
-      if (entry.type !== 'dir') directory(tree, parents, layer);
-      if (entry.type === 'file' && isAufsLinkPath(entry.name, parts)) {
-        aufsLinks.set(name, nodeOf(tree, entry, layer, aufsLinks));
-      }
-      continue;
-    }
-    const parent = directory(tree, parents, layer);
-    if (name === opaqueMarker) {
-      if (whiteouts === 'delete') clearLower(parent, layer);
-    } else if (name.startsWith(whiteoutPrefix)) {
-      const hidden = name.slice(whiteoutPrefix.length);
-      if (whiteouts === 'delete') parent.children.delete(hidden);
-      else parent.children.set(hidden, { kind: 'whiteout', layer });
-    } else {
-      const existing = parent.children.get(name);
-      if (entry.type === 'dir' && existing?.kind === 'dir') existing.layer = layer;
-      else parent.children.set(name, nodeOf(tree, entry, layer, aufsLinks));
-    }
-  }
-}
-
-/** Go's path.Clean(name), for a name without `..` (pathParts refuses those): `/` stays. */
-function cleanName(name: string, parts: readonly string[]): string {
-  return (name.startsWith('/') ? '/' : '') + parts.join('/');
-}
-
-function isAufsMetadata(name: string, parts: readonly string[]): boolean {
-  const clean = cleanName(name, parts);
-  return clean.startsWith(aufsMetaPrefix) && clean !== opaqueMarker;
-}
-
-function isAufsLinkPath(name: string, parts: readonly string[]): boolean {
-  return cleanName(name, parts).startsWith(aufsLinkDir);
-}
-
-function nodeOf(
-  tree: DirNode,
-  entry: LayerEntry,
-  layer: number,
-  aufsLinks: ReadonlyMap<string, Node> | undefined,
-): Node {
-  switch (entry.type) {
-    case 'dir':
-      return newDir(layer);
-    case 'file':
-      return { kind: 'file', size: entry.size, crc: entry.crc, layer };
-    case 'symlink':
-      return { kind: 'symlink', target: entry.linkname, layer };
-    case 'hardlink': {
-      // A hard link names a path unpacked before it: another name for the same inode.
-      // Docker's archiver writes one for any non-directory with more than one link
-      // (pkg/archive addTarFile), so it may be a symlink, fifo or device as well as a file.
-      // UnpackLayer, which did not unpack .wh..wh.plnk, copies the file kept aside instead.
-      const parts = pathParts(entry.linkname);
-      let target: Node | undefined = tree;
-      if (aufsLinks && isAufsLinkPath(entry.linkname, parts)) {
-        target = aufsLinks.get(parts.at(-1) ?? '');
-      } else {
-        for (const part of parts) {
-          target = target?.kind === 'dir' ? target.children.get(part) : undefined;
-        }
-      }
-      if (target === undefined || target.kind === 'dir') {
-        throw new VouchError(
-          'BAD_DATA',
-          `layer ${layer + 1}: ${shown(entry.name)} is a hard link to ${shown(entry.linkname)}, which is missing or a directory`,
-        );
-      }
-      return { ...target, layer };
-    }
-    default:
-      return { kind: entry.type, layer };
-  }
-}
-
-/** The directory at `parts`, made (replacing what is not a directory) where missing. */
-function directory(tree: DirNode, parts: readonly string[], layer: number): DirNode {
-  let dir = tree;
-  for (const part of parts) {
-    let child = dir.children.get(part);
-    if (child?.kind !== 'dir') {
-      child = newDir(layer);
-      dir.children.set(part, child);
-    }
-    dir = child;
-  }
-  return dir;
-}
-
-/** An opaque directory: what lower layers put in it goes (UnpackLayer keeps this layer's). */
-function clearLower(dir: DirNode, layer: number): void {
-  for (const [name, child] of dir.children) {
-    if (child.layer !== layer) dir.children.delete(name);
-    else if (child.kind === 'dir') clearLower(child, layer);
-  }
-}
-
-/** A tar path's components: `./a//b/` → [a, b]; `..` would leave the layer. */
-function pathParts(name: string): string[] {
-  const parts = name.split('/').filter((part) => part !== '' && part !== '.');
-  if (parts.includes('..')) {
-    throw new VouchError('BAD_DATA', `a layer entry ${shown(name)} leaves the layer`);
-  }
-  return parts;
-}
-
 interface Differences {
   readonly added: string[];
   readonly removed: string[];
@@ -374,7 +212,11 @@ async function compareDir(
   }
 }
 
-async function matches(diskPath: Buffer, dirent: Dirent<Buffer>, expected: Node): Promise<boolean> {
+async function matches(
+  diskPath: Buffer,
+  dirent: Dirent<Buffer>,
+  expected: TreeNode,
+): Promise<boolean> {
   switch (expected.kind) {
     case 'dir':
       return false; // a directory on disk was compared as one
@@ -422,18 +264,10 @@ async function listAdded(
 }
 
 /** A missing path, and everything the record has under it. */
-function listRemoved(node: Node, path: string, removed: string[]): void {
+function listRemoved(node: TreeNode, path: string, removed: string[]): void {
   removed.push(path);
   if (node.kind !== 'dir') return;
   for (const [name, child] of node.children) listRemoved(child, `${path}/${name}`, removed);
-}
-
-/**
- * A path (byte string) as shown: absolute in the image, UTF-8 decoded, a byte that is not
- * UTF-8 kept as itself (core/surrogate-escape.ts; text output shows it as `\xNN`).
- */
-function shown(path: string): string {
-  return `/${decodeSurrogateEscape(Buffer.from(path, 'latin1'))}`;
 }
 
 /** A failure to read the storage as IO, saying when it is for want of root. */

@@ -1,17 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { type FSWatcher, watch } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
-import { z } from 'zod';
 import type { ImagePolicy } from '../../config';
+import { unavailable } from '../../content/docker';
 import { asVouchError, VouchError } from '../../core/errors';
-import { fsPath } from '../../files';
 import type { Logger } from '../../logger';
 import { trustedNow } from '../status';
 import { loadState, stateFiles, type TrustState } from '../store/state';
+import { StateWatcher } from '../store/state-watcher';
 import { type AllowEntry, readAllowList } from './allow';
 import {
   type ContainerRef,
@@ -21,6 +16,7 @@ import {
   type EnforcementAction,
   enforce,
 } from './enforce';
+import { type Backoff, type DockerEvent, DockerEventFollower } from './events';
 import { type ImageResult, verifyImage } from './image';
 
 /**
@@ -30,11 +26,10 @@ import { type ImageResult, verifyImage } from './image';
  * ID, and checks every local image again
  *   - when it (re)connects, since events may have been missed while it was not connected;
  *   - after each commit of the trust state (checkpoint.json, written last by a sync in any
- *     process) or change of the allow-list, seen by fs.watch with a slow poll behind it,
- *     so a revocation takes effect without a restart.
- * When dockerd restarts or its socket goes away, it reconnects with exponential backoff
- * (doubling up to a cap, back to the first delay after a successful check). Everything
- * runs one task at a time, so verdicts and actions come in a well-defined order.
+ *     process) or change of the allow-list (store/state-watcher.ts), so a revocation takes
+ *     effect without a restart.
+ * When dockerd restarts or its socket goes away, it reconnects with backoff (events.ts).
+ * Everything runs one task at a time, so verdicts and actions come in a well-defined order.
  */
 
 /** What caused a check: the watcher starting, reconnecting, a state change, or an event. */
@@ -81,24 +76,13 @@ export interface ImageWatcherOptions {
   readonly logger: Logger;
   readonly clock?: () => number;
   /** Reconnect delays (ms): the first, doubled after each failure up to the cap. */
-  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  readonly backoff?: Backoff;
   /** How often the state dir is polled besides fs.watch (ms). */
   readonly statePollMs?: number;
 }
 
-const defaultBackoff = { initialMs: 1000, maxMs: 60_000 } as const;
-const defaultStatePollMs = 30_000;
-/** A Docker event is a few hundred bytes; a longer line is not one. */
-const maxEventLineBytes = 64 * 1024;
 const imageActions = ['pull', 'load', 'tag', 'untag', 'import', 'delete'] as const;
 const containerActions = ['create', 'start'] as const;
-
-const eventSchema = z.object({
-  Type: z.enum(['image', 'container']),
-  Action: z.string().max(256),
-  Actor: z.object({ ID: z.string().min(1).max(1024) }),
-});
-type DockerEvent = z.infer<typeof eventSchema>;
 
 /** Which containers a verdict is applied to: all running ones of the image, one, or none. */
 type ApplyTo = 'running' | 'none' | ContainerRef;
@@ -108,19 +92,33 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
   private state: TrustState | undefined;
   private stateError: VouchError | undefined;
   private allowList: readonly AllowEntry[] = [];
-  /** The state files as last loaded (inode, size, mtime of each). */
-  private seenFiles = '';
   private refreshQueued = false;
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly stopping = new AbortController();
-  private running: Promise<void> | undefined;
-  private stream: NodeJS.ReadableStream | undefined;
-  private fsWatcher: FSWatcher | undefined;
-  private pollTimer: NodeJS.Timeout | undefined;
-  private debounceTimer: NodeJS.Timeout | undefined;
+  private readonly dockerEvents: DockerEventFollower<'image' | 'container'>;
+  /** The commit point and the allow-list. */
+  private readonly stateWatcher: StateWatcher;
 
   constructor(private readonly options: ImageWatcherOptions) {
     super();
+    this.dockerEvents = new DockerEventFollower({
+      docker: options.docker,
+      types: ['image', 'container'],
+      actions: [...imageActions, ...containerActions],
+      logger: options.logger,
+      ...(options.backoff && { backoff: options.backoff }),
+      onConnected: async (again) => {
+        this.publish('connected');
+        await this.serial(() => this.checkAll(again ? 'reconnect' : 'startup'));
+      },
+      onEvent: (event) => this.serial(() => this.onEvent(event)),
+      onDisconnected: (error, retryInMs) => this.publish('disconnected', { error, retryInMs }),
+    });
+    this.stateWatcher = new StateWatcher({
+      stateDir: options.stateDir,
+      files: [stateFiles.commit, stateFiles.allow],
+      ...(options.statePollMs !== undefined && { pollMs: options.statePollMs }),
+      onChange: () => this.refresh(),
+    });
   }
 
   /** The latest verdict per image ID. */
@@ -143,28 +141,14 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
    */
   async start(): Promise<void> {
     await this.loadTrust();
-    this.watchStateDir();
-    this.pollTimer = setInterval(() => {
-      this.watchStateDir();
-      void this.checkStateFiles();
-    }, this.options.statePollMs ?? defaultStatePollMs);
-    this.pollTimer.unref();
-    let attempted = () => {};
-    const first = new Promise<void>((resolve) => {
-      attempted = resolve;
-    });
-    this.running = this.run(attempted);
-    await first;
+    this.stateWatcher.start();
+    await this.dockerEvents.start();
   }
 
   /** Stops watching; the task under way finishes first. */
   async stop(): Promise<void> {
-    this.stopping.abort();
-    clearInterval(this.pollTimer);
-    clearTimeout(this.debounceTimer);
-    this.fsWatcher?.close();
-    (this.stream as { destroy?: () => void } | undefined)?.destroy?.();
-    await this.running;
+    this.stateWatcher.stop();
+    await this.dockerEvents.stop();
     await this.queue;
   }
 
@@ -172,89 +156,7 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
     return this.options.logger;
   }
 
-  /** Connect, check everything, follow events; on any failure wait and do it again. */
-  private async run(attempted: () => void): Promise<void> {
-    const { initialMs, maxMs } = this.options.backoff ?? defaultBackoff;
-    let delay = initialMs;
-    let connectedBefore = false;
-    while (!this.stopping.signal.aborted) {
-      try {
-        const stream = await this.options.docker.getEvents({
-          filters: {
-            type: ['image', 'container'],
-            event: [...imageActions, ...containerActions],
-          },
-        });
-        this.stream = stream;
-        // Subscribed before the full check, so that nothing arriving meanwhile is missed.
-        const ended = this.follow(stream);
-        if (this.stopping.signal.aborted) break;
-        this.publish('connected');
-        this.logger.info('following Docker events');
-        await this.serial(() => this.checkAll(connectedBefore ? 'reconnect' : 'startup'));
-        connectedBefore = true;
-        delay = initialMs;
-        attempted();
-        throw await ended;
-      } catch (error) {
-        attempted();
-        (this.stream as { destroy?: () => void } | undefined)?.destroy?.();
-        if (this.stopping.signal.aborted) break;
-        const failure = unavailable(error, 'Docker');
-        this.logger.warn(
-          { code: failure.code, retryInMs: delay },
-          `Docker connection lost: ${failure.message}`,
-        );
-        this.publish('disconnected', { error: failure, retryInMs: delay });
-        await sleep(delay, undefined, { signal: this.stopping.signal }).catch(() => {});
-        delay = Math.min(delay * 2, maxMs);
-      }
-    }
-  }
-
-  /**
-   * Reads the event stream (JSON lines) and queues each event; resolves with why it ended
-   * (never rejects).
-   */
-  private follow(stream: NodeJS.ReadableStream): Promise<Error> {
-    return new Promise((resolve) => {
-      const decoder = new StringDecoder('utf8');
-      let pending = '';
-      stream.on('data', (chunk: Buffer) => {
-        pending += decoder.write(chunk);
-        for (let end = pending.indexOf('\n'); end >= 0; end = pending.indexOf('\n')) {
-          const line = pending.slice(0, end).trim();
-          pending = pending.slice(end + 1);
-          if (line) this.onEventLine(line);
-        }
-        if (pending.length > maxEventLineBytes) {
-          resolve(new VouchError('BAD_DATA', 'Docker sent an event line over 64 KiB'));
-        }
-      });
-      stream.once('error', (error: Error) => resolve(error));
-      stream.once('end', () => resolve(new Error('Docker ended the event stream')));
-      stream.once('close', () => resolve(new Error('Docker closed the event stream')));
-    });
-  }
-
-  private onEventLine(line: string): void {
-    let event: DockerEvent;
-    try {
-      event = eventSchema.parse(JSON.parse(line));
-    } catch {
-      this.logger.debug({ line: line.slice(0, 200) }, 'ignored a Docker event');
-      return;
-    }
-    this.serial(() => this.onEvent(event)).catch((error: unknown) => {
-      const failure = asVouchError(error);
-      this.logger.warn(
-        { code: failure.code, event: `${event.Type} ${event.Action}` },
-        `cannot handle a Docker event: ${failure.message}`,
-      );
-    });
-  }
-
-  private async onEvent(event: DockerEvent): Promise<void> {
+  private async onEvent(event: DockerEvent<'image' | 'container'>): Promise<void> {
     const trigger = `${event.Type} ${event.Action}` as const;
     const id = event.Actor.ID;
     if (event.Type === 'image') {
@@ -359,7 +261,7 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
   /** Loads the trust state and the allow-list as they are now. */
   private async loadTrust(): Promise<void> {
     const { stateDir } = this.options;
-    this.seenFiles = await this.stateFilesKey();
+    await this.stateWatcher.markSeen();
     try {
       this.state = await loadState(stateDir);
       this.stateError = undefined;
@@ -390,24 +292,9 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
     });
   }
 
-  /** Identity of the commit point and the allow-list: a durable replace changes the inode. */
-  private async stateFilesKey(): Promise<string> {
-    const keys = await Promise.all(
-      [stateFiles.commit, stateFiles.allow].map((name) =>
-        stat(fsPath(join(this.options.stateDir, name))).then(
-          (info) => `${info.ino}:${info.size}:${info.mtimeMs}`,
-          () => '-',
-        ),
-      ),
-    );
-    return keys.join(' ');
-  }
-
-  /** When the state or the allow-list changed since loaded: reload, check everything. */
-  private async checkStateFiles(): Promise<void> {
-    if (this.refreshQueued || this.stopping.signal.aborted) return;
-    const key = await this.stateFilesKey();
-    if (key === this.seenFiles || this.refreshQueued) return;
+  /** The state or the allow-list changed since loaded: reload, check everything. */
+  private refresh(): void {
+    if (this.refreshQueued) return;
     this.refreshQueued = true;
     this.serial(async () => {
       this.refreshQueued = false;
@@ -418,26 +305,6 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
       const failure = asVouchError(error);
       this.logger.warn({ code: failure.code }, `cannot check images again: ${failure.message}`);
     });
-  }
-
-  /** fs.watch on the state dir; when it does not exist yet (or the watch fails), the poll retries. */
-  private watchStateDir(): void {
-    if (this.fsWatcher || this.stopping.signal.aborted) return;
-    const names = new Set<string>([stateFiles.commit, stateFiles.allow]);
-    try {
-      this.fsWatcher = watch(fsPath(this.options.stateDir), { persistent: false }, (_, name) => {
-        if (name !== null && !names.has(name.toString())) return;
-        clearTimeout(this.debounceTimer);
-        // A sync replaces several files; look once things settle.
-        this.debounceTimer = setTimeout(() => void this.checkStateFiles(), 50);
-      });
-      this.fsWatcher.on('error', () => {
-        this.fsWatcher?.close();
-        this.fsWatcher = undefined;
-      });
-    } catch {
-      this.fsWatcher = undefined;
-    }
   }
 
   private serial<T>(task: () => Promise<T>): Promise<T> {
@@ -454,11 +321,4 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
       this.logger.error({ event, error: asVouchError(error).message }, 'a listener failed');
     }
   }
-}
-
-function unavailable(error: unknown, what: string): VouchError {
-  if (error instanceof VouchError) return error;
-  return new VouchError('UNAVAILABLE', `cannot reach ${what}: ${(error as Error).message}`, {
-    cause: error,
-  });
 }

@@ -68,6 +68,15 @@ const aufsLayer = () =>
     execFileSync('ln', [join(dir, '.wh..wh.plnk/12.34'), join(dir, 'hl')]);
   });
 
+/**
+ * AUFS metadata directories alone: `.wh..wh.orph/sub/` with no file in it. UnpackLayer
+ * makes the parent of every entry it reads, directories too, before it skips metadata.
+ */
+const aufsDirLayer = () =>
+  gnuTar(async (dir) => {
+    await mkdir(join(dir, '.wh..wh.orph/sub'), { recursive: true });
+  });
+
 const intact = (diffIds: readonly string[]) =>
   diffIds.map((diffId) => ({ diffId, added: [], removed: [], changed: [] }));
 
@@ -117,6 +126,22 @@ for (const driver of ['vfs', 'overlay2'] as const) {
         layers: [{ 'a.txt': 'A' }, await aufsLayer()],
       });
       await loadArchive(daemon.docker, await tarOf(aufs.entries));
+      const aufsDir = await imageArchive({
+        layout: 'docker',
+        repoTag: 'vouch-test/aufs-dir:1',
+        layers: [{ 'a.txt': 'A' }, await aufsDirLayer()],
+      });
+      await loadArchive(daemon.docker, await tarOf(aufsDir.entries));
+      const opaqueLate = await imageArchive({
+        layout: 'docker',
+        repoTag: 'vouch-test/opaque-late:1',
+        layers: [
+          { 'dir/old': 'old', top: 'T' },
+          // dir/sub is made as x's parent, by no entry of its own, before the marker.
+          { 'dir/sub/x': 'x', 'dir/.wh..wh..opq': '' },
+        ],
+      });
+      await loadArchive(daemon.docker, await tarOf(opaqueLate.entries));
       await buildScratchImage(daemon.docker, 'vouch-test/built:1', [
         { 'a.txt': 'A', 'd/e.txt': 'E' },
         { 'f.txt': 'F content', 'g/h.txt': 'H' },
@@ -154,6 +179,38 @@ for (const driver of ['vfs', 'overlay2'] as const) {
           : // Unpack makes `.wh.` names whiteouts and unpacks the rest.
             ['.wh..wh.plnk', '.wh.aufs', '.wh.plnk', 'hl'],
       );
+    });
+
+    it('expects the directory UnpackLayer makes for a directory in AUFS metadata', async () => {
+      const ref = 'vouch-test/aufs-dir:1';
+      const names = (await readdir(await dirOf(ref, 1))).sort();
+      expect(names).toEqual(
+        driver === 'vfs'
+          ? // The parent of .wh..wh.orph/sub, made before the entry is skipped.
+            ['.wh..wh.orph', 'a.txt']
+          : // A whiteout for .wh..wh.orph, and the directory itself as sub's parent.
+            ['.wh..wh.orph', '.wh.orph'],
+      );
+      expect(await check(ref)).toEqual({
+        matches: true,
+        driver,
+        layers: intact(await diffIds(ref)),
+      });
+    });
+
+    it('expects what an opaque marker after a made parent leaves: vfs removes it', async () => {
+      const ref = 'vouch-test/opaque-late:1';
+      const dir = await dirOf(ref, 1);
+      const names = (await readdir(dir, { recursive: true })).sort();
+      // UnpackLayer's opaque walk keeps only paths this layer's entries unpacked: dir/sub
+      // was made as a parent, so it goes with the x in it. overlay2 marks dir opaque (an
+      // extended attribute) and keeps this layer's files.
+      expect(names).toEqual(driver === 'vfs' ? ['dir', 'top'] : ['dir', 'dir/sub', 'dir/sub/x']);
+      expect(await check(ref)).toEqual({
+        matches: true,
+        driver,
+        layers: intact(await diffIds(ref)),
+      });
     });
 
     it('reports a file added, one removed and one changed (same size) in a layer directory', async () => {
