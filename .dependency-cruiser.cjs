@@ -7,16 +7,16 @@
  */
 
 const core = '^agent/core/';
-/** The shared platform modules at agent/*.ts: files, lock, config, logger. */
-const platform = '^agent/[^/]+\\.ts$';
-/** What the publisher and the device both read of content: Docker images, files' digests. */
-const content = '^agent/content/';
 /**
- * The hash pool is shared by the publisher's `sign --chunked` (content/digests.ts) and the
- * device; it moves to content/ once its split into a worker group (issue #14) has landed.
- * Until then content/ may import it, and nothing else of device/.
+ * The shared platform modules at agent/*.ts (files, lock, config, logger) and agent/workers/
+ * (worker threads and their lifecycle).
  */
-const hashPool = '^agent/device/verify/pool\\.ts$';
+const platform = '^agent/([^/]+\\.ts$|workers/)';
+/**
+ * What the publisher and the device both read of content: Docker images, files' digests and
+ * the hash pool that computes them.
+ */
+const content = '^agent/content/';
 /** A part's public entry points: the CLI imports device, ledger and hw only through these. */
 const deviceEntries = '^agent/device/(docker/|verify/)?index\\.ts$';
 const ledgerEntry = '^agent/ledger/index\\.ts$';
@@ -58,18 +58,18 @@ module.exports = {
     },
     only(
       'platform-imports-only-core',
-      'The platform modules (agent/*.ts: files, lock, config, logger) serve every part: they ' +
-        'import core and each other, never a part that uses them.',
+      'The platform modules (agent/*.ts: files, lock, config, logger; agent/workers/) serve ' +
+        'every part: they import core and each other, never a part that uses them.',
       platform,
       [core, platform],
     ),
     only(
-      'content-imports-only-core-and-platform',
+      'content-imports-only-core-platform-and-hw',
       'content/ is what the publisher and the device both need of files and images, so that ' +
-        'signing does not reach into device/: it builds on core and the platform only (and, for ' +
-        'now, the hash pool: see hashPool above).',
+        'signing does not reach into device/: it builds on core, the platform and hw/ (through ' +
+        'hw/index.ts: the hash pool is sized by the board).',
       content,
-      [core, platform, content, hashPool],
+      [core, platform, content, hwEntry],
     ),
     only(
       'hw-imports-only-core',

@@ -40,7 +40,7 @@ describe('layer rules', () => {
     const { violations } = await cruiseFixtures();
     expect(violations.sort()).toEqual([
       'cli-uses-entry-points: agent/cli/breaks-cli.ts → agent/device/verify/pool.ts',
-      'content-imports-only-core-and-platform: agent/content/breaks-content.ts → agent/device/store/state.ts',
+      'content-imports-only-core-platform-and-hw: agent/content/breaks-content.ts → agent/device/store/state.ts',
       'core-does-no-io: agent/core/breaks-io.ts → fs',
       'core-imports-only-core: agent/core/breaks-core.ts → agent/files.ts',
       'device-imports-only-shared-and-hw: agent/device/breaks-hw-entry.ts → hw/profile.ts',

@@ -1,6 +1,6 @@
 import { VouchError } from '../core/errors';
 import { merkleLeafSize } from '../core/statement';
-import { plannedPool } from '../device/verify/pool';
+import { plannedPool } from './pool';
 
 /**
  * A file's two digests as a statement names them: its SHA-256 and its chunked digest

@@ -1,6 +1,6 @@
 /**
  * The least a Node program does for each issue #6 case: the hash pool's reading and hashing
- * scheme (agent/device/verify/pool/hash.worker.ts), with no CLI, configuration or trust state.
+ * scheme (agent/content/pool/hash.worker.ts), with no CLI, configuration or trust state.
  * Its time is Node's start, a worker's boot, the reads and SHA-256 — what any Node command
  * here pays at least with that scheme; `vouch verify file` minus this is the CLI's own cost.
  *

@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { type HardwareProfile, type HashPlan, planHashing, readProfile } from '../../../hw';
+import { HashPool } from '../../content/pool';
 import { VouchError } from '../../core/errors';
 import { safe } from '../../core/text';
-import { HashPool } from '../../device/verify';
 import type { Context } from '../context';
 import { ExitCode } from '../exit';
 

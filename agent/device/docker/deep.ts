@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { dockerError } from '../../content/docker';
+import { type HashPool, plannedPool } from '../../content/pool';
 import { VouchError } from '../../core/errors';
-import { type HashPool, plannedPool } from '../verify/pool';
 import { findDaemonError, streamErrorMessage } from './daemon-errors';
 import { exportImage, type ImageExport } from './export';
 import { type ExportRead, readExport } from './export-archive';

@@ -3,8 +3,8 @@ import { posix } from 'node:path';
 import { finished } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract } from 'tar-stream';
+import type { HashPool } from '../../content/pool';
 import { VouchError } from '../../core/errors';
-import type { HashPool } from '../verify/pool';
 import type { ImageExport } from './export';
 import {
   archivePath,

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { ImagePolicy } from '../../config';
 import { digestHex, inspectImage } from '../../content/docker';
+import type { HashPool } from '../../content/pool';
 import { parseImageId } from '../../core/digest';
 import { asVouchError, type ErrorCode, VouchError } from '../../core/errors';
 import { type ImageRequirement, normalizeImageName, requirementFor } from '../../core/images';
@@ -8,7 +9,6 @@ import { scopeMatches } from '../../core/root';
 import { atLeastAsBad, Status, type StatusName } from '../../core/status';
 import type { TrustState } from '../store/state';
 import { verdictFor } from '../store/verdict';
-import type { HashPool } from '../verify/pool';
 import { couldNotCheckOutcome, type IgnoredStatement, outcomeOf } from '../verify/verify';
 import { deepCheck } from './deep';
 import { describeTreeDifference, dockerStorage, type TreeCheck, treeCheck } from './tree';

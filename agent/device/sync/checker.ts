@@ -2,8 +2,8 @@ import type { Worker } from 'node:worker_threads';
 import { type HardwareProfile, planChecking, readProfile } from '../../../hw';
 import { VouchError } from '../../core/errors';
 import { encodeRoot, type Root } from '../../core/root';
-import { type Thread as GroupThread, WorkerGroup } from '../workers/group';
-import { startWorker } from '../workers/worker';
+import { type Thread as GroupThread, WorkerGroup } from '../../workers/group';
+import { startWorker } from '../../workers/worker';
 import { type BundleRun, type CheckedEntries, checkEntries } from './entries';
 
 /**

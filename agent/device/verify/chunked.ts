@@ -1,10 +1,10 @@
 import { stat } from 'node:fs/promises';
+import type { HashPool } from '../../content/pool';
 import type { StatusOptions, Verdict } from '../../core/policy';
 import { type DigestAlgorithm, merkleAlgorithm, merkleLeafSize } from '../../core/statement';
 import { fsPath, ioError } from '../../files';
 import type { TrustState } from '../store/state';
 import { verdictFor } from '../store/verdict';
-import type { HashPool } from './pool';
 
 /**
  * The chunked digest `merkle-sha256-1mib` (core/statement.ts) on the device: computed on

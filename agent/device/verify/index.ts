@@ -1,5 +1,4 @@
 export type { DigestChoice } from './chunked';
-export { HashPool } from './pool';
 export {
   type OpenedTrust,
   openTrust,

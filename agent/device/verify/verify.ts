@@ -1,3 +1,4 @@
+import { type HashPool, plannedPool } from '../../content/pool';
 import { parseDigest } from '../../core/digest';
 import { asVouchError, type ErrorCode, VouchError } from '../../core/errors';
 import type { IgnoredRecord, StatusOptions, Verdict } from '../../core/policy';
@@ -15,7 +16,6 @@ import {
   merkleVerdict,
   verifyFile,
 } from './chunked';
-import { type HashPool, plannedPool } from './pool';
 
 /**
  * `vouch verify` and `vouch authenticate`: hash files on the device (HashPool sized by the

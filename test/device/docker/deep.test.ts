@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { HashPool } from '../../../agent/content/pool';
 import { deepCheck } from '../../../agent/device/docker/deep';
-import { HashPool } from '../../../agent/device/verify/pool';
 import { rejectsWith } from '../../helpers/errors';
 import { exportingDocker, imageArchive, tarOf } from '../../helpers/oci';
 

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HashPool } from '../../../agent/content/pool';
 import { deepCheck } from '../../../agent/device/docker/deep';
 import { exportImage } from '../../../agent/device/docker/export';
-import { HashPool } from '../../../agent/device/verify/pool';
 import { rejectsWith } from '../../helpers/errors';
 import { imageArchive, tarOf } from '../../helpers/oci';
 

@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { read, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { parentPort, type TransferListItem } from 'node:worker_threads';
-import { hashLeaf, leafPrefix } from '../../../core/merkle';
+import { hashLeaf, leafPrefix } from '../../core/merkle';
 import type { Reply, Request } from './protocol';
 
 /**

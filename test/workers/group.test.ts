@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { VouchError } from '../../../agent/core/errors';
-import { adoptable, type Thread, WorkerGroup } from '../../../agent/device/workers/group';
+import { VouchError } from '../../agent/core/errors';
+import { adoptable, type Thread, WorkerGroup } from '../../agent/workers/group';
 
 /**
  * The worker group's lifecycle, with a tiny echo worker and an owner written here: start,

@@ -1,9 +1,9 @@
 import type { TransferListItem, Worker } from 'node:worker_threads';
-import { VouchError } from '../../core/errors';
+import { VouchError } from '../core/errors';
 
 /**
  * Worker threads of one kind and their lifecycle, for an owner that decides what runs on
- * them: the hash pool (verify/pool/) and the sync's entry checker (sync/checker.ts).
+ * them: the hash pool (content/pool/) and the sync's entry checker (sync/checker.ts).
  *
  * - Up to `size` workers: `warm` start with the group, the others when there is work for
  *   them (`lightest`, `all`); one booted before the group existed may be adopted.

@@ -1,9 +1,9 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Worker } from 'node:worker_threads';
-import { planHashing, readProfile } from '../../../../hw';
-import { VouchError } from '../../../core/errors';
-import { CompactRange } from '../../../core/merkle';
-import { openExistingFile } from '../../../files';
+import { planHashing, readProfile } from '../../../hw';
+import { VouchError } from '../../core/errors';
+import { CompactRange } from '../../core/merkle';
+import { openExistingFile } from '../../files';
 import { adoptable, type Thread as GroupThread, WorkerGroup } from '../../workers/group';
 import { startWorker } from '../../workers/worker';
 import { Buffers } from './buffers';

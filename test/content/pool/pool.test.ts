@@ -15,10 +15,10 @@ import { Readable } from 'node:stream';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VouchError } from '../../../../agent/core/errors';
-import { merkleLeafSize } from '../../../../agent/core/statement';
-import { HashPool, plannedPool, startHashWorker } from '../../../../agent/device/verify/pool';
-import { planHashing, readProfile } from '../../../../hw';
+import { HashPool, plannedPool, startHashWorker } from '../../../agent/content/pool';
+import { VouchError } from '../../../agent/core/errors';
+import { merkleLeafSize } from '../../../agent/core/statement';
+import { planHashing, readProfile } from '../../../hw';
 
 const dir = mkdtempSync(join(tmpdir(), 'vouch-pool-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

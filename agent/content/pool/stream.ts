@@ -1,4 +1,4 @@
-import { VouchError } from '../../../core/errors';
+import { VouchError } from '../../core/errors';
 
 /** A byte stream read into the hash pool's buffers (pool.ts), whatever sizes its pieces come in. */
 export interface Input {
