@@ -1,7 +1,7 @@
 import { maxEnvelopeBytes } from './dsse';
 import { VouchError } from './errors';
 import { maxNoteSize } from './note';
-import { fullWidth, maxEntrySize, type TileId } from './tiles';
+import { fullWidth, type TileId } from './tiles';
 
 /**
  * The snapshot file for air-gapped devices (docs/formats.md "Snapshot file"): one POSIX tar
@@ -26,11 +26,6 @@ const format = 'vouch-snapshot/v1';
 export const maxManifestBytes = 4096;
 export const maxCheckpointBytes = maxNoteSize;
 export const maxRootBytes = maxEnvelopeBytes;
-
-/** The cap on an entry bundle: the configured one, or what `tile.width` entries can hold. */
-export function maxBundleBytes(tile: TileId, configured: number): number {
-  return Math.min(configured, tile.width * (2 + maxEntrySize));
-}
 
 /** What the manifest declares: the checkpoint's origin and tree size. */
 export interface SnapshotManifest {

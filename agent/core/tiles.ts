@@ -11,6 +11,14 @@ export const tileHeight = 8;
 export const fullWidth = 256;
 /** Entries are uint16 length-prefixed in a bundle (c2sp.org/tlog-tiles#log-entries). */
 export const maxEntrySize = 0xffff;
+
+/**
+ * The cap on the bytes of an entry bundle of `width` entries: what they can hold (a uint16
+ * length and at most maxEntrySize bytes each), or `configured` when that is less.
+ */
+export function maxBundleBytes(width: number, configured = Number.POSITIVE_INFINITY): number {
+  return Math.min(configured, width * (2 + maxEntrySize));
+}
 /** tlog-tiles: levels are 0 to 63. */
 const maxLevel = 63;
 

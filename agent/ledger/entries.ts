@@ -2,7 +2,13 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VouchError } from '../core/errors';
 import { hashLeaf, hashSize } from '../core/merkle';
-import { encodeEntryBundle, fullWidth, maxEntrySize, splitEntries } from '../core/tiles';
+import {
+  encodeEntryBundle,
+  fullWidth,
+  maxBundleBytes,
+  maxEntrySize,
+  splitEntries,
+} from '../core/tiles';
 import { fsPath, ioError, readExistingFile, syncDirectory } from '../files';
 import { layout, lockLog, readConfig, readState, writeState } from './logdir';
 
@@ -14,7 +20,7 @@ import { layout, lockLog, readConfig, readState, writeState } from './logdir';
  * the next one.
  */
 
-const maxBundleBytes = fullWidth * (2 + maxEntrySize);
+const bundleCap = maxBundleBytes(fullWidth);
 
 function stagedPath(dir: string, bundle: number): string {
   return join(dir, layout.entries, String(bundle));
@@ -43,7 +49,7 @@ export async function readEntries(dir: string, start: number, end: number): Prom
     const path = stagedPath(dir, bundle);
     const first = bundle * fullWidth;
     const count = Math.min(fullWidth, end - first);
-    const bytes = await readExistingFile(path, maxBundleBytes, 'staged entries', 'LOG_INVALID');
+    const bytes = await readExistingFile(path, bundleCap, 'staged entries', 'LOG_INVALID');
     entries.push(...committedEntries(bytes, count, path).entries.slice(Math.max(0, start - first)));
   }
   return entries;
@@ -120,7 +126,7 @@ async function writeStaged(dir: string, size: number, entries: readonly Uint8Arr
     let offset = 0;
     if (committed > 0)
       offset = committedEntries(
-        await readExistingFile(path, maxBundleBytes, 'staged entries', 'LOG_INVALID'),
+        await readExistingFile(path, bundleCap, 'staged entries', 'LOG_INVALID'),
         committed,
         path,
       ).end;

@@ -10,7 +10,7 @@ import { VouchError } from '../core/errors';
 import { rootPath, rootVersionOfPath } from '../core/layout';
 import { hashSize } from '../core/merkle';
 import { maxNoteSize } from '../core/note';
-import { fullWidth, maxEntrySize, parseTilePath } from '../core/tiles';
+import { fullWidth, maxBundleBytes, parseTilePath } from '../core/tiles';
 import { fsPath } from '../files';
 import { layout, publicDir, readConfig } from './logdir';
 
@@ -21,7 +21,7 @@ export interface LogServer {
 }
 
 /** The largest file served: a full entry bundle of maximal entries. */
-const maxFileBytes = fullWidth * (2 + maxEntrySize);
+const maxFileBytes = maxBundleBytes(fullWidth);
 const gzipAsync = promisify(gzip);
 
 interface Resource {

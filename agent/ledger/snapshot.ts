@@ -5,12 +5,11 @@ import { VouchError } from '../core/errors';
 import { rootPath, rootsDir, rootVersions } from '../core/layout';
 import {
   checkpointName,
-  maxBundleBytes,
   maxCheckpointBytes,
   maxRootBytes,
   snapshotBundles,
 } from '../core/snapshot-format';
-import { entryBundlePath } from '../core/tiles';
+import { entryBundlePath, maxBundleBytes } from '../core/tiles';
 import { fsPath, readFileCapped } from '../files';
 import { type ExportResult, type SnapshotSource, writeSnapshot } from '../snapshot-writer';
 import { publicDir } from './logdir';
@@ -56,7 +55,7 @@ async function publishedSource(logDir: string, bundleCap: number): Promise<Snaps
     async *bundles(size) {
       for (const tile of snapshotBundles(size)) {
         const path = entryBundlePath(tile);
-        const bytes = await read(path, maxBundleBytes(tile, bundleCap));
+        const bytes = await read(path, maxBundleBytes(tile.width, bundleCap));
         if (!bytes) throw new VouchError('LOG_INVALID', `${base}: ${path} is missing`);
         yield { tile, bytes };
       }

@@ -4,7 +4,6 @@ import { VouchError } from '../../agent/core/errors';
 import {
   encodeManifest,
   manifestName,
-  maxBundleBytes,
   maxManifestBytes,
   parseManifest,
   snapshotBundles,
@@ -104,11 +103,5 @@ describe('snapshot members', () => {
         expect([...snapshotBundles(size)]).toEqual(level0);
       }),
     );
-  });
-
-  it('caps a bundle at the configured size, or at what its entries can hold', () => {
-    expect(maxBundleBytes({ level: 0, index: 0, width: 1 }, 1 << 24)).toBe(2 + 65_535);
-    expect(maxBundleBytes({ level: 0, index: 0, width: 256 }, 1 << 24)).toBe(1 << 24);
-    expect(maxBundleBytes({ level: 0, index: 0, width: 256 }, 1000)).toBe(1000);
   });
 });

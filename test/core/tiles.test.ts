@@ -9,6 +9,7 @@ import {
   encodeTile,
   entryBundlePath,
   formatTileIndex,
+  maxBundleBytes,
   newTiles,
   parseTilePath,
   perfectRoot,
@@ -194,6 +195,15 @@ describe('tile and entry bundle encoding', () => {
     expect(
       decodeEntryBundle(encodeEntryBundle([new Uint8Array(65_535)]), { ...tile, width: 1 })[0],
     ).toHaveLength(65_535);
+  });
+
+  it('caps a bundle at what its entries can hold, or at a configured size below that', () => {
+    const largest = encodeEntryBundle([new Uint8Array(65_535)]);
+    expect(maxBundleBytes(1)).toBe(largest.length);
+    expect(maxBundleBytes(256)).toBe(256 * largest.length);
+    expect(maxBundleBytes(1, 1 << 24)).toBe(2 + 65_535);
+    expect(maxBundleBytes(256, 1 << 24)).toBe(1 << 24);
+    expect(maxBundleBytes(256, 1000)).toBe(1000);
   });
 
   it('decodes or rejects arbitrary bundles, and round-trips (property)', () => {

@@ -1,8 +1,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import { type ExtractEvents, extract } from 'tar-stream';
 import { VouchError } from '../../core/errors';
-import { maxBundleBytes, snapshotBundles, snapshotInvalid } from '../../core/snapshot-format';
-import { entryBundlePath } from '../../core/tiles';
+import { snapshotBundles, snapshotInvalid } from '../../core/snapshot-format';
+import { entryBundlePath, maxBundleBytes } from '../../core/tiles';
 import { ioError } from '../../files';
 import type { Bundle } from './apply';
 
@@ -164,7 +164,7 @@ export class SnapshotReader {
   /** The entry bundles of a tree of `size`, then the end of the file. */
   async *bundles(size: number, bundleCap: number): AsyncGenerator<Bundle> {
     for (const tile of snapshotBundles(size)) {
-      const cap = maxBundleBytes(tile, bundleCap);
+      const cap = maxBundleBytes(tile.width, bundleCap);
       yield { tile, bytes: await this.member(entryBundlePath(tile), cap) };
     }
     const extra = await this.peek();

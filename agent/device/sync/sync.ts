@@ -16,7 +16,7 @@ import {
   decodeTile,
   entryBundlePath,
   fullWidth,
-  maxEntrySize,
+  maxBundleBytes,
   type TileId,
   tileHashReader,
   tilePath,
@@ -356,7 +356,7 @@ async function syncFromMirror(
   ctx: Context,
   trust: Trust,
   mirror: Mirror,
-  maxBundleBytes: number,
+  bundleCap: number,
 ): Promise<Applied> {
   // The checkpoint is fetched first, though checked after the roots (it needs the newest
   // root's log key): whether the URL is a log at all shows in the first answer.
@@ -402,7 +402,7 @@ async function syncFromMirror(
   const fetchBundle = async (index: number): Promise<Bundle> => {
     const width = Math.min(fullWidth, size - index * fullWidth);
     const tile = { level: 0, index, width };
-    const cap = Math.min(maxBundleBytes, width * (2 + maxEntrySize));
+    const cap = maxBundleBytes(width, bundleCap);
     const [bundle, hashes] = await Promise.all([
       required(mirror, entryBundlePath(tile), cap),
       fetchTile(tile),
