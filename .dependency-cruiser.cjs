@@ -18,7 +18,7 @@ const platform = '^agent/([^/]+\\.ts$|workers/)';
  */
 const content = '^agent/content/';
 /** A part's public entry points: the CLI imports device, ledger and hw only through these. */
-const deviceEntries = '^agent/device/(docker/|verify/)?index\\.ts$';
+const deviceEntries = '^agent/device/(docker/|verify/|agent/)?index\\.ts$';
 const ledgerEntry = '^agent/ledger/index\\.ts$';
 const hwEntry = '^hw/index\\.ts$';
 /**

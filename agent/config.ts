@@ -35,6 +35,9 @@ const mirrorUrl = z.string().refine(isMirrorUrl, { message: `expected ${mirrorUr
 
 const enforceMode = z.enum(enforceModes);
 
+/** A loopback address and port: the API's TCP listener never faces the network. */
+const loopbackListen = /^(127\.0\.0\.1|\[::1\]|localhost):([1-9][0-9]{0,4})$/;
+
 /**
  * The agent's configuration: one schema, its defaults, units and descriptions in one place
  * (`vouch config init` writes its starting file from them: config-template.ts).
@@ -75,7 +78,7 @@ export const configSchema = z.strictObject({
         .string()
         .refine((text) => validCron(text), 'not a cron expression')
         .default('0 */6 * * *')
-        .describe('node-cron expression for vouch sync --watch and the daemon: every 6 hours.'),
+        .describe('node-cron expression for vouch sync --watch and the agent: every 6 hours.'),
       jitter: duration
         .default(durationUnits.m * 15)
         .describe('Random delay before each scheduled sync, at most this: devices spread out.'),
@@ -112,9 +115,57 @@ export const configSchema = z.strictObject({
         .max(Number.MAX_SAFE_INTEGER)
         .default(4 * 2 ** 30)
         .describe('Largest snapshot file read or written (bytes): 4 GiB.'),
+      inbox: z
+        .string()
+        .min(1)
+        .max(4096)
+        .optional()
+        .meta({
+          description:
+            'The agent imports snapshot files dropped in this directory (air-gapped updates: ' +
+            'a USB stick, a network share) and moves each to done/ or rejected/ beside a ' +
+            '.reason file. Default: <stateDir>/inbox.',
+          examples: ['/media/usb/vouch'],
+        }),
     })
     .prefault({})
-    .describe('Snapshot files (vouch snapshot export and import).'),
+    .describe("Snapshot files (vouch snapshot export and import, the agent's inbox)."),
+  api: z
+    .strictObject({
+      socket: z
+        .string()
+        .min(1)
+        .max(107) // sun_path: 108 bytes with its NUL
+        .default('/run/vouch/api.sock')
+        .describe(
+          "The agent's local API: HTTP on this Unix socket (mode 0660, its directory made 0750).",
+        ),
+      listen: z
+        .string()
+        .regex(loopbackListen, 'expected 127.0.0.1:PORT, [::1]:PORT or localhost:PORT')
+        .optional()
+        .meta({
+          description:
+            'Also serve the API on this loopback TCP address; requests need the bearer token ' +
+            'in tokenFile.',
+          examples: ['127.0.0.1:8765'],
+        }),
+      tokenFile: z
+        .string()
+        .min(1)
+        .max(4096)
+        .optional()
+        .meta({
+          description: 'A file holding the bearer token that requests over listen must carry.',
+          examples: ['/etc/vouch/api.token'],
+        }),
+    })
+    .prefault({})
+    .refine((api) => api.listen === undefined || api.tokenFile !== undefined, {
+      message: 'listen needs tokenFile: the TCP port takes only requests with the bearer token',
+      path: ['tokenFile'],
+    })
+    .describe("The agent's local API (vouch agent)."),
   docker: z
     .strictObject({
       socket: z
