@@ -28,6 +28,7 @@ describe('configuration', () => {
       },
       snapshot: { maxBytes: 4 * 2 ** 30 },
       docker: {},
+      api: { socket: '/run/vouch/api.sock' },
       images: {
         strict: false,
         enforce: 'warn',
@@ -174,5 +175,18 @@ describe('configuration', () => {
     expect(resolveConfigPath(undefined, { VOUCH_CONFIG: '/env.yaml' }, system)).toBe('/env.yaml');
     expect(resolveConfigPath(undefined, {}, system)).toBe(system);
     expect(resolveConfigPath(undefined, {}, join(dir, 'absent.yaml'))).toBeUndefined();
+  });
+});
+
+describe('the api section', () => {
+  it('takes a loopback listener only with a token file', () => {
+    const api = { listen: '127.0.0.1:8765', tokenFile: '/etc/vouch/api.token' };
+    expect(parseConfig({ api }, 'test').api).toEqual({ socket: '/run/vouch/api.sock', ...api });
+    expect(() => parseConfig({ api: { listen: '127.0.0.1:8765' } }, 'test')).toThrow(
+      /api\.tokenFile: listen needs tokenFile/,
+    );
+    expect(() => parseConfig({ api: { listen: '0.0.0.0:8765', tokenFile: '/t' } }, 'test')).toThrow(
+      /api\.listen: expected 127\.0\.0\.1:PORT/,
+    );
   });
 });
