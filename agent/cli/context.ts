@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import type { Config } from '../config';
 import { asVouchError, type VouchError } from '../core/errors';
+import { ExitCode, exitCodeFor } from '../core/exit-codes';
 import { escapeText, safe } from '../core/text';
 import type { Logger } from '../logger';
-import { ExitCode, exitCodeFor } from './exit';
 
 /** Where a command writes; injected so tests run the CLI in-process. */
 export interface Io {

@@ -74,13 +74,17 @@ export interface DeviceStatus {
   readonly fork?: readonly ForkEvidence[];
 }
 
-/** `vouch status`: the verified state, its freshness, the sync history and any fork. */
+/**
+ * `vouch status`: the verified state, its freshness, the sync history and any fork. `loaded`:
+ * the state as the caller holds it (the agent), else it is loaded from `dir`.
+ */
 export async function deviceStatus(
   dir: string,
   maxAge: number,
   clock: () => number = Date.now,
+  loaded?: { readonly state: TrustState | undefined },
 ): Promise<DeviceStatus> {
-  const state = await loadState(dir);
+  const state = loaded ? loaded.state : await loadState(dir);
   const sync = await readSyncStatus(dir);
   const fork = await readForkEvidence(dir);
   const now = trustedNow(state, clock);

@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import { dockerClient, inspectImage } from '../../content/docker';
 import { parseImageId } from '../../core/digest';
 import { asVouchError, VouchError } from '../../core/errors';
+import { ExitCode } from '../../core/exit-codes';
 import { normalizeImageName } from '../../core/images';
 import { safe } from '../../core/text';
 import { formatUtcTime } from '../../core/time';
@@ -14,7 +15,6 @@ import {
   removeAllowEntries,
 } from '../../device/docker';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 
 interface AllowFlags {
   readonly reason?: string;

@@ -1,9 +1,9 @@
 import { parseSha256 } from '../../core/digest';
 import { VouchError } from '../../core/errors';
+import { exitCodeOf } from '../../core/exit-codes';
 import { safe } from '../../core/text';
 import { verifySubjects } from '../../device/verify';
 import type { Context } from '../context';
-import { exitCodeOf } from './verify';
 
 interface AuthenticateOptions {
   readonly signerID?: string;

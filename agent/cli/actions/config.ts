@@ -2,11 +2,11 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { parseConfig, systemConfigPath } from '../../config';
 import { configTemplate } from '../../config-template';
+import { ExitCode } from '../../core/exit-codes';
 import { requireMirrorUrls } from '../../core/mirror-url';
 import { escapeLines } from '../../core/text';
 import { makeDirectory, writeFileDurably } from '../../files';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 
 export function config(ctx: Context) {
   return { exitCode: ExitCode.OK, data: ctx.config, text: escapeLines(stringify(ctx.config)) };

@@ -5,12 +5,12 @@ import {
   verifyEnvelope,
 } from '../../core/dsse';
 import { VouchError } from '../../core/errors';
+import { ExitCode } from '../../core/exit-codes';
 import { verifierString } from '../../core/keys';
 import { parseStatement, statementPayloadType } from '../../core/statement';
 import { safe } from '../../core/text';
 import { readExistingFile } from '../../files';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 import { readPublicKey } from '../files';
 
 export async function envelopeVerify(

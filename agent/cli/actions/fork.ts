@@ -1,8 +1,8 @@
 import { join } from 'node:path';
+import { ExitCode } from '../../core/exit-codes';
 import { clearForkEvidence, stateFiles } from '../../device';
 import { withLock } from '../../lock';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 
 export async function forkClear(ctx: Context) {
   const dir = ctx.config.stateDir;

@@ -2,9 +2,9 @@ import { resolve } from 'node:path';
 import { type HardwareProfile, type HashPlan, planHashing, readProfile } from '../../../hw';
 import { HashPool } from '../../content/pool';
 import { VouchError } from '../../core/errors';
+import { ExitCode } from '../../core/exit-codes';
 import { safe } from '../../core/text';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 
 interface HwOptions {
   readonly sysroot?: string;

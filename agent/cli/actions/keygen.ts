@@ -1,11 +1,11 @@
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VouchError } from '../../core/errors';
+import { ExitCode } from '../../core/exit-codes';
 import { generateKey, isValidKeyName, namePublicKey, verifierString } from '../../core/keys';
 import { escapeText } from '../../core/text';
 import { fsPath, makeDirectory, requireAbsent, writeFileDurably } from '../../files';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 
 /**
  * One key pair per `--signer`, all or none: every file name is checked free first, and a

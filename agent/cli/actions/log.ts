@@ -2,6 +2,7 @@ import { basename, extname } from 'node:path';
 import { maxEnvelopeBytes } from '../../core/dsse';
 import { encodeBase64 } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
+import { ExitCode } from '../../core/exit-codes';
 import { namePublicKey, verifierString } from '../../core/keys';
 import { parseRootEnvelope, verifyRoot } from '../../core/root';
 import { escapeLines, escapeText, safe } from '../../core/text';
@@ -24,7 +25,6 @@ import {
   serveLog,
 } from '../../ledger';
 import type { Context, Report } from '../context';
-import { ExitCode } from '../exit';
 import { readPrivateKeyFile } from '../files';
 
 /** Resolves with the name of the first SIGINT or SIGTERM, then stops listening for them. */

@@ -7,6 +7,7 @@ import {
 } from '../../core/dsse';
 import { encodeBase64, toHex } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
+import { ExitCode } from '../../core/exit-codes';
 import { KeyType, verifierString } from '../../core/keys';
 import {
   findKey,
@@ -23,7 +24,6 @@ import { escapeLines, escapeText, safe } from '../../core/text';
 import { formatUtcTime } from '../../core/time';
 import { readExistingFile, writeFileDurably } from '../../files';
 import type { Context, Report } from '../context';
-import { ExitCode } from '../exit';
 import { readPrivateKeyFile, readPublicKey } from '../files';
 
 export async function rootInit(

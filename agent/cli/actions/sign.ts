@@ -6,6 +6,7 @@ import { parseSha256 } from '../../core/digest';
 import { serializeEnvelope, signEnvelope } from '../../core/dsse';
 import { toHex } from '../../core/encoding';
 import { VouchError } from '../../core/errors';
+import { ExitCode } from '../../core/exit-codes';
 import { isValidKeyName, KeyType, keyIdOf, type PrivateKey } from '../../core/keys';
 import {
   encodeStatement,
@@ -18,7 +19,6 @@ import { hasEscapedBytes } from '../../core/surrogate-escape';
 import { safe } from '../../core/text';
 import { fsPath, makeDirectory, requireAbsent, writeFileDurably } from '../../files';
 import type { Context, Report } from '../context';
-import { ExitCode } from '../exit';
 import { readPrivateKeyFile, sha256File } from '../files';
 import type { Action } from '../program';
 

@@ -1,8 +1,8 @@
+import { ExitCode } from '../../core/exit-codes';
 import { safe } from '../../core/text';
 import { exportSnapshot, importSnapshot } from '../../device';
 import { exportLogSnapshot } from '../../ledger';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 import { describeApplied } from './sync';
 
 export async function snapshotExport(ctx: Context, options: { out: string; log?: string }) {

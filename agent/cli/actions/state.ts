@@ -1,6 +1,6 @@
+import { ExitCode } from '../../core/exit-codes';
 import { syncFromMirrors } from '../../device';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 import { describeApplied, syncOptions } from './sync';
 
 interface ResetFlags {

@@ -1,8 +1,8 @@
+import { ExitCode } from '../../core/exit-codes';
 import { safe } from '../../core/text';
 import { formatUtcTime } from '../../core/time';
 import { chooseMirrors, type DeviceStatus, deviceStatus, type MirrorChoice } from '../../device';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 
 /** An age in the largest unit that still reads as a whole number: "90 s", "5 min", "3 h", "12 d". */
 function formatAge(seconds: number): string {

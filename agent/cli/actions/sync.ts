@@ -1,3 +1,4 @@
+import { ExitCode } from '../../core/exit-codes';
 import { safe } from '../../core/text';
 import {
   type Applied,
@@ -8,7 +9,6 @@ import {
   watchSync,
 } from '../../device';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 
 interface SyncFlags {
   readonly root?: string;

@@ -1,10 +1,11 @@
 import type Docker from 'dockerode';
 import { dockerClient } from '../../content/docker';
+import { exitCodeOf } from '../../core/exit-codes';
 import { safe } from '../../core/text';
 import { deepPool, type ImageResult, verifyImage } from '../../device/docker';
 import { type OpenedTrust, openTrust } from '../../device/verify';
 import type { Context } from '../context';
-import { describeState, exitCodeOf } from './verify';
+import { describeState } from './verify';
 
 interface ImageOptions {
   readonly deep?: boolean;

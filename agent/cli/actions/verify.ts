@@ -1,33 +1,17 @@
 import { stat } from 'node:fs/promises';
-import { errorKinds } from '../../core/errors';
+import { exitCodeOf } from '../../core/exit-codes';
 import { merkleAlgorithm } from '../../core/statement';
-import { severity } from '../../core/status';
 import { escapeText, safe } from '../../core/text';
 import {
   type DigestChoice,
   parseSubjectDigest,
   type Subject,
-  type SubjectResult,
   type TrustSummary,
   type VerifyReport,
   verifySubjects,
 } from '../../device/verify';
 import { fsPath } from '../../files';
 import type { Context } from '../context';
-import { ExitCode, exitCodeFor } from '../exit';
-
-/**
- * The exit code for a set of results: a subject that could not be checked decides (the
- * first such, by its error's kind: 69 no trust state or expired root, 74 unreadable file,
- * 65 damaged state), since then no status holds for the whole set; otherwise the worst
- * status, REVOKED > UNTRUSTED > UNSUPPORTED > UNKNOWN > TRUSTED, as its CAS number.
- */
-export function exitCodeOf(results: readonly Pick<SubjectResult, 'status' | 'error'>[]): ExitCode {
-  const failed = results.find((result) => result.error);
-  if (failed?.error) return exitCodeFor(errorKinds[failed.error.code]);
-  const worst = severity.find((name) => results.some((result) => result.status === name));
-  return ExitCode[worst ?? 'TRUSTED'];
-}
 
 function describe(report: VerifyReport): string {
   const lines = report.results.map((result) => {

@@ -1,10 +1,9 @@
 import { dockerClient } from '../../content/docker';
+import { ExitCode, exitCodeOf } from '../../core/exit-codes';
 import { safe } from '../../core/text';
 import { type EnforcementAction, ImageWatcher, type VerdictEvent } from '../../device/docker';
 import type { Context } from '../context';
-import { ExitCode } from '../exit';
 import { untilSignal } from './log';
-import { exitCodeOf } from './verify';
 
 interface WatchFlags {
   readonly once?: boolean;

@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { ImagePolicy } from '../../config';
 import { unavailable } from '../../content/docker';
 import { asVouchError, VouchError } from '../../core/errors';
+import type { StatusName } from '../../core/status';
 import type { Logger } from '../../logger';
 import { trustedNow } from '../status';
 import { loadState, stateFiles, type TrustState } from '../store/state';
@@ -47,6 +48,8 @@ export interface VerdictEvent {
   readonly trigger: Trigger;
   /** The first verdict for this image, or its status, error or override differs from the last. */
   readonly changed: boolean;
+  /** The status of the verdict before (null: could not check); absent for the first. */
+  readonly previousStatus?: StatusName | null;
   /** The container whose start caused the check. */
   readonly container?: ContainerRef;
 }
@@ -79,6 +82,14 @@ export interface ImageWatcherOptions {
   readonly backoff?: Backoff;
   /** How often the state dir is polled besides fs.watch (ms). */
   readonly statePollMs?: number;
+  /**
+   * The trust state as of the last commit, from one who holds it (the agent's, shared with
+   * its other answers); loaded from `stateDir` otherwise.
+   */
+  readonly trust?: () => Promise<{
+    readonly state: TrustState | undefined;
+    readonly error: VouchError | undefined;
+  }>;
 }
 
 const imageActions = ['pull', 'load', 'tag', 'untag', 'import', 'delete'] as const;
@@ -92,6 +103,7 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
   private state: TrustState | undefined;
   private stateError: VouchError | undefined;
   private allowList: readonly AllowEntry[] = [];
+  private policy: ImagePolicy;
   private refreshQueued = false;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly dockerEvents: DockerEventFollower<'image' | 'container'>;
@@ -100,6 +112,7 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
 
   constructor(private readonly options: ImageWatcherOptions) {
     super();
+    this.policy = options.policy;
     this.dockerEvents = new DockerEventFollower({
       docker: options.docker,
       types: ['image', 'container'],
@@ -143,6 +156,12 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
     await this.loadTrust();
     this.stateWatcher.start();
     await this.dockerEvents.start();
+  }
+
+  /** A new policy (the agent's configuration reloaded): every image is checked again. */
+  setPolicy(policy: ImagePolicy): void {
+    this.policy = policy;
+    this.refresh();
   }
 
   /** Stops watching; the task under way finishes first. */
@@ -207,7 +226,8 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
     trigger: Trigger,
     applyTo: ApplyTo,
   ): Promise<{ verdict: VerdictEvent; actions: EnforcementAction[] } | undefined> {
-    const { docker, policy, clock } = this.options;
+    const { docker, clock } = this.options;
+    const policy = this.policy;
     const result = await verifyImage(docker, this.state, ref, {
       policy,
       now: trustedNow(this.state, clock),
@@ -229,6 +249,7 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
         previous.result.error?.code !== result.error?.code ||
         JSON.stringify(previous.decision.allowedBy) !== JSON.stringify(decision.allowedBy),
       ...(typeof applyTo === 'object' && { container: applyTo }),
+      ...(previous && { previousStatus: previous.result.status }),
     };
     this.verdicts.set(result.id, verdict);
     // A verdict that flipped is news; first verdicts and repeats are the caller's to show.
@@ -263,8 +284,12 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
     const { stateDir } = this.options;
     await this.stateWatcher.markSeen();
     try {
-      this.state = await loadState(stateDir);
-      this.stateError = undefined;
+      if (this.options.trust) {
+        ({ state: this.state, error: this.stateError } = await this.options.trust());
+      } else {
+        this.state = await loadState(stateDir);
+        this.stateError = undefined;
+      }
     } catch (error) {
       this.state = undefined;
       this.stateError = asVouchError(error);

@@ -25,6 +25,19 @@ const defaultPollMs = 30_000;
 /** A sync replaces several files: look once things settle (ms). */
 const settleMs = 50;
 
+/** Files of a state directory as they are now: the inode, size and mtime of each. */
+export async function filesKey(stateDir: string, files: readonly string[]): Promise<string> {
+  const keys = await Promise.all(
+    files.map((name) =>
+      stat(fsPath(join(stateDir, name))).then(
+        (info) => `${info.ino}:${info.size}:${info.mtimeMs}`,
+        () => '-',
+      ),
+    ),
+  );
+  return keys.join(' ');
+}
+
 export class StateWatcher {
   /** The files as last seen (inode, size, mtime of each). */
   private seen = '';
@@ -62,16 +75,8 @@ export class StateWatcher {
     if (key !== this.seen && !this.stopped) this.options.onChange();
   }
 
-  private async filesKey(): Promise<string> {
-    const keys = await Promise.all(
-      this.options.files.map((name) =>
-        stat(fsPath(join(this.options.stateDir, name))).then(
-          (info) => `${info.ino}:${info.size}:${info.mtimeMs}`,
-          () => '-',
-        ),
-      ),
-    );
-    return keys.join(' ');
+  private filesKey(): Promise<string> {
+    return filesKey(this.options.stateDir, this.options.files);
   }
 
   /** fs.watch on the directory; when it does not exist yet (or the watch fails), the poll retries. */

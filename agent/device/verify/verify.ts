@@ -108,15 +108,16 @@ export interface OpenedTrust {
   readonly summary: TrustSummary;
 }
 
-/**
- * The device's trust state for answering questions, with what a report says about it.
- * No state, or a damaged one, is not thrown: each answer is then "could not check".
- */
-export async function openTrust(
-  stateDir: string,
-  maxAge: number,
-  clock: () => number = Date.now,
-): Promise<OpenedTrust> {
+/** The trust state as loaded: undefined when the device has none or a damaged one (`error`). */
+export interface LoadedTrust {
+  readonly state: TrustState | undefined;
+  readonly error: VouchError | undefined;
+  /** When the last sync from a network mirror succeeded (ms): freshness.ts's fallback. */
+  readonly lastMirrorSync: number | undefined;
+}
+
+/** Loads the trust state; no state, or a damaged one, is not thrown but said in `error`. */
+export async function loadTrust(stateDir: string): Promise<LoadedTrust> {
   let state: TrustState | undefined;
   let error: VouchError | undefined;
   try {
@@ -130,8 +131,18 @@ export async function openTrust(
   } catch (failure) {
     error = asVouchError(failure);
   }
-  const now = trustedNow(state, clock);
   const lastMirrorSync = state ? (await readSyncStatus(stateDir)).lastMirrorSuccess?.at : undefined;
+  return { state, error, lastMirrorSync };
+}
+
+/** A loaded trust state as answers use it at `clock()`: trusted now, freshness, its summary. */
+export function trustAt(
+  stateDir: string,
+  { state, error, lastMirrorSync }: LoadedTrust,
+  maxAge: number,
+  clock: () => number = Date.now,
+): OpenedTrust {
+  const now = trustedNow(state, clock);
   const fresh = freshness(state, lastMirrorSync, now, maxAge);
   return {
     state,
@@ -147,6 +158,18 @@ export async function openTrust(
       now: formatUtcTime(now),
     },
   };
+}
+
+/**
+ * The device's trust state for answering questions, with what a report says about it.
+ * No state, or a damaged one, is not thrown: each answer is then "could not check".
+ */
+export async function openTrust(
+  stateDir: string,
+  maxAge: number,
+  clock: () => number = Date.now,
+): Promise<OpenedTrust> {
+  return trustAt(stateDir, await loadTrust(stateDir), maxAge, clock);
 }
 
 export async function verifySubjects(

@@ -1,0 +1,129 @@
+import type { Logger } from '../../logger';
+import { stateFiles } from '../store/state';
+import { filesKey, StateWatcher } from '../store/state-watcher';
+import { type ForkEvidence, readForkEvidence } from '../store/status';
+import { type LoadedTrust, loadTrust, type OpenedTrust, trustAt } from '../verify/verify';
+import { type Health, HealthCell, type Service } from './health';
+
+/**
+ * The trust state the agent answers from, loaded once and held: every answer is computed
+ * from it at the time of asking (verify.ts trustAt), never a stored verdict. It is loaded
+ * again when the commit point (stateFiles.commit, written last by a sync or import in any
+ * process) changes: noticed by a watcher, and checked by `current()` so that nobody is
+ * answered from a state older than the last commit.
+ */
+
+export interface TrustOptions {
+  readonly stateDir: string;
+  /** `sync.maxAge` as now configured (ms). */
+  readonly maxAge: () => number;
+  readonly logger: Logger;
+  readonly clock?: () => number;
+  /** How often the state directory is polled besides fs.watch (ms). */
+  readonly pollMs?: number;
+  /** A new commit was loaded (a sync, import or repair, here or in another process). */
+  readonly onChange?: (trust: LoadedTrust) => void;
+  readonly onHealth?: (health: Health) => void;
+}
+
+export class TrustService implements Service {
+  readonly name = 'trust';
+  #loaded: LoadedTrust = { state: undefined, error: undefined, lastMirrorSync: undefined };
+  #fork: readonly ForkEvidence[] = [];
+  /** The commit point as it was when #loaded was read. */
+  #key = '';
+  #loading: Promise<LoadedTrust> | undefined;
+  readonly #watcher: StateWatcher;
+  readonly #health: HealthCell;
+
+  constructor(private readonly options: TrustOptions) {
+    this.#health = new HealthCell('failed', 'not loaded yet', options.clock, options.onHealth);
+    this.#watcher = new StateWatcher({
+      stateDir: options.stateDir,
+      files: [stateFiles.commit],
+      ...(options.pollMs !== undefined && { pollMs: options.pollMs }),
+      onChange: () => {
+        this.current().catch((error: unknown) => {
+          options.logger.error({ error: String(error) }, 'cannot load the trust state again');
+        });
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.current();
+    this.#watcher.start();
+  }
+
+  async stop(): Promise<void> {
+    this.#watcher.stop();
+    await this.#loading;
+  }
+
+  /** The state as of the last commit: loaded again first when the commit point moved. */
+  async current(): Promise<LoadedTrust> {
+    const { stateDir } = this.options;
+    while ((await filesKey(stateDir, [stateFiles.commit])) !== this.#key) {
+      this.#loading ??= this.#load().finally(() => {
+        this.#loading = undefined;
+      });
+      await this.#loading;
+    }
+    return this.#loaded;
+  }
+
+  /** The held state as answers use it now. */
+  now(): OpenedTrust {
+    return trustAt(this.options.stateDir, this.#loaded, this.options.maxAge(), this.options.clock);
+  }
+
+  get loaded(): LoadedTrust {
+    return this.#loaded;
+  }
+
+  get fork(): readonly ForkEvidence[] {
+    return this.#fork;
+  }
+
+  get health(): Health {
+    const { state, error } = this.#loaded;
+    if (!state) this.#health.set('failed', error?.message ?? 'no trust state');
+    else if (this.#fork.length > 0) {
+      this.#health.set('degraded', `fork detected: ${this.#fork[0]?.reason}; see vouch status`);
+    } else {
+      const { summary } = this.now();
+      const { origin, size } = state.checkpoint.checkpoint;
+      const held = `${origin} size ${size}, root v${state.root.version}`;
+      if (summary.stale) {
+        this.#health.set(
+          'degraded',
+          `stale (fresh since ${summary.freshSince ?? 'never'}): ${held}`,
+        );
+      } else this.#health.set('ok', held);
+    }
+    return this.#health.value;
+  }
+
+  async #load(): Promise<LoadedTrust> {
+    const { stateDir, logger } = this.options;
+    // Read the key first: a commit after it is seen by the next current().
+    const key = await filesKey(stateDir, [stateFiles.commit]);
+    const first = this.#key === '';
+    const loaded = await loadTrust(stateDir);
+    this.#fork = await readForkEvidence(stateDir).catch(() => []);
+    this.#loaded = loaded;
+    this.#key = key;
+    const checkpoint = loaded.state?.checkpoint.checkpoint;
+    logger.info(
+      {
+        size: checkpoint?.size ?? null,
+        rootVersion: loaded.state?.root.version ?? null,
+        ...(loaded.error && { code: loaded.error.code }),
+      },
+      loaded.error ? `no usable trust state: ${loaded.error.message}` : 'trust state loaded',
+    );
+    if (!first) this.options.onChange?.(loaded);
+    void this.health; // tells onHealth of a change
+    return loaded;
+  }
+}
