@@ -10,7 +10,7 @@ import { atLeastAsBad, Status, type StatusName } from '../../core/status';
 import type { TrustState } from '../store/state';
 import { verdictFor } from '../store/verdict';
 import { couldNotCheckOutcome, type IgnoredStatement, outcomeOf } from '../verify/verify';
-import { deepCheck } from './deep';
+import { type DeepCheck, deepCheck } from './deep';
 import { describeTreeDifference, dockerStorage, type TreeCheck, treeCheck } from './tree';
 
 /**
@@ -30,6 +30,16 @@ export interface ImageVerifyOptions {
   readonly now: number;
   /** Also export the image and compare its content with its ID (deep.ts). */
   readonly deep?: boolean;
+  /**
+   * For `deep`: earlier deep checks that matched, by image ID (the agent's, kept across
+   * restarts), so a known image is answered at once; the verdict is still computed from
+   * the index every time. A mismatch is never kept: the next ask exports again, and an
+   * image pulled again (same ID, new files) is judged by its new content.
+   */
+  readonly deepResults?: {
+    get(id: string): DeepCheck | undefined;
+    set(id: string, check: DeepCheck): void;
+  };
   /** For `deep`: the pool to hash on; one sized by the hardware plan otherwise. */
   readonly pool?: HashPool;
   /** Also compare each layer's directory on disk with its file list (tree.ts; root only). */
@@ -117,7 +127,8 @@ export async function verifyImage(
     (await attempt(async () =>
       treeCheck(await dockerStorage(docker), inspected.RootFS.Layers ?? []),
     ));
-  const deep = options.deep && (await attempt(() => deepCheck(docker, inspected.Id, options.pool)));
+  const deep =
+    options.deep && (await attempt(() => cachedDeepCheck(docker, inspected.Id, options)));
   // The name the signer must be authorized for: the one the scope rule matched.
   const matched = requirement.match;
   const name =
@@ -216,4 +227,17 @@ function couldNotCheck(
   error: VouchError,
 ): ImageResult {
   return { ...base, ...couldNotCheckOutcome(error) };
+}
+
+/** A deep check of image `id`, from `deepResults` when one matched before. */
+async function cachedDeepCheck(
+  docker: Docker,
+  id: string,
+  { deepResults, pool }: ImageVerifyOptions,
+): Promise<DeepCheck> {
+  const known = deepResults?.get(id);
+  if (known) return known;
+  const check = await deepCheck(docker, id, pool);
+  if (check.matches) deepResults?.set(id, check);
+  return check;
 }

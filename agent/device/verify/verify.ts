@@ -42,6 +42,8 @@ export interface VerifyOptions {
   /** Which digest of a file to look up (chunked.ts verifyFile); default `auto`. */
   readonly digest?: DigestChoice;
   readonly clock?: () => number;
+  /** The trust state as the caller holds it (the agent), at the time of asking; else loaded. */
+  readonly trust?: OpenedTrust;
 }
 
 export interface IgnoredStatement {
@@ -189,7 +191,7 @@ export async function verifySubjects(
   let trust: OpenedTrust;
   let files: Awaited<ReturnType<typeof verifyFiles>> | undefined;
   try {
-    trust = await openTrust(options.stateDir, options.maxAge, options.clock);
+    trust = options.trust ?? (await openTrust(options.stateDir, options.maxAge, options.clock));
     const pool = await starting;
     // Files are hashed only when there is something to check them against.
     if (trust.state && pool)
