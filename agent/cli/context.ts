@@ -26,6 +26,8 @@ export interface Report {
 
 export interface Context {
   readonly config: Config;
+  /** The configuration read again from the same sources (the agent's SIGHUP). */
+  readonly readConfig: () => Config;
   /**
    * The command's logger (stderr, at the configured level), made at the first call: most
    * commands log nothing, and loading pino with pino-pretty would add ~10 ms to their start.
@@ -48,10 +50,12 @@ export async function contextFor(command: Command, io: Io): Promise<Context> {
   // Loaded when a command runs, like its action (Act in program.ts): not for --help.
   const { envOverrides, loadConfig, resolveConfigPath } = await import('../config');
   const configPath = resolveConfigPath(options.config, io.env);
-  const config = loadConfig(configPath, envOverrides(io.env), {
-    stateDir: options.stateDir,
-    logLevel: options.logLevel,
-  });
+  const readConfig = () =>
+    loadConfig(configPath, envOverrides(io.env), {
+      stateDir: options.stateDir,
+      logLevel: options.logLevel,
+    });
+  const config = readConfig();
   let logger: Promise<Logger> | undefined;
   const makeLogger = async () => {
     const { createLogger } = await import('../logger');
@@ -59,7 +63,13 @@ export async function contextFor(command: Command, io: Io): Promise<Context> {
     made.debug({ configPath: configPath ?? null }, 'configuration loaded');
     return made;
   };
-  return { config, logger: () => (logger ??= makeLogger()), output: options.output ?? 'text', io };
+  return {
+    config,
+    readConfig,
+    logger: () => (logger ??= makeLogger()),
+    output: options.output ?? 'text',
+    io,
+  };
 }
 
 export function printReport(report: Report, output: OutputFormat, io: Io): void {

@@ -23,3 +23,9 @@ export function utcDate(value: string): string {
 export function repeatable(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
+
+/**
+ * Commands that run by themselves and have subcommands too (`vouch agent`, `vouch agent
+ * status`): they take the common options like a leaf command (program.ts inheritSettings).
+ */
+export const runsItself = new WeakSet<object>();

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { version } from '../../package.json';
 import { VouchError } from '../core/errors';
 import { logLevels } from '../log-levels';
+import { agentCommand } from './commands/agent';
 import { allowCommand } from './commands/allow';
 import { authenticateCommand } from './commands/authenticate';
 import { configCommand } from './commands/config';
@@ -30,7 +31,7 @@ import {
   type Report,
 } from './context';
 import { examples, helpConfiguration, helpWidths } from './help';
-import { repeatable } from './options';
+import { repeatable, runsItself } from './options';
 
 /**
  * A command's implementation, in agent/cli/actions/: it receives the command's context and
@@ -137,6 +138,7 @@ export function createProgram(act: Act, io: Io): Command {
     authenticateCommand(act),
     watchCommand(act),
     allowCommand(act),
+    agentCommand(act),
   ]) {
     program.addCommand(inheritSettings(program, command));
   }
@@ -150,7 +152,9 @@ export function createProgram(act: Act, io: Io): Command {
 function inheritSettings(parent: Command, command: Command): Command {
   command.copyInheritedSettings(parent);
   for (const sub of command.commands) inheritSettings(command, sub);
-  if (command.commands.length === 0) refuseRepeatedOptions(addCommonOptions(command));
+  if (command.commands.length === 0 || runsItself.has(command)) {
+    refuseRepeatedOptions(addCommonOptions(command));
+  }
   return command;
 }
 

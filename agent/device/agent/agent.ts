@@ -1,0 +1,421 @@
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import type { Config } from '../../config';
+import { dockerClient } from '../../content/docker';
+import { asVouchError } from '../../core/errors';
+import { exitCodeOf } from '../../core/exit-codes';
+import type { Logger } from '../../logger';
+import { type ImageResult, verifyImage } from '../docker';
+import { deviceStatus } from '../status';
+import { chooseMirrors, noMirror } from '../store/mirrors';
+import { readSyncStatus } from '../store/status';
+import type { SyncOptions } from '../sync/sync';
+import { parseSubjectDigest, type Subject, type VerifyReport, verifySubjects } from '../verify';
+import { type Api, readToken, startApi } from './api';
+import type { ApiBackend, VerifyRequest } from './backend';
+import { DigestCache } from './digest-cache';
+import { AgentEvents } from './events';
+import { type Health, HealthCell, type Service } from './health';
+import { IdlePool } from './idle-pool';
+import { ImagesService } from './images';
+import { Inbox } from './inbox';
+import { AgentMetrics } from './metrics';
+import { RecentSubjects } from './recent';
+import { SyncScheduler } from './scheduler';
+import { TrustService } from './trust';
+
+/**
+ * `vouch agent`: the services of a device, composed. The trust state is held once
+ * (trust.ts) and every answer — the API's, the Docker watcher's, re-evaluations after a
+ * commit — is computed from it at the time of asking. What is expensive is kept
+ * (digest-cache.ts: files' digests, images' deep checks), never a verdict. Each service
+ * has its own health; one failing (no mirror, no dockerd, a bad inbox file) leaves the
+ * others running.
+ */
+
+export interface AgentOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly env: NodeJS.ProcessEnv;
+  readonly version: string;
+  readonly clock?: () => number;
+  /** Tests shorten these: the pool's idle time, the state poll, Docker's reconnect delays. */
+  readonly poolIdleMs?: number;
+  readonly statePollMs?: number;
+  readonly dockerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  readonly inboxSettleMs?: number;
+}
+
+export class Agent implements ApiBackend {
+  readonly events: AgentEvents;
+  readonly metrics: AgentMetrics;
+  #config: Config;
+  readonly #logger: Logger;
+  readonly #trust: TrustService;
+  readonly #scheduler: SyncScheduler;
+  readonly #pool: IdlePool;
+  readonly #cache: DigestCache;
+  readonly #recent = new RecentSubjects();
+  readonly #docker: Promise<Docker>;
+  #images: ImagesService | undefined;
+  #inbox: Inbox | undefined;
+  #api: Api | undefined;
+  readonly #apiHealth: HealthCell;
+  #lastSyncSuccess: number | undefined;
+  /** Re-evaluation after a commit: one at a time, the latest commit last. */
+  #reevaluating: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: AgentOptions) {
+    const { config, logger, clock } = options;
+    this.#config = config;
+    this.#logger = logger;
+    this.events = new AgentEvents(clock);
+    const onHealth = (service: string) => (health: Health) => {
+      logger[health.state === 'ok' ? 'info' : 'warn'](
+        { service, ...health },
+        `${service}: ${health.state}`,
+      );
+      this.events.publish({ type: 'health', service, health });
+    };
+    this.#trust = new TrustService({
+      stateDir: config.stateDir,
+      maxAge: () => this.#config.sync.maxAge,
+      logger: logger.child({ service: 'trust' }),
+      ...(clock && { clock }),
+      ...(options.statePollMs !== undefined && { pollMs: options.statePollMs }),
+      onChange: () => this.#reevaluate(),
+      onHealth: onHealth('trust'),
+    });
+    this.#scheduler = new SyncScheduler({
+      syncOptions: () => this.#syncOptions(),
+      schedule: () => ({ cron: this.#config.sync.schedule, jitterMs: this.#config.sync.jitter }),
+      needsSync: () => this.#trust.now().summary.stale,
+      logger: logger.child({ service: 'sync' }),
+      ...(clock && { clock }),
+      onSync: (outcome) => {
+        if (outcome.ok) {
+          const { report, seconds } = outcome;
+          for (const mirror of report.mirrors) {
+            if (!mirror.ok) this.metrics.recordSync(mirror.url, seconds, false);
+          }
+          this.metrics.recordSync(report.source, seconds, true);
+          this.#lastSyncSuccess = (clock ?? Date.now)();
+          this.events.publish({
+            type: 'sync',
+            via: 'mirror',
+            ok: true,
+            source: report.source,
+            size: report.size,
+            added: report.added,
+          });
+        } else {
+          const { error, mirrors, seconds } = outcome;
+          for (const mirror of mirrors) this.metrics.recordSync(mirror.url, seconds, false);
+          this.events.publish({
+            type: 'sync',
+            via: 'mirror',
+            ok: false,
+            source: null,
+            size: null,
+            added: null,
+            error: { code: error.code, message: error.message },
+          });
+        }
+      },
+      onHealth: onHealth('sync'),
+    });
+    this.#pool = new IdlePool({
+      ...(options.poolIdleMs !== undefined && { idleMs: options.poolIdleMs }),
+      onHealth: onHealth('hashing'),
+    });
+    this.#cache = new DigestCache({
+      stateDir: config.stateDir,
+      logger: logger.child({ service: 'cache' }),
+    });
+    this.#apiHealth = new HealthCell('failed', 'not started', clock, onHealth('api'));
+    this.#docker = dockerClient(options.env, config.docker.socket);
+    this.metrics = new AgentMetrics({
+      verdictCounts: () => this.#verdictCounts(),
+      lastSyncSuccess: () => this.#lastSyncSuccess,
+      logSize: () => this.#trust.loaded.state?.checkpoint.checkpoint.size,
+      ...(clock && { clock }),
+    });
+  }
+
+  get services(): readonly Service[] {
+    const api: Service = {
+      name: 'api',
+      start: async () => {},
+      stop: async () => {},
+      health: this.#apiHealth.value,
+    };
+    return [
+      this.#trust,
+      this.#scheduler,
+      this.#pool,
+      ...(this.#images ? [this.#images] : []),
+      ...(this.#inbox ? [this.#inbox] : []),
+      api,
+    ];
+  }
+
+  /** Starts every service; resolves when the agent serves (systemd's READY=1). */
+  async start(): Promise<void> {
+    const { config, logger } = this.options;
+    await this.#cache.load();
+    await this.#trust.start();
+    this.#lastSyncSuccess = (
+      await readSyncStatus(config.stateDir).catch(() => undefined)
+    )?.lastSuccess?.at;
+    await this.#startApi();
+    try {
+      this.#images = new ImagesService({
+        docker: await this.#docker,
+        stateDir: config.stateDir,
+        policy: config.images,
+        trust: () => this.#trust.current(),
+        events: this.events,
+        logger: logger.child({ service: 'docker' }),
+        ...(this.options.dockerBackoff && { backoff: this.options.dockerBackoff }),
+        ...(this.options.statePollMs !== undefined && { statePollMs: this.options.statePollMs }),
+        ...(this.options.clock && { clock: this.options.clock }),
+      });
+      await this.#images.start();
+    } catch (error) {
+      // DOCKER_HOST malformed: the rest of the agent works without Docker.
+      logger.error({ error: asVouchError(error).message }, 'the Docker watcher cannot start');
+    }
+    await this.#scheduler.start();
+    this.#inbox = new Inbox({
+      dir: config.snapshot.inbox ?? join(config.stateDir, 'inbox'),
+      stateDir: config.stateDir,
+      rootPath: config.root,
+      maxBytes: config.snapshot.maxBytes,
+      maxBundleBytes: config.sync.maxBundleBytes,
+      logger: logger.child({ service: 'inbox' }),
+      ...(this.options.inboxSettleMs !== undefined && { settleMs: this.options.inboxSettleMs }),
+      onImported: (report, file) => {
+        this.#lastSyncSuccess = (this.options.clock ?? Date.now)();
+        this.events.publish({
+          type: 'sync',
+          via: 'inbox',
+          ok: true,
+          source: file,
+          size: report.size,
+          added: report.added,
+        });
+      },
+      onRejected: (file, error) => {
+        this.metrics.recordSync('inbox', 0, false);
+        this.events.publish({
+          type: 'sync',
+          via: 'inbox',
+          ok: false,
+          source: file,
+          size: null,
+          added: null,
+          error: { code: error.code, message: error.message },
+        });
+      },
+    });
+    await this.#inbox.start();
+  }
+
+  /** Stops serving, then every service; work under way is finished or abandoned safely. */
+  async stop(): Promise<void> {
+    await this.#api?.close();
+    this.#apiHealth.set('failed', 'stopped');
+    await Promise.all(
+      [this.#inbox, this.#scheduler, this.#images, this.#trust, this.#pool].map((service) =>
+        service?.stop().catch((error: unknown) => {
+          this.#logger.error({ error: asVouchError(error).message }, 'a service failed to stop');
+        }),
+      ),
+    );
+    await this.#cache.flush();
+  }
+
+  /** A new configuration (SIGHUP): mirrors, schedule, scopes, log level take effect. */
+  async reload(config: Config): Promise<void> {
+    const before = this.#config;
+    this.#config = config;
+    this.#logger.level = config.logLevel;
+    for (const [what, changed] of [
+      ['stateDir', before.stateDir !== config.stateDir],
+      ['api', JSON.stringify(before.api) !== JSON.stringify(config.api)],
+      ['docker', JSON.stringify(before.docker) !== JSON.stringify(config.docker)],
+      ['snapshot', JSON.stringify(before.snapshot) !== JSON.stringify(config.snapshot)],
+    ] as const) {
+      if (changed) this.#logger.warn(`${what} changed: it takes effect when the agent restarts`);
+    }
+    await this.#scheduler.reschedule();
+    this.#images?.watcher.setPolicy(config.images);
+    this.#logger.info('configuration reloaded');
+  }
+
+  // The API (backend.ts).
+
+  async status(): Promise<unknown> {
+    const { stateDir } = this.#config;
+    const loaded = await this.#trust.current();
+    const device = await deviceStatus(
+      stateDir,
+      this.#config.sync.maxAge,
+      this.options.clock,
+      loaded,
+    );
+    const { fork, ...rest } = device;
+    return {
+      version: this.options.version,
+      ...rest,
+      fork: fork !== undefined,
+      ...(fork && { forkEvidence: fork }),
+      lastSync: device.lastAttempt,
+      services: Object.fromEntries(this.services.map((service) => [service.name, service.health])),
+      hashing: (await this.#pool.plan().catch(() => undefined)) ?? null,
+    };
+  }
+
+  async verify(request: VerifyRequest): Promise<unknown> {
+    if ('image' in request) return this.#verifyImage(request.image, request.deep);
+    const [kind, subject] =
+      'path' in request
+        ? (['file', { file: request.path }] as const)
+        : (['digest', parseSubjectDigest(request.digest)] as const);
+    const report = await this.#verifySubject(kind, subject);
+    return { ...report, exitCode: exitCodeOf(report.results) };
+  }
+
+  async verdicts(): Promise<unknown> {
+    return {
+      images: (this.#images?.verdicts() ?? []).map(({ result, decision }) => ({
+        ...result,
+        decision,
+      })),
+      subjects: this.#recent.subjects.map(({ kind, result }) => ({ kind, ...result })),
+    };
+  }
+
+  sync(): Promise<unknown> {
+    return this.#scheduler.syncNow();
+  }
+
+  healthz(): { readonly ok: boolean; readonly services: Readonly<Record<string, Health>> } {
+    const services = Object.fromEntries(this.services.map((s) => [s.name, s.health]));
+    return { ok: Object.values(services).every((health) => health.state !== 'failed'), services };
+  }
+
+  // Internals.
+
+  async #syncOptions(): Promise<SyncOptions> {
+    const config = this.#config;
+    const choice = await chooseMirrors(config.stateDir, undefined, config.mirrors);
+    if (choice.mirrors.length === 0) throw noMirror(config.stateDir, choice.damaged);
+    return {
+      stateDir: config.stateDir,
+      mirrors: choice.mirrors,
+      rootPath: config.root,
+      timeoutMs: config.sync.timeout,
+      connectTimeoutMs: config.sync.connectTimeout,
+      maxBundleBytes: config.sync.maxBundleBytes,
+      logger: this.#logger.child({ service: 'sync' }),
+      ...(this.options.clock && { clock: this.options.clock }),
+    };
+  }
+
+  async #startApi(): Promise<void> {
+    const { api } = this.#config;
+    try {
+      this.#api = await startApi({
+        socket: api.socket,
+        ...(api.listen && { listen: api.listen }),
+        ...(api.tokenFile && { token: await readToken(api.tokenFile) }),
+        backend: this,
+        logger: this.#logger.child({ service: 'api' }),
+        version: this.options.version,
+      });
+      this.#apiHealth.set(
+        'ok',
+        `listening on ${[api.socket, api.listen].filter(Boolean).join(' and ')}`,
+      );
+    } catch (error) {
+      const failure = asVouchError(error);
+      this.#logger.error({ code: failure.code }, `the API cannot start: ${failure.message}`);
+      this.#apiHealth.set('failed', failure.message);
+    }
+  }
+
+  /** A file or digest verified from the held state, recorded for re-evaluation. */
+  async #verifySubject(kind: 'file' | 'digest', subject: Subject): Promise<VerifyReport> {
+    await this.#trust.current();
+    const trust = this.#trust.now();
+    const options = { stateDir: this.#config.stateDir, maxAge: this.#config.sync.maxAge, trust };
+    const report =
+      kind === 'file' && trust.state
+        ? await this.#pool.use((pool) =>
+            verifySubjects([subject], { ...options, digester: this.#cache.digester(pool) }),
+          )
+        : await verifySubjects([subject], options);
+    for (const result of report.results) {
+      const previous = this.#recent.record(kind, result);
+      if (previous && previous.status !== result.status) {
+        this.events.publish({
+          type: 'verdict',
+          subject: result.subject,
+          kind,
+          name: result.name,
+          status: result.status,
+          previous: previous.status,
+          reason: result.error?.message ?? result.reason,
+        });
+      }
+    }
+    return report;
+  }
+
+  async #verifyImage(ref: string, deep: boolean): Promise<unknown> {
+    await this.#trust.current();
+    const trust = this.#trust.now();
+    const docker = await this.#docker;
+    const check = (pool?: Parameters<Parameters<IdlePool['use']>[0]>[0]) =>
+      verifyImage(docker, trust.state, ref, {
+        policy: this.#config.images,
+        now: trust.now,
+        ...(deep && { deep: true, deepResults: this.#cache.deep }),
+        ...(pool && { pool }),
+        ...(trust.error && { stateError: trust.error }),
+      });
+    // A deep check hashes the export on the pool (unless it matched before: digest-cache.ts).
+    const result: ImageResult = deep ? await this.#pool.use(check) : await check();
+    return { ...trust.summary, results: [result], exitCode: exitCodeOf([result]) };
+  }
+
+  /** After a commit: every recorded subject's verdict again, from the new index. */
+  #reevaluate(): void {
+    this.#reevaluating = this.#reevaluating.then(async () => {
+      for (const { kind, result } of this.#recent.subjects) {
+        const subject =
+          kind === 'file' ? { file: result.subject } : parseSubjectDigest(result.subject);
+        await this.#verifySubject(kind, subject).catch((error: unknown) => {
+          this.#logger.warn(
+            { subject: result.subject, error: asVouchError(error).message },
+            'cannot check again',
+          );
+        });
+      }
+    });
+  }
+
+  #verdictCounts(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    const statuses = [
+      ...(this.#images?.verdicts() ?? []).map((verdict) => verdict.result.status),
+      ...this.#recent.subjects.map(({ result }) => result.status),
+    ];
+    for (const status of statuses) {
+      const key = status ?? 'COULD_NOT_CHECK';
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+    return counts;
+  }
+}

@@ -1,0 +1,234 @@
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadState } from '../../../agent/device';
+import { freePort, waitFor } from '../../../scripts/lib/services';
+import { digestOf, grow, syncedDevice, testWorld, type World } from '../../helpers/device';
+import { serveLog, sha256Of, signContent, startAgent, stopAgent } from './harness';
+
+/**
+ * `vouch agent` as a process: its lifecycle (signals, systemd, reload), its syncs against a
+ * real `vouch log serve`, re-verification after a commit, and what survives a kill -9.
+ */
+
+let world: World;
+const fileText = 'a release the agent is asked about\n';
+let filePath: string;
+
+beforeAll(async () => {
+  world = await testWorld();
+  await grow(world, 3);
+  const dir = await mkdtemp(join(tmpdir(), 'vouch-agent-files-'));
+  filePath = join(dir, 'release.txt');
+  await writeFile(filePath, fileText);
+  await signContent(world, sha256Of(fileText), 'trusted', new Date(Date.UTC(2025, 6, 1)));
+});
+
+describe('vouch agent', () => {
+  it('serves from its local state while the mirror is down (degraded), and recovers when it returns', async () => {
+    const stateDir = await syncedDevice(world);
+    const port = await freePort();
+    const agent = await startAgent({
+      stateDir,
+      mirrors: [`http://127.0.0.1:${port}/`],
+      // Every second, so that the test sees the next try soon.
+      sync: { schedule: '* * * * * *', jitter: 0, connectTimeout: 500, timeout: 2000 },
+    });
+    try {
+      const verified = await agent.request('POST', '/v1/verify', { digest: `sha256:${digestOf(0)}` });
+      expect(verified.status).toBe(200);
+      expect(verified.body).toMatchObject({ results: [{ status: 'TRUSTED' }], exitCode: 0 });
+      await waitFor('the sync to fail', async () => {
+        const status = (await agent.request('GET', '/v1/status')).body as {
+          services: Record<string, { state: string; reason: string }>;
+        };
+        return status.services.sync?.state === 'degraded';
+      });
+      const health = await agent.request('GET', '/healthz');
+      // A failed sync is degraded, not failed: the device still answers.
+      expect(health.status).toBe(200);
+      const server = await serveLog(world, port);
+      try {
+        await waitFor('the sync to succeed', async () => {
+          const status = (await agent.request('GET', '/v1/status')).body as {
+            services: Record<string, { state: string }>;
+          };
+          return status.services.sync?.state === 'ok';
+        });
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      expect((await stopAgent(agent)).code).toBe(0);
+    }
+  });
+
+  it('re-evaluates a verified file after a revocation is synced, and tells its event stream', async () => {
+    const local = await testWorld();
+    const text = `revoked later ${Math.random()}\n`;
+    const path = join(local.base, 'app.bin');
+    await writeFile(path, text);
+    await signContent(local, sha256Of(text), 'trusted', new Date(Date.UTC(2025, 6, 1)));
+    const server = await serveLog(local);
+    const stateDir = await mkdtemp(join(tmpdir(), 'vouch-agent-state-'));
+    const agent = await startAgent({ stateDir, root: local.rootPath, mirrors: [server.url] });
+    try {
+      await waitFor('the first sync', async () => {
+        const answer = await agent.request('POST', '/v1/verify', { path });
+        return (answer.body as { results: { status: string }[] }).results[0]?.status === 'TRUSTED';
+      });
+      const events: string[] = [];
+      const stream = await fetchEvents(agent.socket, (event) => events.push(event));
+      try {
+        await signContent(local, sha256Of(text), 'revoked', new Date(Date.UTC(2025, 7, 1)));
+        const synced = await agent.request('POST', '/v1/sync');
+        expect(synced.status).toBe(200);
+        const committed = performance.now();
+        await waitFor('the verdict event', async () =>
+          events.some((event) => event.includes('"type":"verdict"') && event.includes('REVOKED')),
+        );
+        // The issue's bound: a changed verdict within a second of the commit.
+        expect(performance.now() - committed).toBeLessThan(1000);
+        const verdicts = (await agent.request('GET', '/v1/verdicts')).body as {
+          subjects: { subject: string; status: string }[];
+        };
+        expect(verdicts.subjects).toContainEqual(
+          expect.objectContaining({ subject: path, status: 'REVOKED' }),
+        );
+        expect(events.some((event) => event.startsWith('event: sync'))).toBe(true);
+      } finally {
+        stream.close();
+      }
+    } finally {
+      await stopAgent(agent);
+      await server.stop();
+    }
+  });
+
+  it('answers a known file after kill -9 and a restart from its digest cache, without hashing', async () => {
+    const stateDir = await syncedDevice(world);
+    const base = await mkdtemp(join(tmpdir(), 'vouch-agent-'));
+    const config = { stateDir, sync: { schedule: '0 0 1 1 *' } };
+    const first = await startAgent(config, {}, base);
+    const answer = await first.request('POST', '/v1/verify', { path: filePath });
+    expect(answer.body).toMatchObject({ results: [{ status: 'TRUSTED' }] });
+    await waitFor('the digest cache to be written', async () =>
+      (await stat(join(stateDir, 'cache')).catch(() => undefined)) !== undefined,
+    );
+    await waitFor('the cache write', async () => {
+      const files = await readFile(join(stateDir, 'cache', 'digests.json'), 'utf8').catch(() => '');
+      return files.includes(sha256Of(fileText));
+    });
+    expect((await stopAgent(first, 'SIGKILL')).signal).toBe('SIGKILL');
+    const second = await startAgent(config, {}, base);
+    try {
+      const again = await second.request('POST', '/v1/verify', { path: filePath });
+      expect(again.body).toMatchObject({ results: [{ status: 'TRUSTED', sha256: sha256Of(fileText) }] });
+      const status = (await second.request('GET', '/v1/status')).body as {
+        services: Record<string, { reason: string }>;
+      };
+      // Answered from the cache: no hash worker was started.
+      expect(status.services.hashing?.reason).toMatch(/idle/);
+    } finally {
+      await stopAgent(second);
+    }
+  });
+
+  it('exits 0 within 5 s on SIGTERM during a sync, leaving a valid state', async () => {
+    const stateDir = await syncedDevice(world);
+    // A mirror that takes every request and never answers: the sync hangs in a request.
+    const hanging = createServer(() => {});
+    const port = await freePort();
+    await new Promise<void>((resolve) => hanging.listen(port, '127.0.0.1', resolve));
+    try {
+      const agent = await startAgent({
+        stateDir,
+        mirrors: [`http://127.0.0.1:${port}/`],
+        sync: { timeout: 60_000, maxAge: 0 },
+      });
+      await agent.logged('sync');
+      const stopped = await stopAgent(agent);
+      expect(stopped.code).toBe(0);
+      expect(stopped.ms).toBeLessThan(5000);
+      expect((await loadState(stateDir))?.checkpoint.checkpoint.size).toBe(world.size);
+    } finally {
+      hanging.closeAllConnections();
+      hanging.close();
+    }
+  });
+
+  it('keeps its configuration when SIGHUP brings a bad one, and takes a good one', async () => {
+    const stateDir = await syncedDevice(world);
+    const agent = await startAgent({ stateDir, logLevel: 'info' });
+    try {
+      const good = await readFile(agent.configPath, 'utf8');
+      await writeFile(agent.configPath, 'sync: {schedule: "not cron"}\n');
+      const from = agent.lines.length;
+      agent.child.kill('SIGHUP');
+      const refused = await agent.logged('configuration not reloaded', from);
+      expect(refused).toMatchObject({ code: 'CONFIG_INVALID' });
+      expect((await agent.request('GET', '/v1/status')).status).toBe(200);
+      await writeFile(agent.configPath, good.replace('logLevel: info', 'logLevel: warn'));
+      agent.child.kill('SIGHUP');
+      await agent.logged('configuration reloaded', from);
+    } finally {
+      expect((await stopAgent(agent)).code).toBe(0);
+    }
+  });
+
+  it('tells systemd READY=1 when serving and STOPPING=1 when stopping', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vouch-notify-'));
+    const notifySocket = join(dir, 'notify.sock');
+    // Node has no datagram Unix sockets: a Python listener prints what systemd would get.
+    const listener = spawn('python3', [
+      '-c',
+      `import socket,sys
+s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); s.bind(sys.argv[1]); print('bound',flush=True)
+while True: print(s.recv(4096).decode().replace(chr(10),' '),flush=True)`,
+      notifySocket,
+    ]);
+    let received = '';
+    listener.stdout.on('data', (chunk: Buffer) => {
+      received += chunk.toString();
+    });
+    try {
+      await waitFor('the notify listener', async () => received.includes('bound'));
+      const stateDir = await syncedDevice(world);
+      const agent = await startAgent({ stateDir }, { NOTIFY_SOCKET: notifySocket });
+      await waitFor('READY=1', async () => received.includes('READY=1'));
+      expect((await stopAgent(agent)).code).toBe(0);
+      await waitFor('STOPPING=1', async () => received.includes('STOPPING=1'));
+    } finally {
+      listener.kill();
+    }
+  });
+});
+
+/** Follows `GET /v1/events` over the socket, calling `onEvent` with each raw event. */
+async function fetchEvents(socket: string, onEvent: (event: string) => void) {
+  const { request } = await import('node:http');
+  const req = request({ socketPath: socket, path: '/v1/events' });
+  let buffer = '';
+  const opened = new Promise<void>((resolve, reject) => {
+    req.on('response', (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (text: string) => {
+        buffer += text;
+        let end = buffer.indexOf('\n\n');
+        while (end >= 0) {
+          onEvent(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+          end = buffer.indexOf('\n\n');
+        }
+      });
+      resolve();
+    });
+    req.on('error', reject);
+  });
+  req.end();
+  await opened;
+  return { close: () => req.destroy() };
+}
