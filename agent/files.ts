@@ -42,13 +42,15 @@ export function fsPath(path: string): string | Buffer {
   return hasEscapedBytes(path) ? encodeSurrogateEscape(path) : path;
 }
 
-function kindOf(stats: Stats): string {
+/** What a file is, as an error message says it ("… is a FIFO, not a regular file"). */
+export function kindOf(stats: Stats): string {
   if (stats.isFile()) return 'a regular file';
   if (stats.isDirectory()) return 'a directory';
   if (stats.isCharacterDevice()) return 'a character device';
   if (stats.isBlockDevice()) return 'a block device';
   if (stats.isFIFO()) return 'a FIFO';
   if (stats.isSocket()) return 'a socket';
+  if (stats.isSymbolicLink()) return 'a symbolic link';
   return 'a special file';
 }
 
@@ -184,9 +186,10 @@ export async function syncDirectory(path: string): Promise<void> {
  * Makes `path` a directory, creating it and its missing parents one at a time, each checked
  * to be a directory on a file system for files; then fsyncs every directory whose entries
  * changed. Not mkdir's `recursive`: on procfs it loops forever (mkdir says ENOENT, finds
- * the parent there, and tries again); here each component is tried once.
+ * the parent there, and tries again); here each component is tried once. Those it creates
+ * get `mode` (less the umask), when given.
  */
-export async function makeDirectory(path: string): Promise<void> {
+export async function makeDirectory(path: string, mode?: number): Promise<void> {
   const missing: string[] = [];
   let existing = path;
   let found = await statIfPresent(existing);
@@ -206,7 +209,7 @@ export async function makeDirectory(path: string): Promise<void> {
   );
   for (const dir of missing) {
     try {
-      await mkdir(fsPath(dir));
+      await mkdir(fsPath(dir), mode);
     } catch (error) {
       // Made meanwhile by another process: fine, if it is a directory.
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create', dir, error);

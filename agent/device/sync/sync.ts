@@ -88,8 +88,11 @@ export interface SyncReport extends Repaired<Applied> {
 
 /** Bundles fetched ahead of the one being checked. */
 const prefetch = 8;
-/** Errors that are the device's own, not a mirror's: trying another mirror cannot help. */
-const localErrors = new Set([
+/**
+ * Errors that are the device's own, not a mirror's (or a snapshot's): trying another mirror
+ * cannot help, and the inbox keeps the snapshot to try again.
+ */
+export const localErrors = new Set([
   'IO',
   'INTERNAL',
   'FILE_EXISTS',
