@@ -4,6 +4,7 @@ import type { Config } from '../../config';
 import { dockerClient } from '../../content/docker';
 import { asVouchError } from '../../core/errors';
 import { exitCodeOf } from '../../core/exit-codes';
+import { makeDirectory } from '../../files';
 import type { Logger } from '../../logger';
 import { type ImageResult, verifyImage } from '../docker';
 import { deviceStatus } from '../status';
@@ -162,6 +163,8 @@ export class Agent implements ApiBackend {
   /** Starts every service; resolves when the agent serves (systemd's READY=1). */
   async start(): Promise<void> {
     const { config, logger } = this.options;
+    // The inbox is made inside it, and a new device has none yet.
+    await makeDirectory(config.stateDir);
     await this.#cache.load();
     await this.#trust.start();
     this.#lastSyncSuccess = (
@@ -194,7 +197,9 @@ export class Agent implements ApiBackend {
       maxBundleBytes: config.sync.maxBundleBytes,
       logger: logger.child({ service: 'inbox' }),
       ...(this.options.inboxSettleMs !== undefined && { settleMs: this.options.inboxSettleMs }),
-      onImported: (report, file) => {
+      onHealth: this.#onHealth('inbox'),
+      onImported: (report, file, seconds) => {
+        this.metrics.recordSync('inbox', seconds, true);
         this.#lastSyncSuccess = (this.options.clock ?? Date.now)();
         this.events.publish({
           type: 'sync',
@@ -205,8 +210,8 @@ export class Agent implements ApiBackend {
           added: report.added,
         });
       },
-      onRejected: (file, error) => {
-        this.metrics.recordSync('inbox', 0, false);
+      onRejected: (file, error, seconds) => {
+        this.metrics.recordSync('inbox', seconds, false);
         this.events.publish({
           type: 'sync',
           via: 'inbox',
@@ -306,6 +311,17 @@ export class Agent implements ApiBackend {
   }
 
   // Internals.
+
+  /** A service's health changed: logged, and told to listeners. */
+  #onHealth(service: string) {
+    return (health: Health) => {
+      this.#logger[health.state === 'ok' ? 'info' : 'warn'](
+        { service, ...health },
+        `${service}: ${health.state}: ${health.reason}`,
+      );
+      this.events.publish({ type: 'health', service, health });
+    };
+  }
 
   async #syncOptions(): Promise<SyncOptions> {
     const config = this.#config;

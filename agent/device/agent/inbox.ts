@@ -51,6 +51,7 @@ export interface InboxOptions {
   /** How often the directory is looked at besides fs.watch (ms); also the retry delay. */
   readonly pollMs?: number;
   readonly clock?: () => number;
+  readonly onHealth?: (health: Health) => void;
 }
 
 const defaultSettleMs = 2000;
@@ -109,7 +110,7 @@ export class Inbox implements Service {
     this.#settleMs = options.settleMs ?? defaultSettleMs;
     this.#pollMs = options.pollMs ?? defaultPollMs;
     this.#clock = options.clock ?? Date.now;
-    this.#health = new HealthCell('ok', 'not started', this.#clock);
+    this.#health = new HealthCell('ok', 'not started', this.#clock, options.onHealth);
   }
 
   get health(): Health {
