@@ -36,7 +36,7 @@ const mirrorUrl = z.string().refine(isMirrorUrl, { message: `expected ${mirrorUr
 const enforceMode = z.enum(enforceModes);
 
 /** A loopback address and port: the API's TCP listener never faces the network. */
-const loopbackListen = /^(127\.0\.0\.1|\[::1\]|localhost):([1-9][0-9]{0,4})$/;
+export const loopbackListen = /^(127\.0\.0\.1|\[::1\]|localhost):([1-9][0-9]{0,4})$/;
 
 /**
  * The agent's configuration: one schema, its defaults, units and descriptions in one place
