@@ -12,7 +12,7 @@ import { chooseMirrors, noMirror } from '../store/mirrors';
 import { readSyncStatus } from '../store/status';
 import type { SyncOptions } from '../sync/sync';
 import { parseSubjectDigest, type Subject, type VerifyReport, verifySubjects } from '../verify';
-import { type Api, readToken, startApi } from './api';
+import { type Api, readTokenFile, startApi } from './api';
 import type { ApiBackend, VerifyRequest } from './backend';
 import { DigestCache } from './digest-cache';
 import { AgentEvents } from './events';
@@ -345,7 +345,7 @@ export class Agent implements ApiBackend {
       this.#api = await startApi({
         socket: api.socket,
         ...(api.listen && { listen: api.listen }),
-        ...(api.tokenFile && { token: await readToken(api.tokenFile) }),
+        ...(api.tokenFile && { token: await readTokenFile(api.tokenFile) }),
         backend: this,
         logger: this.#logger.child({ service: 'api' }),
         version: this.options.version,

@@ -1,4 +1,4 @@
 export { Agent, type AgentOptions } from './agent';
-export { agentRequest } from './client';
+export { type AgentAnswer, agentRequest } from './client';
 export type { Health, HealthState } from './health';
 export { type RunOptions, runAgent } from './lifecycle';

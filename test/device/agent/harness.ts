@@ -102,7 +102,7 @@ export async function serveLog(world: World, port?: number) {
   await waitFor('the log server', async () => {
     const answer = await fetch(`${url}checkpoint`).catch(() => undefined);
     return answer?.ok === true;
-  });
+  }, 10_000);
   return {
     url,
     port: listen,

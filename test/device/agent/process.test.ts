@@ -14,6 +14,9 @@ import { serveLog, sha256Of, signContent, startAgent, stopAgent } from './harnes
  * real `vouch log serve`, re-verification after a commit, and what survives a kill -9.
  */
 
+/** Polls `probe` until true, for at most 20 s. */
+const until = (what: string, probe: () => Promise<boolean>) => waitFor(what, probe, 20_000);
+
 let world: World;
 const fileText = 'a release the agent is asked about\n';
 let filePath: string;
@@ -41,7 +44,7 @@ describe('vouch agent', () => {
       const verified = await agent.request('POST', '/v1/verify', { digest: `sha256:${digestOf(0)}` });
       expect(verified.status).toBe(200);
       expect(verified.body).toMatchObject({ results: [{ status: 'TRUSTED' }], exitCode: 0 });
-      await waitFor('the sync to fail', async () => {
+      await until('the sync to fail', async () => {
         const status = (await agent.request('GET', '/v1/status')).body as {
           services: Record<string, { state: string; reason: string }>;
         };
@@ -52,7 +55,7 @@ describe('vouch agent', () => {
       expect(health.status).toBe(200);
       const server = await serveLog(world, port);
       try {
-        await waitFor('the sync to succeed', async () => {
+        await until('the sync to succeed', async () => {
           const status = (await agent.request('GET', '/v1/status')).body as {
             services: Record<string, { state: string }>;
           };
@@ -76,7 +79,7 @@ describe('vouch agent', () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'vouch-agent-state-'));
     const agent = await startAgent({ stateDir, root: local.rootPath, mirrors: [server.url] });
     try {
-      await waitFor('the first sync', async () => {
+      await until('the first sync', async () => {
         const answer = await agent.request('POST', '/v1/verify', { path });
         return (answer.body as { results: { status: string }[] }).results[0]?.status === 'TRUSTED';
       });
@@ -87,7 +90,7 @@ describe('vouch agent', () => {
         const synced = await agent.request('POST', '/v1/sync');
         expect(synced.status).toBe(200);
         const committed = performance.now();
-        await waitFor('the verdict event', async () =>
+        await until('the verdict event', async () =>
           events.some((event) => event.includes('"type":"verdict"') && event.includes('REVOKED')),
         );
         // The issue's bound: a changed verdict within a second of the commit.
@@ -115,10 +118,10 @@ describe('vouch agent', () => {
     const first = await startAgent(config, {}, base);
     const answer = await first.request('POST', '/v1/verify', { path: filePath });
     expect(answer.body).toMatchObject({ results: [{ status: 'TRUSTED' }] });
-    await waitFor('the digest cache to be written', async () =>
+    await until('the digest cache to be written', async () =>
       (await stat(join(stateDir, 'cache')).catch(() => undefined)) !== undefined,
     );
-    await waitFor('the cache write', async () => {
+    await until('the cache write', async () => {
       const files = await readFile(join(stateDir, 'cache', 'digests.json'), 'utf8').catch(() => '');
       return files.includes(sha256Of(fileText));
     });
@@ -195,12 +198,12 @@ while True: print(s.recv(4096).decode().replace(chr(10),' '),flush=True)`,
       received += chunk.toString();
     });
     try {
-      await waitFor('the notify listener', async () => received.includes('bound'));
+      await until('the notify listener', async () => received.includes('bound'));
       const stateDir = await syncedDevice(world);
       const agent = await startAgent({ stateDir }, { NOTIFY_SOCKET: notifySocket });
-      await waitFor('READY=1', async () => received.includes('READY=1'));
+      await until('READY=1', async () => received.includes('READY=1'));
       expect((await stopAgent(agent)).code).toBe(0);
-      await waitFor('STOPPING=1', async () => received.includes('STOPPING=1'));
+      await until('STOPPING=1', async () => received.includes('STOPPING=1'));
     } finally {
       listener.kill();
     }
