@@ -2,9 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 
 /**
- * Real services the integration tests and the benchmarks start. A missing binary fails
- * with a message saying what to install; in the tests, the only way to skip is the
- * service's VOUCH_SKIP_* variable (test/helpers/services.ts).
+ * Real services the integration tests and the benchmarks start, and systemd's notification
+ * program the agent runs. A missing binary fails with a message saying what to install; in
+ * the tests, the only way to skip is the service's VOUCH_SKIP_* variable
+ * (test/helpers/services.ts).
  */
 export const services = {
   mqtt: {
@@ -16,6 +17,11 @@ export const services = {
     skipEnv: 'VOUCH_SKIP_DOCKER',
     binary: 'dockerd',
     install: 'apt-get install docker.io (dockerd, containerd and runc), and run the tests as root',
+  },
+  systemd: {
+    skipEnv: 'VOUCH_SKIP_SYSTEMD',
+    binary: 'systemd-notify',
+    install: 'apt-get install systemd',
   },
 } as const;
 

@@ -2,6 +2,7 @@ export {
   type ChunkedDigest,
   type Digest,
   HashPool,
+  type OpenFile,
   type PoolOptions,
   plannedPool,
   type Source,

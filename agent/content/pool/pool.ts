@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Worker } from 'node:worker_threads';
-import { planHashing, readProfile } from '../../../hw';
+import { type HashPlan, planHashing, readProfile } from '../../../hw';
 import { VouchError } from '../../core/errors';
 import { CompactRange } from '../../core/merkle';
 import { openExistingFile } from '../../files';
@@ -14,11 +14,11 @@ import { type Input, ioError, streamInput } from './stream';
 
 /**
  * SHA-256 on worker threads, sized by the hashing plan (hw/plan.ts). A file is read by the
- * worker that hashes it, from a descriptor the pool opens (protocol.ts says why), into the
- * worker's own buffers of at most two chunks. A stream is read here, and its data moves as
- * transferred ArrayBuffers that come back to be reused, so the pool never holds more than
- * `inFlightBytes` of it whatever the input size, and a reader waits (backpressure) while
- * that much is queued.
+ * worker that hashes it, from a descriptor the pool opens (protocol.ts says why) or the
+ * caller did (OpenFile), into the worker's own buffers of at most two chunks. A stream is
+ * read here, and its data moves as transferred ArrayBuffers that come back to be reused, so
+ * the pool never holds more than `inFlightBytes` of it whatever the input size, and a
+ * reader waits (backpressure) while that much is queued.
  *
  * - `hash(source)`: the plain SHA-256 of a file or a byte stream (an image layer, a
  *   download). One digest is sequential, so one job runs on one worker; jobs run in
@@ -43,10 +43,26 @@ export interface PoolOptions {
   readonly inFlightBytes: number;
   /** Workers booted with the pool (default 1); the others start when there is work for them. */
   readonly warm?: number;
+  /** The hashing plan the sizes come from (plannedPool), for reports. */
+  readonly plan?: HashPlan;
 }
 
-/** A file path, or bytes from a stream (a Node Readable is an AsyncIterable<Buffer>). */
-export type Source = string | AsyncIterable<Uint8Array>;
+/**
+ * A regular file the caller opened (files.ts openExistingFile) and closes once the digest
+ * is back: what is hashed is the file it holds, whatever `path` names meanwhile, so the
+ * caller can tie the digest to that file's stat (the agent's digest cache).
+ */
+export interface OpenFile {
+  /** For messages. */
+  readonly path: string;
+  readonly handle: FileHandle;
+}
+
+/** A file, by path (the pool opens it) or open. */
+type FileSource = string | OpenFile;
+
+/** A file, or bytes from a stream (a Node Readable is an AsyncIterable<Buffer>). */
+export type Source = FileSource | AsyncIterable<Uint8Array>;
 
 export interface Digest {
   /** Lowercase hex. */
@@ -77,7 +93,7 @@ export async function plannedPool(
   try {
     const plan = planHashing(await readProfile({ root: '/', paths }));
     const workers = Math.max(minWorkers, plan.workers);
-    return new HashPool({ ...plan, workers, warm }, first);
+    return new HashPool({ ...plan, workers, warm, plan }, first);
   } catch (error) {
     await first.terminate();
     throw error;
@@ -110,9 +126,11 @@ export class HashPool {
   readonly #group: WorkerGroup<Holding, Answer>;
   readonly #jobs = new Map<number, Job<Thread>>();
   #nextJob = 0;
+  /** The plan it was sized by, when plannedPool made it (`minWorkers` may add workers). */
+  readonly plan: HashPlan | undefined;
 
   /** `booted`: a worker started for this pool before it was made (plannedPool). */
-  constructor({ workers, chunkSize, inFlightBytes, warm = 1 }: PoolOptions, booted?: Worker) {
+  constructor({ workers, chunkSize, inFlightBytes, warm = 1, plan }: PoolOptions, booted?: Worker) {
     for (const [name, value, min] of [
       ['workers', workers, 1],
       ['chunkSize', chunkSize, 1],
@@ -122,6 +140,7 @@ export class HashPool {
         throw new VouchError('INTERNAL', `hash pool: ${name} must be an integer ≥ ${min}`);
       }
     }
+    this.plan = plan;
     this.#chunkSize = chunkSize;
     this.#window = Math.max(chunkSize, Math.floor(inFlightBytes / workers / chunkSize) * chunkSize);
     this.#buffers = new Buffers(inFlightBytes);
@@ -157,7 +176,7 @@ export class HashPool {
     this.#group.check();
     await this.#turns.take();
     try {
-      return typeof source === 'string'
+      return isFile(source)
         ? await this.#hashFile(source, onProgress)
         : await this.#stream(source, onProgress);
     } finally {
@@ -166,14 +185,14 @@ export class HashPool {
   }
 
   /** One file's plain digest, read and hashed by one worker. */
-  async #hashFile(path: string, onProgress?: (bytes: number) => void): Promise<Digest> {
+  async #hashFile(file: FileSource, onProgress?: (bytes: number) => void): Promise<Digest> {
     const job = this.#begin();
     // Alone in the pool, the file is read ahead on a spare core; beside other jobs, the
     // cores are busy hashing and the cheaper reads in the worker's own thread win.
     const readAhead = this.#jobs.size === 1 && this.#turns.waiting === 0;
     job.onProgress = onProgress;
     try {
-      return await this.#withFile(path, job, async ({ fd }) => {
+      return await this.#withFile(file, job, async ({ fd }) => {
         const thread = this.#group.lightest((t) => t.jobs.size);
         this.#assign(thread, job);
         const chunkSize = this.#chunkSize;
@@ -248,10 +267,9 @@ export class HashPool {
       }
     };
     try {
-      const chunks =
-        typeof source === 'string'
-          ? await this.#chunkedFile(source, leafSize, job)
-          : await this.#chunkedStream(source, leafSize, job);
+      const chunks = isFile(source)
+        ? await this.#chunkedFile(source, leafSize, job)
+        : await this.#chunkedStream(source, leafSize, job);
       if (range.size !== chunks) {
         throw new VouchError('INTERNAL', `hash pool: ${range.size} of ${chunks} leaves hashed`);
       }
@@ -265,9 +283,9 @@ export class HashPool {
    * A file's leaves, on every worker: each takes the next chunk index from a shared counter
    * until none is left. Returns the number of chunks.
    */
-  async #chunkedFile(path: string, leafSize: number, job: Job<Thread>): Promise<number> {
+  async #chunkedFile(source: FileSource, leafSize: number, job: Job<Thread>): Promise<number> {
     const claims = new BigInt64Array(new SharedArrayBuffer(8));
-    return this.#withFile(path, job, async (file, size) => {
+    return this.#withFile(source, job, async (file, size) => {
       const fd = file.fd;
       for (const thread of this.#group.all()) {
         this.#assign(thread, job);
@@ -289,8 +307,8 @@ export class HashPool {
         Atomics.store(claims, 0, BigInt(Number.MAX_SAFE_INTEGER));
       }
       // Chunks past `size` were not read: a file that grew meanwhile is not what was hashed.
-      if ((await this.#stat(file, path)).size !== size) {
-        throw new VouchError('BAD_DATA', `${path} changed while it was being hashed`);
+      if ((await this.#stat(file, job.path)).size !== size) {
+        throw new VouchError('BAD_DATA', `${job.path} changed while it was being hashed`);
       }
       return Math.ceil(size / leafSize);
     });
@@ -332,10 +350,13 @@ export class HashPool {
 
   /** Stops the workers; jobs still running fail. */
   async close(): Promise<void> {
-    // The workers stop first: a job's file is closed only once nothing reads it.
-    await this.#group.close();
+    const closing = this.#group.close();
+    // Failed before their workers exit, so that no job takes the exits for its end (a
+    // chunked digest would find leaves missing); each still closes its file only once
+    // nothing reads it (#withFile).
     const closed = poolClosed();
     for (const job of this.#jobs.values()) job.fail(closed);
+    await closing;
     this.#buffers.close(closed);
   }
 
@@ -352,23 +373,25 @@ export class HashPool {
   }
 
   /**
-   * Runs `body` with `path` open for job's workers to read, and closes the file only once
-   * none of them reads it any longer (each has answered, or died).
+   * Runs `body` with the file open for job's workers to read, and returns (closing the file
+   * if the pool opened it) only once none of them reads it any longer (each has answered,
+   * or died).
    */
   async #withFile<T>(
-    path: string,
+    file: FileSource,
     job: Job<Thread>,
     body: (file: FileHandle, size: number) => Promise<T>,
   ): Promise<T> {
+    const path = typeof file === 'string' ? file : file.path;
     // A regular file only: a FIFO or a device would block the workers or never end.
-    const handle = await openExistingFile(path, 'file');
+    const handle = typeof file === 'string' ? await openExistingFile(path, 'file') : file.handle;
     job.path = path;
     try {
       const { size } = await this.#stat(handle, path);
       return await body(handle, size);
     } finally {
       await job.drained();
-      await handle.close();
+      if (typeof file === 'string') await handle.close();
     }
   }
 
@@ -465,6 +488,10 @@ export class HashPool {
     this.#buffers.lose(thread.holding);
     for (const job of thread.jobs) job.fail(failure);
   }
+}
+
+function isFile(source: Source): source is FileSource {
+  return typeof source === 'string' || !(Symbol.asyncIterator in source);
 }
 
 function poolClosed(): VouchError {

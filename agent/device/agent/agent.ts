@@ -2,11 +2,12 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../../config';
 import { dockerClient } from '../../content/docker';
+import type { HashPool } from '../../content/pool';
 import { asVouchError } from '../../core/errors';
 import { exitCodeOf } from '../../core/exit-codes';
 import { makeDirectory } from '../../files';
 import type { Logger } from '../../logger';
-import { type ImageResult, verifyImage } from '../docker';
+import { type DeepCheck, type ImageResult, verifyImage } from '../docker';
 import { deviceStatus } from '../status';
 import { chooseMirrors, noMirror } from '../store/mirrors';
 import { readSyncStatus } from '../store/status';
@@ -14,7 +15,7 @@ import type { SyncOptions } from '../sync/sync';
 import { parseSubjectDigest, type Subject, type VerifyReport, verifySubjects } from '../verify';
 import { type Api, readTokenFile, startApi } from './api';
 import type { ApiBackend, VerifyRequest } from './backend';
-import { DigestCache } from './digest-cache';
+import { CachingDigester, DigestCache } from './digest-cache';
 import { AgentEvents } from './events';
 import { type Health, HealthCell, type Service } from './health';
 import { IdlePool } from './idle-pool';
@@ -55,7 +56,8 @@ export class Agent implements ApiBackend {
   readonly #trust: TrustService;
   readonly #scheduler: SyncScheduler;
   readonly #pool: IdlePool;
-  readonly #cache: DigestCache;
+  #cache: DigestCache | undefined;
+  #digester: CachingDigester | undefined;
   readonly #recent = new RecentSubjects();
   readonly #docker: Promise<Docker>;
   #images: ImagesService | undefined;
@@ -129,10 +131,6 @@ export class Agent implements ApiBackend {
       ...(options.poolIdleMs !== undefined && { idleMs: options.poolIdleMs }),
       onHealth: onHealth('hashing'),
     });
-    this.#cache = new DigestCache({
-      stateDir: config.stateDir,
-      logger: logger.child({ service: 'cache' }),
-    });
     this.#apiHealth = new HealthCell('failed', 'not started', clock, onHealth('api'));
     this.#docker = dockerClient(options.env, config.docker.socket);
     this.metrics = new AgentMetrics({
@@ -165,7 +163,12 @@ export class Agent implements ApiBackend {
     const { config, logger } = this.options;
     // The inbox is made inside it, and a new device has none yet.
     await makeDirectory(config.stateDir);
-    await this.#cache.load();
+    this.#cache = await DigestCache.load({
+      stateDir: config.stateDir,
+      logger: logger.child({ service: 'cache' }),
+      ...(this.options.clock && { clock: this.options.clock }),
+    });
+    this.#digester = new CachingDigester(this.#cache, this.#pool, this.options.clock);
     await this.#trust.start();
     this.#lastSyncSuccess = (
       await readSyncStatus(config.stateDir).catch(() => undefined)
@@ -237,7 +240,7 @@ export class Agent implements ApiBackend {
         }),
       ),
     );
-    await this.#cache.flush();
+    await this.#cache?.flush();
   }
 
   /** A new configuration (SIGHUP): mirrors, schedule, scopes, log level take effect. */
@@ -277,7 +280,7 @@ export class Agent implements ApiBackend {
       ...(fork && { forkEvidence: fork }),
       lastSync: device.lastAttempt,
       services: Object.fromEntries(this.services.map((service) => [service.name, service.health])),
-      hashing: (await this.#pool.plan().catch(() => undefined)) ?? null,
+      hashing: this.#pool.plan() ?? null,
     };
   }
 
@@ -366,12 +369,10 @@ export class Agent implements ApiBackend {
     await this.#trust.current();
     const trust = this.#trust.now();
     const options = { stateDir: this.#config.stateDir, maxAge: this.#config.sync.maxAge, trust };
-    const report =
-      kind === 'file' && trust.state
-        ? await this.#pool.use((pool) =>
-            verifySubjects([subject], { ...options, digester: this.#cache.digester(pool) }),
-          )
-        : await verifySubjects([subject], options);
+    const report = await verifySubjects([subject], {
+      ...options,
+      ...(this.#digester && { digester: this.#digester }),
+    });
     for (const result of report.results) {
       const previous = this.#recent.record(kind, result);
       if (previous && previous.status !== result.status) {
@@ -393,11 +394,11 @@ export class Agent implements ApiBackend {
     await this.#trust.current();
     const trust = this.#trust.now();
     const docker = await this.#docker;
-    const check = (pool?: Parameters<Parameters<IdlePool['use']>[0]>[0]) =>
+    const check = (pool?: HashPool) =>
       verifyImage(docker, trust.state, ref, {
         policy: this.#config.images,
         now: trust.now,
-        ...(deep && { deep: true, deepResults: this.#cache.deep }),
+        ...(deep && { deep: true, deepResults: this.#deepResults() }),
         ...(pool && { pool }),
         ...(trust.error && { stateError: trust.error }),
       });
@@ -420,6 +421,20 @@ export class Agent implements ApiBackend {
         });
       }
     });
+  }
+
+  /** The deep checks that matched, kept in the digest cache by image ID. */
+  #deepResults() {
+    const cache = this.#cache;
+    return {
+      get: (id: string) => {
+        const kept = cache?.deepResult(id)?.result as DeepCheck | undefined;
+        return kept?.matches === true && Array.isArray(kept.layers) ? kept : undefined;
+      },
+      set: (id: string, check: DeepCheck) => {
+        cache?.putDeepResult(id, check);
+      },
+    };
   }
 
   #verdictCounts(): Record<string, number> {

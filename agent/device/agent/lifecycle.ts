@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../../config';
 import { asVouchError } from '../../core/errors';
 import { Agent, type AgentOptions } from './agent';
-import { notifySystemd } from './notify';
+import { SystemdNotifier } from './notify';
 
 /**
  * The agent in the foreground (systemd, s6, a container) until SIGTERM or SIGINT: started,
@@ -21,6 +21,7 @@ export interface RunOptions extends AgentOptions {
 export async function runAgent(options: RunOptions): Promise<{ readonly signal: string }> {
   const { logger, env } = options;
   const agent = new Agent(options);
+  const systemd = new SystemdNotifier({ logger, env });
   const stopping = new Promise<string>((resolve) => {
     const stop = (signal: string) => () => resolve(signal);
     process.once('SIGTERM', stop('SIGTERM'));
@@ -48,11 +49,11 @@ export async function runAgent(options: RunOptions): Promise<{ readonly signal: 
     const early = await Promise.race([started, stopping]);
     if (early === undefined) {
       logger.info({ version: options.version }, 'ready');
-      await notifySystemd(env, ['READY=1', 'STATUS=serving'], logger);
+      await systemd.notify('READY=1', 'STATUS=serving');
     }
     const signal = await stopping;
     logger.info({ signal }, 'stopping');
-    await notifySystemd(env, ['STOPPING=1'], logger);
+    await systemd.notify('STOPPING=1');
     const stopped = await Promise.race([
       agent.stop().then(() => true),
       sleep(options.stopMs ?? 4000).then(() => false),

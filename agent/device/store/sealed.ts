@@ -9,9 +9,10 @@ import { createHash } from 'node:crypto';
 const digestOf = (fields: object) =>
   createHash('sha256').update(JSON.stringify(fields)).digest('hex');
 
-/** The file text of `fields`, sealed. */
-export function sealRecord(fields: object): string {
-  return `${JSON.stringify({ ...fields, recordSha256: digestOf(fields) }, null, 2)}\n`;
+/** The file text of `fields`, sealed: indented, or on one line (`compact`: a cache of megabytes). */
+export function sealRecord(fields: object, { compact = false } = {}): string {
+  const sealed = { ...fields, recordSha256: digestOf(fields) };
+  return `${JSON.stringify(sealed, null, compact ? undefined : 2)}\n`;
 }
 
 /** Whether parsed JSON is a record whose seal matches its other fields (in their order). */

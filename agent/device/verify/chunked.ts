@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import type { HashPool } from '../../content/pool';
+import type { ChunkedDigest, Digest } from '../../content/pool';
 import type { StatusOptions, Verdict } from '../../core/policy';
 import { type DigestAlgorithm, merkleAlgorithm, merkleLeafSize } from '../../core/statement';
 import { fsPath, ioError } from '../../files';
@@ -30,6 +30,19 @@ export async function mayHashChunked(
   return sizes.some((size) => size >= chunkedFrom);
 }
 
+/**
+ * What verifyFile hashes with: the hash pool (content/pool/), or the agent's digest cache in
+ * front of one (device/agent/digest-cache.ts).
+ */
+export interface Digester {
+  hash(path: string, onProgress?: (bytes: number) => void): Promise<Digest>;
+  hashChunked(
+    path: string,
+    leafSize: number,
+    onProgress?: (bytes: number) => void,
+  ): Promise<ChunkedDigest>;
+}
+
 /** How `vouch verify file` picks the digest: `auto` as described at verifyFile, or only the chunked one. */
 export type DigestChoice = 'auto' | 'chunked';
 
@@ -56,7 +69,7 @@ export interface FileVerdict {
  * in each other's rows (store/subjects.ts).
  */
 export async function verifyFile(
-  pool: HashPool,
+  digester: Digester,
   path: string,
   state: TrustState,
   now: number,
@@ -71,7 +84,7 @@ export async function verifyFile(
     options.choice === 'chunked' ||
     (state.index.hasMerkle && (await sizeOf(path)) >= chunkedFrom)
   ) {
-    const chunked = await pool.hashChunked(path, merkleLeafSize, options.onProgress);
+    const chunked = await digester.hashChunked(path, merkleLeafSize, options.onProgress);
     merkle = chunked.root;
     const verdict = merkleVerdict(state, merkle, now, options.status);
     // UNKNOWN leaves it to the plain digest; a statement's status or "could not check" does not.
@@ -80,7 +93,7 @@ export async function verifyFile(
       return { digest: merkleAlgorithm, sha256: null, merkle, size: chunked.size, verdict };
     }
   }
-  const plain = await pool.hash(path, options.onProgress);
+  const plain = await digester.hash(path, options.onProgress);
   const verdict = verdictFor(state, plain.sha256, now, options.status);
   return { digest: 'sha256', sha256: plain.sha256, merkle, size: plain.size, verdict };
 }

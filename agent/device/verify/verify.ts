@@ -1,4 +1,4 @@
-import { type HashPool, plannedPool } from '../../content/pool';
+import { plannedPool } from '../../content/pool';
 import { parseDigest } from '../../core/digest';
 import { asVouchError, type ErrorCode, VouchError } from '../../core/errors';
 import type { IgnoredRecord, StatusOptions, Verdict } from '../../core/policy';
@@ -11,6 +11,7 @@ import { readSyncStatus } from '../store/status';
 import { verdictFor } from '../store/verdict';
 import {
   type DigestChoice,
+  type Digester,
   type FileVerdict,
   mayHashChunked,
   merkleVerdict,
@@ -41,6 +42,11 @@ export interface VerifyOptions {
   readonly onProgress?: (path: string, bytes: number) => void;
   /** Which digest of a file to look up (chunked.ts verifyFile); default `auto`. */
   readonly digest?: DigestChoice;
+  /**
+   * What hashes the files: the caller's (the agent's, which it keeps), or else a pool sized
+   * for them, started and closed here.
+   */
+  readonly digester?: Digester;
   readonly clock?: () => number;
   /** The trust state as the caller holds it (the agent), at the time of asking; else loaded. */
   readonly trust?: OpenedTrust;
@@ -182,7 +188,7 @@ export async function verifySubjects(
   // file, or all of them when a file may be hashed by its chunked digest.
   const paths = subjects.flatMap((subject) => ('file' in subject ? [subject.file] : []));
   const starting =
-    paths.length > 0
+    paths.length > 0 && !options.digester
       ? mayHashChunked(paths, options.digest ?? 'auto').then((chunked) =>
           plannedPool(paths, chunked ? { warm: Number.POSITIVE_INFINITY } : {}),
         )
@@ -192,10 +198,10 @@ export async function verifySubjects(
   let files: Awaited<ReturnType<typeof verifyFiles>> | undefined;
   try {
     trust = options.trust ?? (await openTrust(options.stateDir, options.maxAge, options.clock));
-    const pool = await starting;
+    const digester = options.digester ?? (await starting);
     // Files are hashed only when there is something to check them against.
-    if (trust.state && pool)
-      files = await verifyFiles(pool, subjects, trust.state, trust.now, options);
+    if (trust.state && digester && paths.length > 0)
+      files = await verifyFiles(digester, subjects, trust.state, trust.now, options);
   } finally {
     await (await starting?.catch(() => undefined))?.close();
   }
@@ -310,9 +316,9 @@ function couldNotCheck(base: Base, error: VouchError): SubjectResult {
   return { ...base, ...couldNotCheckOutcome(error), name: null };
 }
 
-/** Each file subject hashed and looked up on `pool` (undefined for given digests). */
+/** Each file subject hashed with `digester` and looked up (undefined for given digests). */
 async function verifyFiles(
-  pool: HashPool,
+  digester: Digester,
   subjects: readonly Subject[],
   state: TrustState,
   now: number,
@@ -322,7 +328,7 @@ async function verifyFiles(
   return Promise.all(
     subjects.map((subject) =>
       'file' in subject
-        ? verifyFile(pool, subject.file, state, now, {
+        ? verifyFile(digester, subject.file, state, now, {
             choice: options.digest ?? 'auto',
             status: { signer: options.signer },
             onProgress: onProgress && ((bytes) => onProgress(subject.file, bytes)),

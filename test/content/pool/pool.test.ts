@@ -5,10 +5,12 @@ import {
   closeSync,
   mkdtempSync,
   openSync,
+  renameSync,
   rmSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -160,6 +162,27 @@ describe('HashPool', () => {
     await expect(pool.hash(stream, broken)).rejects.toThrow('progress bar broke');
   });
 
+  it('hashes a file the caller opened, whatever its path names meanwhile, and leaves it open', async () => {
+    const path = join(dir, 'opened');
+    const data = new Uint8Array(3 * chunkSize + 5).map((_, i) => i % 17);
+    writeFileSync(path, data);
+    const handle = await open(path);
+    try {
+      // Another file takes the name: the digests are still of the one that was opened.
+      writeFileSync(join(dir, 'opened-other'), 'other');
+      renameSync(join(dir, 'opened-other'), path);
+      const file = { path, handle };
+      expect(await pool.hash(file)).toEqual({ sha256: sha256(data), size: data.length });
+      expect(await pool.hashChunked(file, chunkSize)).toMatchObject({
+        root: Buffer.from(merkleTreeHash(chunksOf(data, chunkSize))).toString('hex'),
+        size: data.length,
+      });
+      expect((await handle.stat()).size).toBe(data.length);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('fails a chunked digest of a file that changes while it is hashed', async () => {
     const leaf = 4096;
     for (const change of [
@@ -244,6 +267,7 @@ describe('HashPool', () => {
     try {
       // The booted worker is the pool's own, plus one per file up to the plan (at least 2).
       expect(planned.threads).toHaveLength(Math.min(3, Math.max(2, plan.workers)));
+      expect(planned.plan).toMatchObject({ workers: plan.workers, chunkSize: plan.chunkSize });
       expect((await planned.hash(file)).sha256).toBe(sha256(data));
       expect((await planned.hashChunked(file, merkleLeafSize)).chunks).toBe(4);
     } finally {
@@ -583,6 +607,19 @@ describe('HashPool when a worker dies', () => {
       error: { code: 'INTERNAL', message: 'the hash pool was closed' },
     });
     await closed;
+
+    // A chunked digest under way: it fails as closed, not as leaves missing.
+    const chunking = new HashPool({ workers: 2, chunkSize: 2 ** 20, inFlightBytes: 4 * 2 ** 20 });
+    let closedChunking: Promise<void> | undefined;
+    const chunkedJob = outcome(
+      chunking.hashChunked(path, 2 ** 20, () => {
+        closedChunking ??= chunking.close();
+      }),
+    );
+    expect(await chunkedJob).toMatchObject({
+      error: { code: 'INTERNAL', message: 'the hash pool was closed' },
+    });
+    await closedChunking;
 
     // Closed while a chunked digest opened its file: no worker starts for it after close().
     const opening = new HashPool({ workers: 3, chunkSize: 1024, inFlightBytes: 4096 });

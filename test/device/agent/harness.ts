@@ -68,13 +68,19 @@ export async function startAgent(
     request: (method, path, body) => agentRequest(socket, method, path, { body }),
     async logged(message, from = 0) {
       let found: Record<string, unknown> | undefined;
-      await waitFor(`log line "${message}"`, async () => {
-        found = lines.slice(from).find((line) => String(line.msg).includes(message));
-        if (!found && child.exitCode !== null) {
-          throw new Error(`the agent exited (${child.exitCode}): ${JSON.stringify(lines.slice(-5))}`);
-        }
-        return found !== undefined;
-      }, 30_000);
+      await waitFor(
+        `log line "${message}"`,
+        async () => {
+          found = lines.slice(from).find((line) => String(line.msg).includes(message));
+          if (!found && child.exitCode !== null) {
+            throw new Error(
+              `the agent exited (${child.exitCode}): ${JSON.stringify(lines.slice(-5))}`,
+            );
+          }
+          return found !== undefined;
+        },
+        30_000,
+      );
       return found as Record<string, unknown>;
     },
   };
@@ -99,10 +105,14 @@ export async function serveLog(world: World, port?: number) {
     { stdio: 'ignore' },
   );
   const url = `http://127.0.0.1:${listen}/`;
-  await waitFor('the log server', async () => {
-    const answer = await fetch(`${url}checkpoint`).catch(() => undefined);
-    return answer?.ok === true;
-  }, 10_000);
+  await waitFor(
+    'the log server',
+    async () => {
+      const answer = await fetch(`${url}checkpoint`).catch(() => undefined);
+      return answer?.ok === true;
+    },
+    10_000,
+  );
   return {
     url,
     port: listen,

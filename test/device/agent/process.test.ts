@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:http';
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +41,9 @@ describe('vouch agent', () => {
       sync: { schedule: '* * * * * *', jitter: 0, connectTimeout: 500, timeout: 2000 },
     });
     try {
-      const verified = await agent.request('POST', '/v1/verify', { digest: `sha256:${digestOf(0)}` });
+      const verified = await agent.request('POST', '/v1/verify', {
+        digest: `sha256:${digestOf(0)}`,
+      });
       expect(verified.status).toBe(200);
       expect(verified.body).toMatchObject({ results: [{ status: 'TRUSTED' }], exitCode: 0 });
       await until('the sync to fail', async () => {
@@ -118,8 +120,9 @@ describe('vouch agent', () => {
     const first = await startAgent(config, {}, base);
     const answer = await first.request('POST', '/v1/verify', { path: filePath });
     expect(answer.body).toMatchObject({ results: [{ status: 'TRUSTED' }] });
-    await until('the digest cache to be written', async () =>
-      (await stat(join(stateDir, 'cache')).catch(() => undefined)) !== undefined,
+    await until(
+      'the digest cache to be written',
+      async () => (await stat(join(stateDir, 'cache')).catch(() => undefined)) !== undefined,
     );
     await until('the cache write', async () => {
       const files = await readFile(join(stateDir, 'cache', 'digests.json'), 'utf8').catch(() => '');
@@ -129,7 +132,9 @@ describe('vouch agent', () => {
     const second = await startAgent(config, {}, base);
     try {
       const again = await second.request('POST', '/v1/verify', { path: filePath });
-      expect(again.body).toMatchObject({ results: [{ status: 'TRUSTED', sha256: sha256Of(fileText) }] });
+      expect(again.body).toMatchObject({
+        results: [{ status: 'TRUSTED', sha256: sha256Of(fileText) }],
+      });
       const status = (await second.request('GET', '/v1/status')).body as {
         services: Record<string, { reason: string }>;
       };

@@ -3,6 +3,8 @@ import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { HashPool } from '../../../agent/content/pool';
+import type { Digester } from '../../../agent/device/verify/chunked';
 import { verifySubjects } from '../../../agent/device/verify/verify';
 import { runCli } from '../../helpers/cli';
 import { digestOf, grow, signerId, testWorld, type World } from '../../helpers/device';
@@ -83,6 +85,33 @@ describe('verifySubjects', () => {
       ['UNKNOWN', expect.stringMatching(/^[0-9a-f]{64}$/), 10],
     ]);
     expect(progress).toHaveBeenCalledWith(join(files, 'one'), 9);
+  });
+
+  it("hashes files with the caller's digester, and leaves it open", async () => {
+    const pool = new HashPool({ workers: 1, chunkSize: 4096, inFlightBytes: 8192 });
+    try {
+      const hashed: string[] = [];
+      const digester: Digester = {
+        hash: (path, onProgress) => {
+          hashed.push(path);
+          return pool.hash(path, onProgress);
+        },
+        hashChunked: (path, leafSize, onProgress) => pool.hashChunked(path, leafSize, onProgress),
+      };
+      const report = await verifySubjects([{ file: join(files, 'one') }, { sha256: digestOf(2) }], {
+        stateDir,
+        maxAge,
+        digester,
+      });
+      expect(report.results.map((r) => [r.status, r.sha256])).toEqual([
+        ['TRUSTED', digestOf(1)],
+        ['TRUSTED', digestOf(2)],
+      ]);
+      expect(hashed).toEqual([join(files, 'one')]);
+      expect((await pool.hash(join(files, 'one'))).sha256).toBe(digestOf(1));
+    } finally {
+      await pool.close();
+    }
   });
 
   it('a file that cannot be read could not be checked (IO), the others still are', async () => {
