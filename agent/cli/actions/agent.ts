@@ -7,9 +7,9 @@ import { agentRequest, runAgent } from '../../device/agent';
 import type { Context } from '../context';
 
 /** How long stopping may take; what is still running then is abandoned (crash-safe). */
-const stopMs = 3000;
+const stopMs = 2000;
 /** Then the process ends, whatever handle is still open: SIGTERM means gone within 5 s. */
-const exitGraceMs = 1000;
+const exitGraceMs = 500;
 
 export async function agent(ctx: Context) {
   const { createLogger } = await import('../../logger');

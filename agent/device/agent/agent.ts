@@ -53,6 +53,7 @@ export class Agent implements ApiBackend {
   readonly metrics: AgentMetrics;
   #config: Config;
   readonly #logger: Logger;
+  readonly #children = new Map<string, Logger>();
   readonly #trust: TrustService;
   readonly #scheduler: SyncScheduler;
   readonly #pool: IdlePool;
@@ -83,7 +84,7 @@ export class Agent implements ApiBackend {
     this.#trust = new TrustService({
       stateDir: config.stateDir,
       maxAge: () => this.#config.sync.maxAge,
-      logger: logger.child({ service: 'trust' }),
+      logger: this.#child('trust'),
       ...(clock && { clock }),
       ...(options.statePollMs !== undefined && { pollMs: options.statePollMs }),
       onChange: () => this.#reevaluate(),
@@ -93,7 +94,7 @@ export class Agent implements ApiBackend {
       syncOptions: () => this.#syncOptions(),
       schedule: () => ({ cron: this.#config.sync.schedule, jitterMs: this.#config.sync.jitter }),
       needsSync: () => this.#trust.now().summary.stale,
-      logger: logger.child({ service: 'sync' }),
+      logger: this.#child('sync'),
       ...(clock && { clock }),
       onSync: (outcome) => {
         if (outcome.ok) {
@@ -165,10 +166,11 @@ export class Agent implements ApiBackend {
     await makeDirectory(config.stateDir);
     this.#cache = await DigestCache.load({
       stateDir: config.stateDir,
-      logger: logger.child({ service: 'cache' }),
+      logger: this.#child('cache'),
       ...(this.options.clock && { clock: this.options.clock }),
     });
     this.#digester = new CachingDigester(this.#cache, this.#pool, this.options.clock);
+    await this.#pool.start();
     await this.#trust.start();
     this.#lastSyncSuccess = (
       await readSyncStatus(config.stateDir).catch(() => undefined)
@@ -181,7 +183,7 @@ export class Agent implements ApiBackend {
         policy: config.images,
         trust: () => this.#trust.current(),
         events: this.events,
-        logger: logger.child({ service: 'docker' }),
+        logger: this.#child('docker'),
         ...(this.options.dockerBackoff && { backoff: this.options.dockerBackoff }),
         ...(this.options.statePollMs !== undefined && { statePollMs: this.options.statePollMs }),
         ...(this.options.clock && { clock: this.options.clock }),
@@ -198,7 +200,7 @@ export class Agent implements ApiBackend {
       rootPath: config.root,
       maxBytes: config.snapshot.maxBytes,
       maxBundleBytes: config.sync.maxBundleBytes,
-      logger: logger.child({ service: 'inbox' }),
+      logger: this.#child('inbox'),
       ...(this.options.inboxSettleMs !== undefined && { settleMs: this.options.inboxSettleMs }),
       onHealth: this.#onHealth('inbox'),
       onImported: (report, file, seconds) => {
@@ -247,7 +249,6 @@ export class Agent implements ApiBackend {
   async reload(config: Config): Promise<void> {
     const before = this.#config;
     this.#config = config;
-    this.#logger.level = config.logLevel;
     for (const [what, changed] of [
       ['stateDir', before.stateDir !== config.stateDir],
       ['api', JSON.stringify(before.api) !== JSON.stringify(config.api)],
@@ -258,7 +259,9 @@ export class Agent implements ApiBackend {
     }
     await this.#scheduler.reschedule();
     this.#images?.watcher.setPolicy(config.images);
-    this.#logger.info('configuration reloaded');
+    // Said before the new level applies, so that it is seen at the old one.
+    this.#logger.info({ logLevel: config.logLevel }, 'configuration reloaded');
+    for (const logger of [this.#logger, ...this.#children.values()]) logger.level = config.logLevel;
   }
 
   // The API (backend.ts).
@@ -315,6 +318,16 @@ export class Agent implements ApiBackend {
 
   // Internals.
 
+  /** A service's logger: one per service, so that SIGHUP can set their level (pino children keep theirs). */
+  #child(service: string): Logger {
+    let child = this.#children.get(service);
+    if (!child) {
+      child = this.#logger.child({ service });
+      this.#children.set(service, child);
+    }
+    return child;
+  }
+
   /** A service's health changed: logged, and told to listeners. */
   #onHealth(service: string) {
     return (health: Health) => {
@@ -337,7 +350,7 @@ export class Agent implements ApiBackend {
       timeoutMs: config.sync.timeout,
       connectTimeoutMs: config.sync.connectTimeout,
       maxBundleBytes: config.sync.maxBundleBytes,
-      logger: this.#logger.child({ service: 'sync' }),
+      logger: this.#child('sync'),
       ...(this.options.clock && { clock: this.options.clock }),
     };
   }
@@ -350,7 +363,7 @@ export class Agent implements ApiBackend {
         ...(api.listen && { listen: api.listen }),
         ...(api.tokenFile && { token: await readTokenFile(api.tokenFile) }),
         backend: this,
-        logger: this.#logger.child({ service: 'api' }),
+        logger: this.#child('api'),
         version: this.options.version,
       });
       this.#apiHealth.set(

@@ -1,4 +1,4 @@
-import type { HashPlan } from '../../../hw';
+import { type HashPlan, planHashing, readProfile } from '../../../hw';
 import { type HashPool, plannedPool } from '../../content/pool';
 import { asVouchError, VouchError } from '../../core/errors';
 import { type Health, HealthCell, type Service } from './health';
@@ -42,14 +42,20 @@ export class IdlePool implements Service {
     return this.#health.value;
   }
 
-  /** The plan the latest pool was sized by (for `/v1/status`); undefined before the first use. */
+  /** The plan pools are sized by (for `/v1/status`); undefined before start(). */
   plan(): HashPlan | undefined {
     return this.#plan;
   }
 
-  /** Nothing starts until the first use. */
+  /** Reads the plan; no worker starts until the first use. */
   async start(): Promise<void> {
     this.#stopped = false;
+    try {
+      this.#plan = planHashing(await readProfile({ root: '/', paths: [] }));
+    } catch (error) {
+      // The first use reads it again, and says so in the health if it still cannot.
+      this.#health.set('degraded', `cannot read the hardware: ${asVouchError(error).message}`);
+    }
   }
 
   /**

@@ -102,6 +102,7 @@ export class SyncScheduler implements Service {
     let options: SyncOptions | undefined;
     try {
       options = await this.options.syncOptions();
+      logger.info({ mirrors: options.mirrors }, 'syncing');
       const report = await syncFromMirrors(options);
       logger.info(
         { mirror: report.source, size: report.size, added: report.added },
