@@ -143,6 +143,9 @@ export const configSchema = z.strictObject({
       listen: z
         .string()
         .regex(loopbackListen, 'expected 127.0.0.1:PORT, [::1]:PORT or localhost:PORT')
+        .refine((text) => Number(text.slice(text.lastIndexOf(':') + 1)) <= 65_535, {
+          message: 'the port is above 65535',
+        })
         .optional()
         .meta({
           description:

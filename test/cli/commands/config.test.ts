@@ -89,6 +89,12 @@ describe('vouch config init', () => {
       ...loadConfig(undefined),
       root: '/etc/vouch/root.json',
       docker: { socket: '/var/run/docker.sock' },
+      snapshot: { ...loadConfig(undefined).snapshot, inbox: '/media/usb/vouch' },
+      api: {
+        socket: '/run/vouch/api.sock',
+        listen: '127.0.0.1:8765',
+        tokenFile: '/etc/vouch/api.token',
+      },
     });
   });
 
