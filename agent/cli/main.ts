@@ -27,6 +27,14 @@ function commandLine(): string[] {
   return same ? mine.map(decodeSurrogateEscape) : given;
 }
 
+// A reader that went away (`vouch --help | head`) is not an error of ours: end quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+
 // No top-level await: the bundle is CommonJS (a Node single executable needs that).
 void run(commandLine(), {
   stdout: (text) => process.stdout.write(text),

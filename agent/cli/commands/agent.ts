@@ -9,15 +9,12 @@ export function agentCommand(act: Act): Command {
       'run the device agent in the foreground until SIGTERM or SIGINT: scheduled syncs ' +
         '(sync.schedule), the Docker watcher with enforcement, the snapshot inbox ' +
         '(snapshot.inbox), and the local API on api.socket (status, verify, verdicts, sync, ' +
-        'events, metrics); SIGHUP reloads the configuration. Logs are JSON lines on stderr',
+        'events, metrics: docs/agent.md); SIGHUP reloads the configuration. Logs are JSON ' +
+        'lines on stderr',
     )
     .addHelpText(
       'after',
-      examples(
-        'vouch agent --config /etc/vouch/agent.yaml',
-        'curl --unix-socket /run/vouch/api.sock http://vouch/v1/status',
-        'vouch agent status',
-      ),
+      examples('vouch agent --config /etc/vouch/agent.yaml', 'vouch agent --log-level debug'),
     )
     .action(act(async () => (await import('../actions/agent')).agent));
   runsItself.add(agent);
