@@ -169,7 +169,11 @@ export class Agent implements ApiBackend {
       logger: this.#child('cache'),
       ...(this.options.clock && { clock: this.options.clock }),
     });
-    this.#digester = new CachingDigester(this.#cache, this.#pool, this.options.clock);
+    this.#digester = new CachingDigester(
+      this.#cache,
+      { use: (work) => this.#measured(work) },
+      this.options.clock,
+    );
     await this.#pool.start();
     await this.#trust.start();
     this.#lastSyncSuccess = (
@@ -433,6 +437,19 @@ export class Agent implements ApiBackend {
           );
         });
       }
+    });
+  }
+
+  /** A file hashed on the pool, its bytes and time counted in the metrics. */
+  async #measured<T>(work: (pool: HashPool) => Promise<T>): Promise<T> {
+    return this.#pool.use(async (pool) => {
+      const started = performance.now();
+      const digest = await work(pool);
+      const size = (digest as { size?: unknown }).size;
+      if (typeof size === 'number') {
+        this.metrics.recordHashed(size, (performance.now() - started) / 1000);
+      }
+      return digest;
     });
   }
 

@@ -1,9 +1,10 @@
 import { request } from 'node:http';
 import { VouchError } from '../../core/errors';
 
-/** An answer of the agent's API: the HTTP status and the JSON body. */
+/** An answer of the agent's API: the HTTP status and the body, parsed when it is JSON. */
 export interface AgentAnswer {
   readonly status: number;
+  /** The JSON value, or the text of another type (`/metrics`). */
   readonly body: unknown;
 }
 
@@ -46,6 +47,10 @@ export function agentRequest(
         });
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
+          if (!res.headers['content-type']?.startsWith('application/json')) {
+            resolve({ status: res.statusCode ?? 0, body: text });
+            return;
+          }
           try {
             resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
           } catch {

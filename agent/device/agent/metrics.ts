@@ -76,7 +76,7 @@ export class AgentMetrics {
     });
     this.#hashedBytes = new Counter({
       name: 'vouch_hashed_bytes_total',
-      help: 'Bytes hashed on the device (files and image exports).',
+      help: 'Bytes of files hashed on the device (a digest from the cache counts nothing).',
       registers,
     });
     this.#hashSeconds = new Counter({

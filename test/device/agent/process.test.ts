@@ -104,6 +104,15 @@ describe('vouch agent', () => {
           expect.objectContaining({ subject: path, status: 'REVOKED' }),
         );
         expect(events.some((event) => event.startsWith('event: sync'))).toBe(true);
+        const metrics = await agent.request('GET', '/metrics');
+        const exposition = String(metrics.body);
+        expect(exposition).toMatch(/^vouch_verdicts\{status="REVOKED"\} 1$/m);
+        expect(exposition).toMatch(/^vouch_log_size \d+$/m);
+        expect(exposition).toContain(
+          `vouch_sync_duration_seconds_count{mirror="${server.url}",result="ok"}`,
+        );
+        const hashed = Number(/^vouch_hashed_bytes_total (\d+)$/m.exec(exposition)?.[1]);
+        expect(hashed).toBeGreaterThanOrEqual(Buffer.byteLength(text));
       } finally {
         stream.close();
       }
