@@ -17,13 +17,13 @@ import { type Api, readTokenFile, startApi } from './api';
 import type { ApiBackend, VerifyRequest } from './backend';
 import { CachingDigester, DigestCache } from './digest-cache';
 import { AgentEvents } from './events';
-import { type Health, HealthCell, type Service } from './health';
+import { type Health, HealthCell } from './health';
 import { IdlePool } from './idle-pool';
 import { ImagesService } from './images';
 import { Inbox } from './inbox';
 import { AgentMetrics } from './metrics';
 import { RecentSubjects } from './recent';
-import { SyncScheduler } from './scheduler';
+import { type SyncOutcome, SyncScheduler } from './scheduler';
 import { TrustService } from './trust';
 
 /**
@@ -65,6 +65,9 @@ export class Agent implements ApiBackend {
   #inbox: Inbox | undefined;
   #api: Api | undefined;
   readonly #apiHealth: HealthCell;
+  /** Docker's health while it has no watcher: not started yet, or it cannot start. */
+  readonly #dockerHealth: HealthCell;
+  readonly #notStarted: HealthCell;
   #lastSyncSuccess: number | undefined;
   /** Re-evaluation after a commit: one at a time, the latest commit last. */
   #reevaluating: Promise<void> = Promise.resolve();
@@ -74,13 +77,7 @@ export class Agent implements ApiBackend {
     this.#config = config;
     this.#logger = logger;
     this.events = new AgentEvents(clock);
-    const onHealth = (service: string) => (health: Health) => {
-      logger[health.state === 'ok' ? 'info' : 'warn'](
-        { service, ...health },
-        `${service}: ${health.state}`,
-      );
-      this.events.publish({ type: 'health', service, health });
-    };
+    const onHealth = (service: string) => this.#onHealth(service);
     this.#trust = new TrustService({
       stateDir: config.stateDir,
       maxAge: () => this.#config.sync.maxAge,
@@ -96,36 +93,7 @@ export class Agent implements ApiBackend {
       needsSync: () => this.#trust.now().summary.stale,
       logger: this.#child('sync'),
       ...(clock && { clock }),
-      onSync: (outcome) => {
-        if (outcome.ok) {
-          const { report, seconds } = outcome;
-          for (const mirror of report.mirrors) {
-            if (!mirror.ok) this.metrics.recordSync(mirror.url, seconds, false);
-          }
-          this.metrics.recordSync(report.source, seconds, true);
-          this.#lastSyncSuccess = (clock ?? Date.now)();
-          this.events.publish({
-            type: 'sync',
-            via: 'mirror',
-            ok: true,
-            source: report.source,
-            size: report.size,
-            added: report.added,
-          });
-        } else {
-          const { error, mirrors, seconds } = outcome;
-          for (const mirror of mirrors) this.metrics.recordSync(mirror.url, seconds, false);
-          this.events.publish({
-            type: 'sync',
-            via: 'mirror',
-            ok: false,
-            source: null,
-            size: null,
-            added: null,
-            error: { code: error.code, message: error.message },
-          });
-        }
-      },
+      onSync: (outcome) => this.#synced(outcome),
       onHealth: onHealth('sync'),
     });
     this.#pool = new IdlePool({
@@ -133,7 +101,11 @@ export class Agent implements ApiBackend {
       onHealth: onHealth('hashing'),
     });
     this.#apiHealth = new HealthCell('failed', 'not started', clock, onHealth('api'));
+    this.#dockerHealth = new HealthCell('failed', 'not started', clock, onHealth('docker'));
+    this.#notStarted = new HealthCell('failed', 'not started', clock);
     this.#docker = dockerClient(options.env, config.docker.socket);
+    // A malformed DOCKER_HOST is said when Docker is used (start, an image verified).
+    this.#docker.catch(() => {});
     this.metrics = new AgentMetrics({
       verdictCounts: () => this.#verdictCounts(),
       lastSyncSuccess: () => this.#lastSyncSuccess,
@@ -142,21 +114,16 @@ export class Agent implements ApiBackend {
     });
   }
 
-  get services(): readonly Service[] {
-    const api: Service = {
-      name: 'api',
-      start: async () => {},
-      stop: async () => {},
-      health: this.#apiHealth.value,
+  /** Each service's health, by name. */
+  healths(): Record<string, Health> {
+    return {
+      trust: this.#trust.health,
+      sync: this.#scheduler.health,
+      hashing: this.#pool.health,
+      docker: this.#images?.health ?? this.#dockerHealth.value,
+      inbox: this.#inbox?.health ?? this.#notStarted.value,
+      api: this.#apiHealth.value,
     };
-    return [
-      this.#trust,
-      this.#scheduler,
-      this.#pool,
-      ...(this.#images ? [this.#images] : []),
-      ...(this.#inbox ? [this.#inbox] : []),
-      api,
-    ];
   }
 
   /** Starts every service; resolves when the agent serves (systemd's READY=1). */
@@ -195,7 +162,9 @@ export class Agent implements ApiBackend {
       await this.#images.start();
     } catch (error) {
       // DOCKER_HOST malformed: the rest of the agent works without Docker.
-      logger.error({ error: asVouchError(error).message }, 'the Docker watcher cannot start');
+      const { message } = asVouchError(error);
+      logger.error({ error: message }, 'the Docker watcher cannot start');
+      this.#dockerHealth.set('failed', `cannot start: ${message}`);
     }
     await this.#scheduler.start();
     this.#inbox = new Inbox({
@@ -286,7 +255,7 @@ export class Agent implements ApiBackend {
       fork: fork !== undefined,
       ...(fork && { forkEvidence: fork }),
       lastSync: device.lastAttempt,
-      services: Object.fromEntries(this.services.map((service) => [service.name, service.health])),
+      services: this.healths(),
       hashing: this.#pool.plan() ?? null,
     };
   }
@@ -316,7 +285,7 @@ export class Agent implements ApiBackend {
   }
 
   healthz(): { readonly ok: boolean; readonly services: Readonly<Record<string, Health>> } {
-    const services = Object.fromEntries(this.services.map((s) => [s.name, s.health]));
+    const services = this.healths();
     return { ok: Object.values(services).every((health) => health.state !== 'failed'), services };
   }
 
@@ -450,6 +419,37 @@ export class Agent implements ApiBackend {
         this.metrics.recordHashed(size, (performance.now() - started) / 1000);
       }
       return digest;
+    });
+  }
+
+  /** A sync ended: its metrics by mirror, and an event. */
+  #synced(outcome: SyncOutcome): void {
+    for (const mirror of outcome.ok ? outcome.report.mirrors : outcome.mirrors) {
+      if (!mirror.ok) this.metrics.recordSync(mirror.url, outcome.seconds, false);
+    }
+    if (!outcome.ok) {
+      const { code, message } = outcome.error;
+      this.events.publish({
+        type: 'sync',
+        via: 'mirror',
+        ok: false,
+        source: null,
+        size: null,
+        added: null,
+        error: { code, message },
+      });
+      return;
+    }
+    const { report } = outcome;
+    this.metrics.recordSync(report.source, outcome.seconds, true);
+    this.#lastSyncSuccess = (this.options.clock ?? Date.now)();
+    this.events.publish({
+      type: 'sync',
+      via: 'mirror',
+      ok: true,
+      source: report.source,
+      size: report.size,
+      added: report.added,
     });
   }
 

@@ -46,7 +46,11 @@ export async function runAgent(options: RunOptions): Promise<{ readonly signal: 
   try {
     // A signal while starting (Docker's first check may take a while) stops it at once.
     const started = agent.start().then(() => undefined);
-    const early = await Promise.race([started, stopping]);
+    const early = await Promise.race([started, stopping]).catch(async (error: unknown) => {
+      // The services that did start stop again: nothing is left running.
+      await agent.stop().catch(() => {});
+      throw error;
+    });
     if (early === undefined) {
       logger.info({ version: options.version }, 'ready');
       await systemd.notify('READY=1', 'STATUS=serving');

@@ -14,6 +14,16 @@ import { type Health, HealthCell, type Service } from './health';
  * sync leaves the service degraded and the state as it was; the next tick tries again.
  */
 
+/** How a sync ended, and how long it took. */
+export type SyncOutcome =
+  | { readonly ok: true; readonly report: SyncReport; readonly seconds: number }
+  | {
+      readonly ok: false;
+      readonly error: VouchError;
+      readonly mirrors: readonly MirrorResult[];
+      readonly seconds: number;
+    };
+
 export interface SchedulerOptions {
   /** What a sync needs, as configured now (the mirrors, the root, timeouts). */
   readonly syncOptions: () => Promise<SyncOptions>;
@@ -24,16 +34,7 @@ export interface SchedulerOptions {
   readonly logger: Logger;
   readonly clock?: () => number;
   /** After each sync: its report, or its error with each mirror's result. */
-  readonly onSync?: (
-    outcome:
-      | { readonly ok: true; readonly report: SyncReport; readonly seconds: number }
-      | {
-          readonly ok: false;
-          readonly error: VouchError;
-          readonly mirrors: readonly MirrorResult[];
-          readonly seconds: number;
-        },
-  ) => void;
+  readonly onSync?: (outcome: SyncOutcome) => void;
   readonly onHealth?: (health: Health) => void;
 }
 
