@@ -155,6 +155,7 @@ export class Agent implements ApiBackend {
         trust: () => this.#trust.current(),
         events: this.events,
         logger: this.#child('docker'),
+        onHealth: this.#onHealth('docker'),
         ...(this.options.dockerBackoff && { backoff: this.options.dockerBackoff }),
         ...(this.options.statePollMs !== undefined && { statePollMs: this.options.statePollMs }),
         ...(this.options.clock && { clock: this.options.clock }),
