@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadState } from '../../../agent/device';
 import { freePort, waitFor } from '../../../scripts/lib/services';
+import { runCli } from '../../helpers/cli';
 import { digestOf, grow, syncedDevice, testWorld, type World } from '../../helpers/device';
 import { serveLog, sha256Of, signContent, startAgent, stopAgent } from './harness';
 
@@ -191,6 +192,45 @@ describe('vouch agent', () => {
       await writeFile(agent.configPath, good.replace('logLevel: info', 'logLevel: warn'));
       agent.child.kill('SIGHUP');
       await agent.logged('configuration reloaded', from);
+    } finally {
+      expect((await stopAgent(agent)).code).toBe(0);
+    }
+  });
+
+  it('imports a snapshot dropped in its inbox, and rejects garbage with a reason', async () => {
+    const local = await testWorld();
+    await grow(local, 2);
+    const stateDir = await syncedDevice(local);
+    const agent = await startAgent({ stateDir, sync: { schedule: '0 0 1 1 *' } });
+    try {
+      // A newer device exports what this one lacks, as a USB stick would bring it.
+      await grow(local, 3);
+      const newer = await syncedDevice(local);
+      const snapshot = join(local.base, 'update.tar');
+      const exported = await runCli([
+        'snapshot',
+        'export',
+        '--state-dir',
+        newer,
+        '--out',
+        snapshot,
+      ]);
+      expect(exported.exitCode).toBe(0);
+      const inbox = join(stateDir, 'inbox');
+      await writeFile(join(inbox, 'garbage.tar'), 'not a snapshot');
+      await rename(snapshot, join(inbox, 'update.tar'));
+      await until('the import', async () => {
+        const status = (await agent.request('GET', '/v1/status')).body as { size: number };
+        return status.size === local.size;
+      });
+      expect(await readFile(join(inbox, 'rejected', 'garbage.tar.reason'), 'utf8')).toMatch(
+        /^SNAPSHOT_INVALID/,
+      );
+      await until(
+        'the move to done/',
+        async () =>
+          (await stat(join(inbox, 'done', 'update.tar')).catch(() => undefined)) !== undefined,
+      );
     } finally {
       expect((await stopAgent(agent)).code).toBe(0);
     }
