@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadState } from '../../../agent/device';
 import { freePort, waitFor } from '../../../scripts/lib/services';
 import { runCli } from '../../helpers/cli';
