@@ -2,11 +2,13 @@
  * `npm run bench [-- GROUP...]`: speed measured side by side with a native baseline in the
  * same run, never asserted in tests (docs/architecture.md "Conventions"). Each suite prints medians of
  * repeated runs and the ratio against its baseline, under a line naming the machine.
- * Groups: hashing (issue #6), log (#4), device (#5), image (#7); all of them by default.
+ * Groups: hashing (issue #6), log (#4), device (#5), image (#7), agent (#15); all of them by
+ * default.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { arch, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { agentBench } from './bench/agent';
 import { deviceBench } from './bench/device';
 import { hashingBench } from './bench/hashing';
 import { imageBench } from './bench/image';
@@ -17,6 +19,7 @@ const groups: Record<string, (benchDir: string) => Promise<void>> = {
   log: logBench,
   device: () => deviceBench(),
   image: () => imageBench(),
+  agent: agentBench,
 };
 
 const chosen = process.argv.slice(2);

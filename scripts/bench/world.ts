@@ -11,7 +11,12 @@ import { promisify } from 'node:util';
 import { addSignature, serializeEnvelope, signEnvelope } from '../../agent/core/dsse';
 import { generateKey, namePublicKey, type PublicKey } from '../../agent/core/keys';
 import { unsignedRoot } from '../../agent/core/root';
-import { encodeStatement, type Subject, statementPayloadType } from '../../agent/core/statement';
+import {
+  encodeStatement,
+  type StatementStatus,
+  type Subject,
+  statementPayloadType,
+} from '../../agent/core/statement';
 import { appendEntries, initLog, publicDir, publishLog } from '../../agent/ledger';
 
 export const exec = promisify(execFile);
@@ -27,8 +32,8 @@ export interface BenchLog {
   /** The signer's public key, and every envelope appended so far (for baselines). */
   readonly signerKey: PublicKey;
   readonly envelopes: readonly Buffer[];
-  /** Appends `trusted` statements about `subjects` (one envelope each) and publishes. */
-  add(subjects: readonly Subject[]): Promise<void>;
+  /** Appends statements about `subjects` (one envelope each; `trusted` unless told) and publishes. */
+  add(subjects: readonly Subject[], status?: StatementStatus): Promise<void>;
 }
 
 /** A log in `base` whose root authorizes one signer for every name. */
@@ -62,12 +67,12 @@ export async function benchLog(base: string): Promise<BenchLog> {
     logDir,
     rootPath,
     mirror: `file://${publicDir(logDir)}`,
-    async add(subjects) {
+    async add(subjects, status = 'trusted') {
       const envelopes = subjects.map((subject) => {
         issued += 1000;
         const payload = encodeStatement({
           subjects: [subject],
-          status: 'trusted',
+          status,
           signer: benchSigner,
           issuedAt: new Date(issued),
         });

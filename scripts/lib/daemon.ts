@@ -9,8 +9,13 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export function startDaemon(command: string, args: readonly string[]): Daemon {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `env`: the daemon's whole environment; default, this process's. */
+export function startDaemon(
+  command: string,
+  args: readonly string[],
+  env?: NodeJS.ProcessEnv,
+): Daemon {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env && { env }) });
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000);
