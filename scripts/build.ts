@@ -67,6 +67,25 @@ const dockerodeApart: Plugin = {
   },
 };
 
+/**
+ * ssh2 serves only ssh:// Docker hosts, which vouch never connects to (content/docker.ts
+ * takes unix:// and tcp://). Loading it costs ~8 MiB of RSS in every process that talks to
+ * Docker (it instantiates a WebAssembly module at load): the bundle gets a stand-in that
+ * refuses to connect instead.
+ */
+const noSsh2: Plugin = {
+  name: 'no-ssh2',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^ssh2$/ }, () => ({ path: 'ssh2', namespace: 'no-ssh2' }));
+    plugin.onLoad({ filter: /.*/, namespace: 'no-ssh2' }, () => ({
+      contents:
+        'exports.Client = class { constructor() { ' +
+        "throw new Error('vouch does not connect to ssh:// Docker hosts'); } };",
+      loader: 'js',
+    }));
+  },
+};
+
 const workerEntries = ['agent', 'hw'].flatMap((root) =>
   readdirSync(root, { recursive: true, encoding: 'utf8' })
     .filter((file) => file.endsWith('.worker.ts'))
@@ -93,6 +112,7 @@ await Promise.all([
     ...common,
     entryPoints: [createRequire(import.meta.url).resolve('dockerode')],
     outfile: join(outdir, 'dockerode.cjs'),
+    plugins: [noSsh2],
   }),
   ...workerEntries.map((entry) =>
     build({

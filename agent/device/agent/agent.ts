@@ -22,7 +22,7 @@ import { IdlePool } from './idle-pool';
 import { ImagesService } from './images';
 import { Inbox } from './inbox';
 import { AgentMetrics } from './metrics';
-import { RecentSubjects } from './recent';
+import { type RecentSubject, RecentSubjects } from './recent';
 import { type SyncOutcome, SyncScheduler } from './scheduler';
 import { TrustService } from './trust';
 
@@ -34,6 +34,9 @@ import { TrustService } from './trust';
  * has its own health; one failing (no mirror, no dockerd, a bad inbox file) leaves the
  * others running.
  */
+
+/** Files evaluated again at once after a commit (each may need hashing, if it changed). */
+const reevaluationLanes = 8;
 
 export interface AgentOptions {
   readonly config: Config;
@@ -397,7 +400,7 @@ export class Agent implements ApiBackend {
   /** After a commit: every recorded subject's verdict again, from the new index. */
   #reevaluate(): void {
     this.#reevaluating = this.#reevaluating.then(async () => {
-      for (const { kind, result } of this.#recent.subjects) {
+      const again = async ({ kind, result }: RecentSubject) => {
         const subject =
           kind === 'file' ? { file: result.subject } : parseSubjectDigest(result.subject);
         await this.#verifySubject(kind, subject).catch((error: unknown) => {
@@ -406,7 +409,16 @@ export class Agent implements ApiBackend {
             'cannot check again',
           );
         });
-      }
+      };
+      const subjects = this.#recent.subjects;
+      // Digests need no hashing: all of them first. Files a few at a time, so that one that
+      // changed since (and is hashed again) does not hold back those answered from the cache.
+      for (const subject of subjects) if (subject.kind === 'digest') await again(subject);
+      const files = subjects.filter((subject) => subject.kind === 'file');
+      const lanes = Array.from({ length: reevaluationLanes }, async () => {
+        for (let next = files.shift(); next; next = files.shift()) await again(next);
+      });
+      await Promise.all(lanes);
     });
   }
 

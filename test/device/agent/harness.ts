@@ -42,6 +42,10 @@ export async function startAgent(
     env: { PATH: process.env.PATH, DOCKER_HOST: 'unix:///nonexistent/docker.sock', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  // A test that fails before it stops its agent does not leave it running.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   const lines: Record<string, unknown>[] = [];
   let rest = '';
   child.stderr?.on('data', (chunk: Buffer) => {
