@@ -1,64 +1,16 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SystemdNotifier } from '../../../agent/device/agent/notify';
-import { locateBinary, requireBinary, services, waitFor } from '../../../scripts/lib/services';
+import { requireBinary, waitFor } from '../../../scripts/lib/services';
+import { listenForNotifications as listen } from '../../helpers/notify-listener';
 import { describeWith } from '../../helpers/services';
-
-/**
- * The notifications as systemd gets them: a Python child listens on a Unix datagram socket
- * (Node has none) and prints each datagram with the sender's pid from its credentials
- * (SO_PASSCRED), closing any descriptor that comes along (systemd-notify's barrier).
- */
-const listener = `
-import json, os, socket, sys
-path = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind('\\0' + path[1:] if path.startswith('@') else path)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-print(json.dumps({'listening': path}), flush=True)
-while True:
-    data, ancillary, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(64))
-    pid = None
-    for level, kind, payload in ancillary:
-        if kind == socket.SCM_CREDENTIALS:
-            pid = int.from_bytes(payload[:4], sys.byteorder)
-        elif kind == socket.SCM_RIGHTS:
-            for at in range(0, len(payload) - len(payload) % 4, 4):
-                os.close(int.from_bytes(payload[at:at + 4], sys.byteorder))
-    print(json.dumps({'pid': pid, 'lines': data.decode().split('\\n')}), flush=True)
-`;
-
-interface Datagram {
-  readonly pid: number | null;
-  readonly lines: readonly string[];
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'vouch-notify-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A notification socket at `address` (a path, or `@name`), and what arrived on it. */
-async function listen(address: string): Promise<{ child: ChildProcess; got: Datagram[] }> {
-  const python = locateBinary({
-    ...services.systemd,
-    binary: 'python3',
-    install: 'apt-get install python3',
-  });
-  const child = spawn(python, ['-c', listener, address], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const got: Datagram[] = [];
-  let listening = false;
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    const message = JSON.parse(line);
-    if ('listening' in message) listening = true;
-    else got.push(message);
-  });
-  await waitFor(`a datagram socket at ${address}`, async () => listening, 10_000);
-  return { child, got };
-}
 
 function logged() {
   const lines: { level: number; msg: string }[] = [];

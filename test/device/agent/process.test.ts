@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -8,6 +7,8 @@ import { loadState } from '../../../agent/device';
 import { freePort, waitFor } from '../../../scripts/lib/services';
 import { runCli } from '../../helpers/cli';
 import { digestOf, grow, syncedDevice, testWorld, type World } from '../../helpers/device';
+import { listenForNotifications } from '../../helpers/notify-listener';
+import { describeWith } from '../../helpers/services';
 import { serveLog, sha256Of, signContent, startAgent, stopAgent } from './harness';
 
 /**
@@ -236,31 +237,22 @@ describe('vouch agent', () => {
     }
   });
 
-  it('tells systemd READY=1 when serving and STOPPING=1 when stopping', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'vouch-notify-'));
-    const notifySocket = join(dir, 'notify.sock');
-    // Node has no datagram Unix sockets: a Python listener prints what systemd would get.
-    const listener = spawn('python3', [
-      '-c',
-      `import socket,sys
-s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); s.bind(sys.argv[1]); print('bound',flush=True)
-while True: print(s.recv(4096).decode().replace(chr(10),' '),flush=True)`,
-      notifySocket,
-    ]);
-    let received = '';
-    listener.stdout.on('data', (chunk: Buffer) => {
-      received += chunk.toString();
+  describeWith('systemd', 'under systemd', () => {
+    it('tells systemd READY=1 when serving and STOPPING=1 when stopping', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'vouch-notify-'));
+      const notifySocket = join(dir, 'notify.sock');
+      const { child: listener, got } = await listenForNotifications(notifySocket);
+      const received = () => got.flatMap((datagram) => datagram.lines);
+      try {
+        const stateDir = await syncedDevice(world);
+        const agent = await startAgent({ stateDir }, { NOTIFY_SOCKET: notifySocket });
+        await until('READY=1', async () => received().includes('READY=1'));
+        expect((await stopAgent(agent)).code).toBe(0);
+        await until('STOPPING=1', async () => received().includes('STOPPING=1'));
+      } finally {
+        listener.kill();
+      }
     });
-    try {
-      await until('the notify listener', async () => received.includes('bound'));
-      const stateDir = await syncedDevice(world);
-      const agent = await startAgent({ stateDir }, { NOTIFY_SOCKET: notifySocket });
-      await until('READY=1', async () => received.includes('READY=1'));
-      expect((await stopAgent(agent)).code).toBe(0);
-      await until('STOPPING=1', async () => received.includes('STOPPING=1'));
-    } finally {
-      listener.kill();
-    }
   });
 });
 
