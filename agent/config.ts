@@ -30,6 +30,9 @@ export const duration = z.union(
   { error: 'expected milliseconds or a duration like 500ms, 30s, 15m, 6h or 7d' },
 );
 
+/** A file or directory on the device. */
+const filePath = z.string().min(1).max(4096);
+
 /** A mirror of the log: a static tlog-tiles directory served over HTTP(S) or on a file system. */
 const mirrorUrl = z.string().refine(isMirrorUrl, { message: `expected ${mirrorUrlRule}` });
 
@@ -115,18 +118,13 @@ export const configSchema = z.strictObject({
         .max(Number.MAX_SAFE_INTEGER)
         .default(4 * 2 ** 30)
         .describe('Largest snapshot file read or written (bytes): 4 GiB.'),
-      inbox: z
-        .string()
-        .min(1)
-        .max(4096)
-        .optional()
-        .meta({
-          description:
-            'The agent imports snapshot files dropped in this directory (air-gapped updates: ' +
-            'a USB stick, a network share) and moves each to done/ or rejected/ beside a ' +
-            '.reason file. Default: <stateDir>/inbox.',
-          examples: ['/media/usb/vouch'],
-        }),
+      inbox: filePath.optional().meta({
+        description:
+          'The agent imports snapshot files dropped in this directory (air-gapped updates: ' +
+          'a USB stick, a network share) and moves each to done/ or rejected/ beside a ' +
+          '.reason file. Default: <stateDir>/inbox.',
+        examples: ['/media/usb/vouch'],
+      }),
     })
     .prefault({})
     .describe("Snapshot files (vouch snapshot export and import, the agent's inbox)."),
@@ -153,15 +151,10 @@ export const configSchema = z.strictObject({
             'in tokenFile.',
           examples: ['127.0.0.1:8765'],
         }),
-      tokenFile: z
-        .string()
-        .min(1)
-        .max(4096)
-        .optional()
-        .meta({
-          description: 'A file holding the bearer token that requests over listen must carry.',
-          examples: ['/etc/vouch/api.token'],
-        }),
+      tokenFile: filePath.optional().meta({
+        description: 'A file holding the bearer token that requests over listen must carry.',
+        examples: ['/etc/vouch/api.token'],
+      }),
     })
     .prefault({})
     .refine((api) => api.listen === undefined || api.tokenFile !== undefined, {
@@ -171,18 +164,13 @@ export const configSchema = z.strictObject({
     .describe("The agent's local API (vouch agent)."),
   docker: z
     .strictObject({
-      socket: z
-        .string()
-        .min(1)
-        .max(4096)
-        .optional()
-        .meta({
-          description:
-            'The Docker Engine API socket. DOCKER_HOST (unix://PATH or tcp://HOST:PORT) wins ' +
-            'when set; default /var/run/docker.sock, or /run/docker.sock when only that ' +
-            'exists (HA OS).',
-          examples: ['/var/run/docker.sock'],
-        }),
+      socket: filePath.optional().meta({
+        description:
+          'The Docker Engine API socket. DOCKER_HOST (unix://PATH or tcp://HOST:PORT) wins ' +
+          'when set; default /var/run/docker.sock, or /run/docker.sock when only that ' +
+          'exists (HA OS).',
+        examples: ['/var/run/docker.sock'],
+      }),
     })
     .prefault({})
     .describe('The Docker daemon whose images vouch verifies and watches.'),

@@ -16,7 +16,6 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { cpus } from 'node:os';
@@ -30,10 +29,9 @@ import { planHashing, readProfile } from '../../hw';
 import { type Daemon, startDaemon } from '../lib/daemon';
 import { waitFor } from '../lib/services';
 import { median, timed } from './harness';
-import { benchLog, cliPath, exec, syncedState } from './world';
+import { benchLog, cliPath, exec, hashingFiles, syncedState } from './world';
 
 const MiB = 2 ** 20;
-const GiB = 2 ** 30;
 /** Rounds of the interleaved hashing cases, after a warm-up round. */
 const repeats = 7;
 /** Rounds of the cached verify and its request floor: a few ms each. */
@@ -268,16 +266,7 @@ export async function agentBench(benchDir: string): Promise<void> {
   let events: EventStream | undefined;
   try {
     // The files: 1 GiB, 8 × 128 MiB of random bytes, and small ones to revoke.
-    const block = randomBytes(16 * MiB);
-    const writeData = (name: string, bytes: number) => {
-      const path = join(base, name);
-      const fd = openSync(path, 'w');
-      for (let at = 0; at < bytes; at += block.length) writeSync(fd, block, 0, block.length);
-      closeSync(fd);
-      return path;
-    };
-    const oneGiB = writeData('one-gib', GiB);
-    const parts = Array.from({ length: 8 }, (_, i) => writeData(`part-${i}`, 128 * MiB));
+    const { oneGiB, parts } = hashingFiles(base);
     // One more than the rounds: the last is revoked after a recent file changed.
     const small = await Promise.all(
       Array.from({ length: revocations + 1 }, async (_, i) => {

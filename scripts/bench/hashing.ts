@@ -6,8 +6,8 @@
  * Node's and the scheme's, and what is the CLI's.
  */
 
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, truncateSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, truncateSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { type Digest, HashPool } from '../../agent/content/pool';
 import { merkleLeafSize } from '../../agent/core/statement';
 import { planHashing, readProfile } from '../../hw';
 import { runSuite, type Suite } from './harness';
-import { benchLog, exec, syncedState, vouch } from './world';
+import { benchLog, exec, hashingFiles, syncedState, vouch } from './world';
 
 export async function hashingBench(benchDir: string): Promise<void> {
   const data = Buffer.alloc(64 * 2 ** 20, 0xa5);
@@ -51,16 +51,7 @@ export async function hashingBench(benchDir: string): Promise<void> {
   // Files hashed from the page cache through the worker pool, against openssl in the same run.
   const MiB = 2 ** 20;
   const GiB = 2 ** 30;
-  const block = randomBytes(16 * MiB);
-  function writeData(name: string, bytes: number): string {
-    const path = join(benchDir, name);
-    const fd = openSync(path, 'w');
-    for (let at = 0; at < bytes; at += block.length) writeSync(fd, block, 0, block.length);
-    closeSync(fd);
-    return path;
-  }
-  const oneGiB = writeData('one-gib', GiB);
-  const parts = Array.from({ length: 8 }, (_, i) => writeData(`part-${i}`, 128 * MiB));
+  const { oneGiB, parts } = hashingFiles(benchDir);
   const plan = planHashing(await readProfile({ root: '/', paths: [benchDir] }));
 
   // A device state that trusts these files, for the whole `vouch verify file` command.

@@ -4,7 +4,8 @@
  * `node dist/vouch.cjs`, the bundle a device runs, start-up included.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -135,4 +136,25 @@ export async function syncedState(base: string, log: BenchLog): Promise<string> 
   ]);
   if (code !== 0) throw new Error(`vouch sync exited with ${code}`);
   return stateDir;
+}
+
+const MiB = 2 ** 20;
+
+/**
+ * The hashing benchmarks' files in `dir`: one of 1 GiB and eight of 128 MiB, of random
+ * bytes (a 16 MiB block repeated: incompressible, and quick to write).
+ */
+export function hashingFiles(dir: string): { oneGiB: string; parts: string[] } {
+  const block = randomBytes(16 * MiB);
+  const write = (name: string, bytes: number) => {
+    const path = join(dir, name);
+    const fd = openSync(path, 'w');
+    for (let at = 0; at < bytes; at += block.length) writeSync(fd, block, 0, block.length);
+    closeSync(fd);
+    return path;
+  };
+  return {
+    oneGiB: write('one-gib', 1024 * MiB),
+    parts: Array.from({ length: 8 }, (_, i) => write(`part-${i}`, 128 * MiB)),
+  };
 }

@@ -10,17 +10,10 @@ import { loadState } from '../../../agent/device';
 import type { ImageResult } from '../../../agent/device/docker';
 import { buildScratchImage, type Dockerd, startDockerd } from '../../../scripts/lib/dockerd';
 import { waitFor } from '../../../scripts/lib/services';
-import {
-  cliBundle,
-  grow,
-  signerId,
-  syncedDevice,
-  testWorld,
-  type World,
-} from '../../helpers/device';
+import { runPaused, signImage } from '../../helpers/containers';
+import { cliBundle, signerId, syncedDevice, testWorld, type World } from '../../helpers/device';
 import { pauseProgram } from '../../helpers/pause';
 import { describeWith } from '../../helpers/services';
-import { signedStatement } from '../../helpers/trust';
 import { type RunningAgent, serveLog, startAgent, stopAgent } from './harness';
 
 /**
@@ -55,27 +48,12 @@ const noSchedule = { schedule: '0 0 1 1 *' };
 const until = (what: string, probe: () => Promise<boolean>) => waitFor(what, probe, 20_000);
 
 /** A statement about image `tag` (its ID), appended to the world's log and published. */
-async function sign(tag: string, status: 'trusted' | 'revoked', seconds: number): Promise<void> {
-  const id = ids[tag] as string;
-  const envelope = signedStatement(world.signer, {
-    signer: signerId,
-    subjects: [{ name: tag, sha256: id.slice('sha256:'.length) }],
-    status,
-    issuedAt: new Date(Date.UTC(2025, 5, 1) + seconds * 1000),
-  });
-  await grow(world, 0, [envelope]);
+function sign(tag: string, status: 'trusted' | 'revoked', seconds: number): Promise<void> {
+  return signImage(world, tag, ids[tag] as string, status, seconds);
 }
 
-async function runContainer(image: string, name: string): Promise<Docker.Container> {
-  const container = await daemon.docker.createContainer({
-    Image: image,
-    name,
-    Cmd: ['/pause'],
-    StopSignal: 'SIGKILL',
-    HostConfig: { NetworkMode: 'none' },
-  });
-  await container.start();
-  return container;
+function runContainer(image: string, name: string): Promise<Docker.Container> {
+  return runPaused(daemon.docker, image, name);
 }
 
 /** The agent on this file's dockerd. */

@@ -13,11 +13,11 @@ import type { EnforcementAction } from '../../../agent/device/docker/enforce';
 import { ImageWatcher, type VerdictEvent } from '../../../agent/device/docker/watch';
 import { buildScratchImage, type Dockerd, startDockerd } from '../../../scripts/lib/dockerd';
 import { waitFor } from '../../../scripts/lib/services';
-import { grow, signerId, testWorld, type World } from '../../helpers/device';
+import { runPaused, signImage } from '../../helpers/containers';
+import { signerId, testWorld, type World } from '../../helpers/device';
 import { rejectsWith } from '../../helpers/errors';
 import { pauseProgram } from '../../helpers/pause';
 import { describeWith } from '../../helpers/services';
-import { signedStatement } from '../../helpers/trust';
 
 /**
  * The watcher against a real dockerd (vfs, no network). Containers do run here: images
@@ -77,15 +77,8 @@ async function sync(dir: string): Promise<void> {
 }
 
 /** A statement about image `tag` (its ID), appended to the log and published. */
-async function sign(tag: string, status: 'trusted' | 'revoked', seconds: number): Promise<void> {
-  const id = ids[tag] as string;
-  const envelope = signedStatement(world.signer, {
-    signer: signerId,
-    subjects: [{ name: tag, sha256: id.slice('sha256:'.length) }],
-    status,
-    issuedAt: new Date(Date.UTC(2025, 5, 1) + seconds * 1000),
-  });
-  await grow(world, 0, [envelope]);
+function sign(tag: string, status: 'trusted' | 'revoked', seconds: number): Promise<void> {
+  return signImage(world, tag, ids[tag] as string, status, seconds);
 }
 
 function build(tag: string): Promise<string> {
@@ -95,16 +88,8 @@ function build(tag: string): Promise<string> {
   });
 }
 
-async function runContainer(image: string, name: string): Promise<Docker.Container> {
-  const container = await daemon.docker.createContainer({
-    Image: image,
-    name,
-    Cmd: ['/pause'],
-    StopSignal: 'SIGKILL',
-    HostConfig: { NetworkMode: 'none' },
-  });
-  await container.start();
-  return container;
+function runContainer(image: string, name: string): Promise<Docker.Container> {
+  return runPaused(daemon.docker, image, name);
 }
 
 async function running(container: Docker.Container): Promise<boolean> {
