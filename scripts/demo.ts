@@ -131,6 +131,16 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+async function serving(url: string, server: ChildProcess): Promise<void> {
+  for (let tries = 0; tries < 100; tries++) {
+    if (server.exitCode !== null)
+      throw new Error(`vouch log serve exited: see ${join(home, 'server.log')}`);
+    if ((await fetch(url).catch(() => undefined))?.ok) return;
+    await sleep(100);
+  }
+  throw new Error(`vouch log serve did not answer on ${url} within 10 s`);
+}
+
 interface Status {
   readonly origin: string | null;
   readonly size: number;
@@ -166,6 +176,8 @@ async function main(): Promise<void> {
     ['log', 'serve', join(publisher, 'log'), '--listen', `127.0.0.1:${port}`],
     'server.log',
   );
+  // The agent's first sync must find the log served.
+  await serving(`http://127.0.0.1:${port}/checkpoint`, server);
   const agent = start(['agent', '--config', config], 'agent.log');
   let stopping = false;
   const shutdown = async () => {

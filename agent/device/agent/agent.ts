@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Config } from '../../config';
-import { dockerClient } from '../../content/docker';
+import { dockerClient, inspectImage } from '../../content/docker';
 import type { HashPool } from '../../content/pool';
+import { parseImageId } from '../../core/digest';
 import { asVouchError } from '../../core/errors';
 import { exitCodeOf } from '../../core/exit-codes';
 import { makeDirectory } from '../../files';
@@ -12,7 +13,13 @@ import { deviceStatus } from '../status';
 import { chooseMirrors, noMirror } from '../store/mirrors';
 import { readSyncStatus } from '../store/status';
 import type { SyncOptions } from '../sync/sync';
-import { parseSubjectDigest, type Subject, type VerifyReport, verifySubjects } from '../verify';
+import {
+  parseSubjectDigest,
+  type Subject,
+  type SubjectResult,
+  type VerifyReport,
+  verifySubjects,
+} from '../verify';
 import { type Api, readTokenFile, startApi } from './api';
 import type { ApiBackend, VerifyRequest } from './backend';
 import { CachingDigester, DigestCache } from './digest-cache';
@@ -72,6 +79,8 @@ export class Agent implements ApiBackend {
   readonly #dockerHealth: HealthCell;
   readonly #notStarted: HealthCell;
   #lastSyncSuccess: number | undefined;
+  #starting: Promise<void> | undefined;
+  #stopped = false;
   /** Re-evaluation after a commit: one at a time, the latest commit last. */
   #reevaluating: Promise<void> = Promise.resolve();
 
@@ -130,7 +139,13 @@ export class Agent implements ApiBackend {
   }
 
   /** Starts every service; resolves when the agent serves (systemd's READY=1). */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  /** Each step checks #stopped after it: a stop during the start starts nothing more. */
+  async #start(): Promise<void> {
     const { config, logger } = this.options;
     // The inbox is made inside it, and a new device has none yet.
     await makeDirectory(config.stateDir);
@@ -146,10 +161,12 @@ export class Agent implements ApiBackend {
     );
     await this.#pool.start();
     await this.#trust.start();
+    if (this.#stopped) return;
     this.#lastSyncSuccess = (
       await readSyncStatus(config.stateDir).catch(() => undefined)
     )?.lastSuccess?.at;
     await this.#startApi();
+    if (this.#stopped) return;
     try {
       this.#images = new ImagesService({
         docker: await this.#docker,
@@ -170,6 +187,7 @@ export class Agent implements ApiBackend {
       logger.error({ error: message }, 'the Docker watcher cannot start');
       this.#dockerHealth.set('failed', `cannot start: ${message}`);
     }
+    if (this.#stopped) return;
     await this.#scheduler.start();
     this.#inbox = new Inbox({
       dir: config.snapshot.inbox ?? join(config.stateDir, 'inbox'),
@@ -210,6 +228,8 @@ export class Agent implements ApiBackend {
 
   /** Stops serving, then every service; work under way is finished or abandoned safely. */
   async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#starting?.catch(() => {});
     await this.#api?.close();
     this.#apiHealth.set('failed', 'stopped');
     await Promise.all(
@@ -225,7 +245,9 @@ export class Agent implements ApiBackend {
   /** A new configuration (SIGHUP): mirrors, schedule, scopes, log level take effect. */
   async reload(config: Config): Promise<void> {
     const before = this.#config;
-    this.#config = config;
+    // What the services were started with stays until a restart (said below).
+    const { stateDir, api, docker, snapshot } = before;
+    this.#config = { ...config, stateDir, api, docker, snapshot };
     for (const [what, changed] of [
       ['stateDir', before.stateDir !== config.stateDir],
       ['api', JSON.stringify(before.api) !== JSON.stringify(config.api)],
@@ -356,44 +378,61 @@ export class Agent implements ApiBackend {
 
   /** A file or digest verified from the held state, recorded for re-evaluation. */
   async #verifySubject(kind: 'file' | 'digest', subject: Subject): Promise<VerifyReport> {
-    await this.#trust.current();
-    const trust = this.#trust.now();
-    const options = { stateDir: this.#config.stateDir, maxAge: this.#config.sync.maxAge, trust };
-    const report = await verifySubjects([subject], {
-      ...options,
-      ...(this.#digester && { digester: this.#digester }),
-    });
-    for (const result of report.results) {
-      const previous = this.#recent.record(kind, result);
-      if (previous && previous.status !== result.status) {
-        this.events.publish({
-          type: 'verdict',
-          subject: result.subject,
-          kind,
-          name: result.name,
-          status: result.status,
-          previous: previous.status,
-          reason: result.error?.message ?? result.reason,
-        });
-      }
+    for (;;) {
+      const loaded = await this.#trust.current();
+      const report = await verifySubjects([subject], {
+        stateDir: this.#config.stateDir,
+        maxAge: this.#config.sync.maxAge,
+        trust: this.#trust.now(),
+        ...(this.#digester && { digester: this.#digester }),
+      });
+      // A commit came while the file was hashed: answer (and record) from the new state,
+      // the digest cached by now, so that no verdict of the old one outlives it.
+      if (this.#trust.loaded !== loaded) continue;
+      for (const result of report.results) this.#record(kind, result);
+      return report;
     }
-    return report;
+  }
+
+  /** Keeps a result for re-evaluation; a changed status is news. */
+  #record(kind: RecentSubject['kind'], result: SubjectResult): void {
+    const previous = this.#recent.record(kind, result);
+    if (previous && previous.status !== result.status) {
+      this.events.publish({
+        type: 'verdict',
+        subject: result.subject,
+        kind,
+        name: result.name,
+        status: result.status,
+        previous: previous.status,
+        reason: result.error?.message ?? result.reason,
+      });
+    }
   }
 
   async #verifyImage(ref: string, deep: boolean): Promise<unknown> {
     await this.#trust.current();
     const trust = this.#trust.now();
     const docker = await this.#docker;
+    const deepResults = this.#deepResults();
     const check = (pool?: HashPool) =>
       verifyImage(docker, trust.state, ref, {
         policy: this.#config.images,
         now: trust.now,
-        ...(deep && { deep: true, deepResults: this.#deepResults() }),
+        ...(deep && { deep: true, deepResults }),
         ...(pool && { pool }),
         ...(trust.error && { stateError: trust.error }),
       });
-    // A deep check hashes the export on the pool (unless it matched before: digest-cache.ts).
-    const result: ImageResult = deep ? await this.#pool.use(check) : await check();
+    // A deep check hashes the export on the pool, unless it matched before (the digest
+    // cache): then no worker needs to start.
+    const id = deep
+      ? await inspectImage(docker, parseImageId(ref)?.ref ?? ref).then(
+          (image) => image.Id,
+          () => undefined,
+        )
+      : undefined;
+    const hashes = deep && (id === undefined || deepResults.get(id) === undefined);
+    const result: ImageResult = hashes ? await this.#pool.use(check) : await check();
     return { ...trust.summary, results: [result], exitCode: exitCodeOf([result]) };
   }
 
@@ -420,6 +459,8 @@ export class Agent implements ApiBackend {
       });
       await Promise.all(lanes);
     });
+    // Each subject's failure is logged above; this keeps the chain going whatever happens.
+    this.#reevaluating = this.#reevaluating.catch(() => {});
   }
 
   /** A file hashed on the pool, its bytes and time counted in the metrics. */

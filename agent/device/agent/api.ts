@@ -60,7 +60,7 @@ export interface Api {
 
 const defaultTimeouts: ApiTimeouts = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000 };
 const defaultHeartbeatMs = 15_000;
-/** The agent stops within 5 s of SIGTERM: the API's part of that. */
+/** The agent exits within 3 s of SIGTERM (docs/agent.md): the API's part of that. */
 const defaultCloseGraceMs = 1_000;
 /** Bodies are a verify request: a few hundred bytes. Capped while read. */
 const maxBodyBytes = 64 * 1024;
@@ -321,7 +321,11 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     const body = Buffer.from(`${JSON.stringify(value) ?? 'null'}\n`);
     // A body left unread (refused, or cut at the cap) is not read on to reach a next request:
     // the connection ends with this answer. So does every answer once close() is called.
-    const last = stopping || !request.complete;
+    // (A request that declares no body has none to read, complete or not yet.)
+    const hasBody =
+      request.headers['content-length'] !== undefined ||
+      request.headers['transfer-encoding'] !== undefined;
+    const last = stopping || (hasBody && !request.complete);
     response.writeHead(status, {
       ...headers,
       'Content-Type': 'application/json',

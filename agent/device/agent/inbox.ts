@@ -1,6 +1,6 @@
 import { type FSWatcher, watch } from 'node:fs';
-import { lstat, readdir, rename, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { lstat, readdir, realpath, rename, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { asVouchError, VouchError } from '../../core/errors';
 import { decodeSurrogateEscape } from '../../core/surrogate-escape';
@@ -224,8 +224,11 @@ export class Inbox implements Service {
         throw new VouchError('IO', `cannot use the inbox in ${dirname(dir)}: not a directory`);
       }
       await makeDirectory(dir, dirMode);
+      // Before anything is made in it.
+      await requireRealDirectories(dir, []);
       await makeDirectory(join(dir, doneDir), dirMode);
       await makeDirectory(join(dir, rejectedDir), dirMode);
+      await requireRealDirectories(dir);
       this.#watch((await stat(fsPath(dir))).ino);
       const names = await readdir(fsPath(dir), { encoding: 'buffer' }).catch((error: unknown) => {
         throw ioError('read', dir, error);
@@ -336,6 +339,8 @@ export class Inbox implements Service {
   async #move(name: string, key: string, to: string, reason?: string): Promise<string> {
     const from = join(this.#options.dir, name);
     try {
+      // Again now: the medium may have changed since the inbox was listed.
+      await requireRealDirectories(this.#options.dir);
       const target = await this.#freeName(join(this.#options.dir, to), name);
       if (reason !== undefined) await writeFileDurably(`${target}.reason`, reason);
       await rename(fsPath(from), fsPath(target)).catch((error: unknown) => {
@@ -424,5 +429,36 @@ export class Inbox implements Service {
     this.#watcher?.close();
     this.#watcher = undefined;
     this.#watchedIno = undefined;
+  }
+}
+
+/**
+ * The inbox, done/ and rejected/ must be directories reached through no symbolic link: the
+ * inbox is often on a medium anyone may have written (a USB stick), and a link there would
+ * make the agent move files out of, and write .reason files into, wherever it points.
+ */
+async function requireRealDirectories(
+  dir: string,
+  subs: readonly string[] = [doneDir, rejectedDir],
+): Promise<void> {
+  const real = await realpath(fsPath(dir), { encoding: 'buffer' }).catch((error: unknown) => {
+    throw ioError('use the inbox', dir, error);
+  });
+  if (decodeSurrogateEscape(real) !== resolve(dir)) {
+    throw new VouchError(
+      'IO',
+      `cannot use the inbox ${dir}: it is reached through a symbolic link (to ${decodeSurrogateEscape(real)}); give its real path`,
+    );
+  }
+  for (const sub of subs) {
+    const info = await lstat(fsPath(join(dir, sub))).catch((error: unknown) => {
+      throw ioError('use', join(dir, sub), error);
+    });
+    if (!info.isDirectory()) {
+      throw new VouchError(
+        'IO',
+        `cannot use the inbox ${dir}: its ${sub}/ is ${kindOf(info)}, not a directory`,
+      );
+    }
   }
 }

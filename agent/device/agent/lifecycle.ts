@@ -22,11 +22,12 @@ export async function runAgent(options: RunOptions): Promise<{ readonly signal: 
   const { logger, env } = options;
   const agent = new Agent(options);
   const systemd = new SystemdNotifier({ logger, env });
+  let onSignal: (signal: NodeJS.Signals) => void = () => {};
   const stopping = new Promise<string>((resolve) => {
-    const stop = (signal: string) => () => resolve(signal);
-    process.once('SIGTERM', stop('SIGTERM'));
-    process.once('SIGINT', stop('SIGINT'));
+    onSignal = resolve;
   });
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   const reload = () => {
     let config: Config;
     try {
@@ -57,14 +58,17 @@ export async function runAgent(options: RunOptions): Promise<{ readonly signal: 
     }
     const signal = await stopping;
     logger.info({ signal }, 'stopping');
-    await systemd.notify('STOPPING=1');
+    // Not awaited: systemd-notify may wait for systemd's answer, and the stop has its bound.
+    void systemd.notify('STOPPING=1');
     const stopped = await Promise.race([
       agent.stop().then(() => true),
-      sleep(options.stopMs ?? 4000).then(() => false),
+      sleep(options.stopMs ?? 2000).then(() => false),
     ]);
     if (!stopped) logger.warn('stopping took too long: the rest is abandoned');
     return { signal };
   } finally {
     process.off('SIGHUP', reload);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
   }
 }

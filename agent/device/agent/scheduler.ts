@@ -38,6 +38,8 @@ export interface SchedulerOptions {
   readonly onHealth?: (health: Health) => void;
 }
 
+const noop = () => {};
+
 export class SyncScheduler implements Service {
   readonly name = 'sync';
   readonly #health: HealthCell;
@@ -87,7 +89,8 @@ export class SyncScheduler implements Service {
 
   async #schedule(): Promise<void> {
     const { cron, jitterMs } = this.options.schedule();
-    this.#task = createTask(cron, () => this.syncNow().then(() => {}), {
+    // A failed sync is logged by #sync: node-cron must not log it again, in its own format.
+    this.#task = createTask(cron, () => this.syncNow().then(noop, noop), {
       name: 'vouch-agent-sync',
       noOverlap: true,
       maxRandomDelay: jitterMs,
@@ -99,6 +102,7 @@ export class SyncScheduler implements Service {
     const { logger, onSync } = this.options;
     const clock = this.options.clock ?? Date.now;
     const started = performance.now();
+    const startedAt = clock();
     const seconds = () => (performance.now() - started) / 1000;
     let options: SyncOptions | undefined;
     try {
@@ -116,10 +120,11 @@ export class SyncScheduler implements Service {
       const failure = asVouchError(error);
       logger.error({ code: failure.code }, `sync failed: ${failure.message}`);
       this.#health.set('degraded', `sync failed: ${failure.message}`);
-      const mirrors = options
-        ? (await readSyncStatus(options.stateDir).catch(() => undefined))?.mirrors
-        : undefined;
-      onSync?.({ ok: false, error: failure, mirrors: mirrors ?? [], seconds: seconds() });
+      // This sync's results only: the status file keeps earlier ones, and a sync refused
+      // before it reached a mirror (the state locked) tried none.
+      const recorded = options && (await readSyncStatus(options.stateDir).catch(() => undefined));
+      const mirrors = (recorded?.mirrors ?? []).filter((mirror) => mirror.at >= startedAt);
+      onSync?.({ ok: false, error: failure, mirrors, seconds: seconds() });
       throw failure;
     }
   }

@@ -108,6 +108,7 @@ export class TrustService implements Service {
     const { stateDir, logger } = this.options;
     // Read the key first: a commit after it is seen by the next current().
     const key = await filesKey(stateDir, [stateFiles.commit]);
+    await this.#watcher.markSeen();
     const first = this.#key === '';
     const loaded = await loadTrust(stateDir);
     this.#fork = await readForkEvidence(stateDir).catch(() => []);

@@ -9,6 +9,7 @@ import {
   readFile,
   rm,
   stat,
+  symlink,
   writeFile,
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -276,6 +277,33 @@ describe('Inbox', () => {
     await copyFile(newer, join(dir, 'update.tar'));
     await until('the import', () => imported.length > 0);
     expect(await sizeOf(stateDir)).toBe(12);
+  });
+
+  it('refuses an inbox reached through a symbolic link, or whose rejected/ is one: nothing there is moved or written', async () => {
+    const stateDir = await device(older);
+    const victim = await tmp('vouch-inbox-victim-');
+    await writeFile(join(victim, 'passwd'), 'not the inbox’s to move');
+    const dir = join(stateDir, 'inbox');
+    await symlink(victim, dir);
+    const linked = inboxOn(stateDir).inbox;
+    await linked.start();
+    expect(linked.health.state).toBe('failed');
+    expect(linked.health.reason).toMatch(/reached through a symbolic link .*give its real path/);
+    expect(await list(victim)).toEqual(['passwd']);
+    await linked.stop();
+
+    // A real inbox whose rejected/ points elsewhere.
+    await rm(dir);
+    const elsewhere = await tmp('vouch-inbox-elsewhere-');
+    await mkdir(join(dir, 'done'), { recursive: true });
+    await symlink(elsewhere, join(dir, 'rejected'));
+    await writeFile(join(dir, 'garbage.tar'), 'not a snapshot');
+    const { inbox } = inboxOn(stateDir);
+    await inbox.start();
+    expect(inbox.health.state).toBe('failed');
+    expect(inbox.health.reason).toMatch(/rejected\/ is a symbolic link, not a directory/);
+    expect(await list(elsewhere)).toEqual([]);
+    expect(await list(dir)).toContain('garbage.tar');
   });
 
   it('makes the inbox but not its parent: a medium that is not mounted gets nothing', async () => {
