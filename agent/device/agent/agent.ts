@@ -4,14 +4,13 @@ import type { Config } from '../../config';
 import { dockerClient, inspectImage } from '../../content/docker';
 import type { HashPool } from '../../content/pool';
 import { parseImageId } from '../../core/digest';
-import { asVouchError } from '../../core/errors';
+import { asVouchError, VouchError } from '../../core/errors';
 import { exitCodeOf } from '../../core/exit-codes';
 import { makeDirectory } from '../../files';
 import type { Logger } from '../../logger';
 import { type DeepCheck, type ImageResult, verifyImage } from '../docker';
 import { deviceStatus } from '../status';
 import { chooseMirrors, noMirror } from '../store/mirrors';
-import { readSyncStatus } from '../store/status';
 import type { SyncOptions } from '../sync/sync';
 import {
   parseSubjectDigest,
@@ -78,7 +77,6 @@ export class Agent implements ApiBackend {
   /** Docker's health while it has no watcher: not started yet, or it cannot start. */
   readonly #dockerHealth: HealthCell;
   readonly #notStarted: HealthCell;
-  #lastSyncSuccess: number | undefined;
   #starting: Promise<void> | undefined;
   #stopped = false;
   /** Re-evaluation after a commit: one at a time, the latest commit last. */
@@ -120,7 +118,7 @@ export class Agent implements ApiBackend {
     this.#docker.catch(() => {});
     this.metrics = new AgentMetrics({
       verdictCounts: () => this.#verdictCounts(),
-      lastSyncSuccess: () => this.#lastSyncSuccess,
+      lastSyncSuccess: () => this.#trust.lastSuccess,
       logSize: () => this.#trust.loaded.state?.checkpoint.checkpoint.size,
       ...(clock && { clock }),
     });
@@ -162,9 +160,6 @@ export class Agent implements ApiBackend {
     await this.#pool.start();
     await this.#trust.start();
     if (this.#stopped) return;
-    this.#lastSyncSuccess = (
-      await readSyncStatus(config.stateDir).catch(() => undefined)
-    )?.lastSuccess?.at;
     await this.#startApi();
     if (this.#stopped) return;
     try {
@@ -200,27 +195,11 @@ export class Agent implements ApiBackend {
       onHealth: this.#onHealth('inbox'),
       onImported: (report, file, seconds) => {
         this.metrics.recordSync('inbox', seconds, true);
-        this.#lastSyncSuccess = (this.options.clock ?? Date.now)();
-        this.events.publish({
-          type: 'sync',
-          via: 'inbox',
-          ok: true,
-          source: file,
-          size: report.size,
-          added: report.added,
-        });
+        this.#publishSync('inbox', file, report);
       },
       onRejected: (file, error, seconds) => {
         this.metrics.recordSync('inbox', seconds, false);
-        this.events.publish({
-          type: 'sync',
-          via: 'inbox',
-          ok: false,
-          source: file,
-          size: null,
-          added: null,
-          error: { code: error.code, message: error.message },
-        });
+        this.#publishSync('inbox', file, error);
       },
     });
     await this.#inbox.start();
@@ -481,29 +460,29 @@ export class Agent implements ApiBackend {
     for (const mirror of outcome.ok ? outcome.report.mirrors : outcome.mirrors) {
       if (!mirror.ok) this.metrics.recordSync(mirror.url, outcome.seconds, false);
     }
-    if (!outcome.ok) {
-      const { code, message } = outcome.error;
-      this.events.publish({
-        type: 'sync',
-        via: 'mirror',
-        ok: false,
-        source: null,
-        size: null,
-        added: null,
-        error: { code, message },
-      });
-      return;
-    }
-    const { report } = outcome;
-    this.metrics.recordSync(report.source, outcome.seconds, true);
-    this.#lastSyncSuccess = (this.options.clock ?? Date.now)();
+    if (outcome.ok) this.metrics.recordSync(outcome.report.source, outcome.seconds, true);
+    this.#publishSync(
+      'mirror',
+      outcome.ok ? outcome.report.source : null,
+      outcome.ok ? outcome.report : outcome.error,
+    );
+  }
+
+  /** A sync or an inbox import: what it brought, or why it failed. */
+  #publishSync(
+    via: 'mirror' | 'inbox',
+    source: string | null,
+    outcome: { readonly size: number; readonly added: number } | VouchError,
+  ): void {
+    const failed = outcome instanceof VouchError;
     this.events.publish({
       type: 'sync',
-      via: 'mirror',
-      ok: true,
-      source: report.source,
-      size: report.size,
-      added: report.added,
+      via,
+      ok: !failed,
+      source,
+      size: failed ? null : outcome.size,
+      added: failed ? null : outcome.added,
+      ...(failed && { error: { code: outcome.code, message: outcome.message } }),
     });
   }
 

@@ -1,7 +1,7 @@
 import type { Logger } from '../../logger';
 import { stateFiles } from '../store/state';
 import { filesKey, StateWatcher } from '../store/state-watcher';
-import { type ForkEvidence, readForkEvidence } from '../store/status';
+import { type ForkEvidence, readForkEvidence, readSyncStatus } from '../store/status';
 import { type LoadedTrust, loadTrust, type OpenedTrust, trustAt } from '../verify/verify';
 import { type Health, HealthCell, type Service } from './health';
 
@@ -30,6 +30,8 @@ export class TrustService implements Service {
   readonly name = 'trust';
   #loaded: LoadedTrust = { state: undefined, error: undefined, lastMirrorSync: undefined };
   #fork: readonly ForkEvidence[] = [];
+  #lastSuccess: number | undefined;
+  #clockTimer: NodeJS.Timeout | undefined;
   /** The commit point as it was when #loaded was read. */
   #key = '';
   #loading: Promise<LoadedTrust> | undefined;
@@ -40,10 +42,12 @@ export class TrustService implements Service {
     this.#health = new HealthCell('failed', 'not loaded yet', options.clock, options.onHealth);
     this.#watcher = new StateWatcher({
       stateDir: options.stateDir,
-      files: [stateFiles.commit],
+      // The sync history too: a sync that found nothing new commits nothing, but is news
+      // for freshness (a log without signed times) and for the last success.
+      files: [stateFiles.commit, stateFiles.status],
       ...(options.pollMs !== undefined && { pollMs: options.pollMs }),
       onChange: () => {
-        this.current().catch((error: unknown) => {
+        this.#refresh().catch((error: unknown) => {
           options.logger.error({ error: String(error) }, 'cannot load the trust state again');
         });
       },
@@ -53,9 +57,14 @@ export class TrustService implements Service {
   async start(): Promise<void> {
     await this.current();
     this.#watcher.start();
+    // Staleness comes with time, not with an event: looked at each minute, so that it is
+    // logged and told when it comes.
+    this.#clockTimer = setInterval(() => void this.health, 60_000);
+    this.#clockTimer.unref();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#clockTimer);
     this.#watcher.stop();
     await this.#loading;
   }
@@ -75,6 +84,11 @@ export class TrustService implements Service {
   /** The held state as answers use it now. */
   now(): OpenedTrust {
     return trustAt(this.options.stateDir, this.#loaded, this.options.maxAge(), this.options.clock);
+  }
+
+  /** When the last sync or import that succeeded, by any process, ended (ms). */
+  get lastSuccess(): number | undefined {
+    return this.#lastSuccess;
   }
 
   get loaded(): LoadedTrust {
@@ -104,6 +118,23 @@ export class TrustService implements Service {
     return this.#health.value;
   }
 
+  /** A commit: the state loaded again; else the sync history read again. */
+  async #refresh(): Promise<void> {
+    const { stateDir } = this.options;
+    if ((await filesKey(stateDir, [stateFiles.commit])) !== this.#key) {
+      await this.current();
+      return;
+    }
+    await this.#watcher.markSeen();
+    const history = await readSyncStatus(stateDir);
+    this.#lastSuccess = history.lastSuccess?.at;
+    const lastMirrorSync = history.lastMirrorSuccess?.at;
+    if (lastMirrorSync !== this.#loaded.lastMirrorSync && this.#loaded.state) {
+      this.#loaded = { ...this.#loaded, lastMirrorSync };
+    }
+    void this.health;
+  }
+
   async #load(): Promise<LoadedTrust> {
     const { stateDir, logger } = this.options;
     // Read the key first: a commit after it is seen by the next current().
@@ -112,6 +143,7 @@ export class TrustService implements Service {
     const first = this.#key === '';
     const loaded = await loadTrust(stateDir);
     this.#fork = await readForkEvidence(stateDir).catch(() => []);
+    this.#lastSuccess = (await readSyncStatus(stateDir).catch(() => undefined))?.lastSuccess?.at;
     this.#loaded = loaded;
     this.#key = key;
     const checkpoint = loaded.state?.checkpoint.checkpoint;

@@ -110,6 +110,7 @@ describe('vouch agent', () => {
         const exposition = String(metrics.body);
         expect(exposition).toMatch(/^vouch_verdicts\{status="REVOKED"\} 1$/m);
         expect(exposition).toMatch(/^vouch_log_size \d+$/m);
+        expect(exposition).toMatch(/^vouch_last_sync_success_age_seconds \d/m);
         expect(exposition).toContain(
           `vouch_sync_duration_seconds_count{mirror="${server.url}",result="ok"}`,
         );
