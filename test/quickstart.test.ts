@@ -82,7 +82,12 @@ async function runScript(script: string, dir: string, env: NodeJS.ProcessEnv) {
   child.stderr.on('data', (chunk) => {
     stderr += chunk;
   });
-  const exitCode = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const closed = new Promise((resolve) => child.on('close', resolve));
+  const exitCode = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  // The server the script left in the background holds its output open: it goes now, and
+  // then the output is whole.
+  killGroup();
+  await closed;
   clearTimeout(timer);
   return { exitCode, stdout, stderr };
 }
