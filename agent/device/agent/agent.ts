@@ -50,11 +50,6 @@ export interface AgentOptions {
   readonly env: NodeJS.ProcessEnv;
   readonly version: string;
   readonly clock?: () => number;
-  /** Tests shorten these: the pool's idle time, the state poll, Docker's reconnect delays. */
-  readonly poolIdleMs?: number;
-  readonly statePollMs?: number;
-  readonly dockerBackoff?: { readonly initialMs: number; readonly maxMs: number };
-  readonly inboxSettleMs?: number;
 }
 
 export class Agent implements ApiBackend {
@@ -93,7 +88,6 @@ export class Agent implements ApiBackend {
       maxAge: () => this.#config.sync.maxAge,
       logger: this.#child('trust'),
       ...(clock && { clock }),
-      ...(options.statePollMs !== undefined && { pollMs: options.statePollMs }),
       onChange: () => this.#reevaluate(),
       onHealth: onHealth('trust'),
     });
@@ -106,10 +100,7 @@ export class Agent implements ApiBackend {
       onSync: (outcome) => this.#synced(outcome),
       onHealth: onHealth('sync'),
     });
-    this.#pool = new IdlePool({
-      ...(options.poolIdleMs !== undefined && { idleMs: options.poolIdleMs }),
-      onHealth: onHealth('hashing'),
-    });
+    this.#pool = new IdlePool({ onHealth: onHealth('hashing') });
     this.#apiHealth = new HealthCell('failed', 'not started', clock, onHealth('api'));
     this.#dockerHealth = new HealthCell('failed', 'not started', clock, onHealth('docker'));
     this.#notStarted = new HealthCell('failed', 'not started', clock);
@@ -171,8 +162,6 @@ export class Agent implements ApiBackend {
         events: this.events,
         logger: this.#child('docker'),
         onHealth: this.#onHealth('docker'),
-        ...(this.options.dockerBackoff && { backoff: this.options.dockerBackoff }),
-        ...(this.options.statePollMs !== undefined && { statePollMs: this.options.statePollMs }),
         ...(this.options.clock && { clock: this.options.clock }),
       });
       await this.#images.start();
@@ -191,7 +180,6 @@ export class Agent implements ApiBackend {
       maxBytes: config.snapshot.maxBytes,
       maxBundleBytes: config.sync.maxBundleBytes,
       logger: this.#child('inbox'),
-      ...(this.options.inboxSettleMs !== undefined && { settleMs: this.options.inboxSettleMs }),
       onHealth: this.#onHealth('inbox'),
       onImported: (report, file, seconds) => {
         this.metrics.recordSync('inbox', seconds, true);

@@ -2,7 +2,6 @@ import type Docker from 'dockerode';
 import type { ImagePolicy } from '../../config';
 import type { VouchError } from '../../core/errors';
 import type { Logger } from '../../logger';
-import type { Backoff } from '../docker/events';
 import { ImageWatcher, type VerdictEvent } from '../docker/watch';
 import type { TrustState } from '../store/state';
 import type { AgentEvents } from './events';
@@ -25,8 +24,6 @@ export interface ImagesOptions {
   }>;
   readonly events: AgentEvents;
   readonly logger: Logger;
-  readonly backoff?: Backoff;
-  readonly statePollMs?: number;
   readonly clock?: () => number;
   readonly onHealth?: (health: Health) => void;
 }
@@ -44,8 +41,6 @@ export class ImagesService implements Service {
       policy: options.policy,
       logger: options.logger,
       trust: options.trust,
-      ...(options.backoff && { backoff: options.backoff }),
-      ...(options.statePollMs !== undefined && { statePollMs: options.statePollMs }),
       ...(options.clock && { clock: options.clock }),
     });
     const { events } = options;

@@ -19,8 +19,6 @@ export interface TrustOptions {
   readonly maxAge: () => number;
   readonly logger: Logger;
   readonly clock?: () => number;
-  /** How often the state directory is polled besides fs.watch (ms). */
-  readonly pollMs?: number;
   /** A new commit was loaded (a sync, import or repair, here or in another process). */
   readonly onChange?: (trust: LoadedTrust) => void;
   readonly onHealth?: (health: Health) => void;
@@ -45,7 +43,6 @@ export class TrustService implements Service {
       // The sync history too: a sync that found nothing new commits nothing, but is news
       // for freshness (a log without signed times) and for the last success.
       files: [stateFiles.commit, stateFiles.status],
-      ...(options.pollMs !== undefined && { pollMs: options.pollMs }),
       onChange: () => {
         this.#refresh().catch((error: unknown) => {
           options.logger.error({ error: String(error) }, 'cannot load the trust state again');
