@@ -23,6 +23,11 @@ export const services = {
     binary: 'systemd-notify',
     install: 'apt-get install systemd',
   },
+  chromium: {
+    skipEnv: 'VOUCH_SKIP_BROWSER',
+    binary: 'chromium',
+    install: 'apt-get install chromium',
+  },
 } as const;
 
 export type Service = keyof typeof services;

@@ -28,6 +28,7 @@ import { IdlePool } from './idle-pool';
 import { ImagesService } from './images';
 import { Inbox } from './inbox';
 import { AgentMetrics } from './metrics';
+import { overallStatus } from './overall';
 import { type RecentSubject, RecentSubjects } from './recent';
 import { type SyncOutcome, SyncScheduler } from './scheduler';
 import { TrustService } from './trust';
@@ -242,13 +243,16 @@ export class Agent implements ApiBackend {
       loaded,
     );
     const { fork, ...rest } = device;
+    const services = this.healths();
+    const images = (this.#images?.verdicts() ?? []).map(({ result }) => result);
     return {
       version: this.options.version,
+      overall: overallStatus({ ...device, services }, images),
       ...rest,
       fork: fork !== undefined,
       ...(fork && { forkEvidence: fork }),
       lastSync: device.lastAttempt,
-      services: this.healths(),
+      services,
       hashing: this.#pool.plan() ?? null,
     };
   }

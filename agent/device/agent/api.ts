@@ -12,6 +12,7 @@ import { describeIssues, parseJson } from '../../core/json';
 import { fsPath, ioError, makeDirectory, openExistingFile, readOpenFileCapped } from '../../files';
 import type { Logger } from '../../logger';
 import type { ApiBackend, VerifyRequest } from './backend';
+import { statusPageCsp, statusPageHtml } from './status-page';
 
 /**
  * The agent's local API: HTTP/1.1 (node:http) on a Unix socket, which file permissions guard
@@ -424,7 +425,23 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     response.once('close', stop);
   }
 
+  /** `GET /` (and HEAD: node:http leaves the body out): the status page. */
+  const page: Handler = async (_request, response) => {
+    response.writeHead(200, {
+      'Content-Type': 'text/html; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(statusPageHtml)),
+      'Content-Security-Policy': statusPageCsp,
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+      Server: `vouch/${options.version}`,
+      ...(stopping ? { Connection: 'close' } : {}),
+    });
+    response.end(statusPageHtml);
+  };
+
   const routes = new Map<string, Readonly<Record<string, Handler>>>([
+    ['/', { GET: page, HEAD: page }],
     [
       '/v1/status',
       {

@@ -356,8 +356,8 @@ describe('the API on its Unix socket', () => {
     expect(reply.status).toBe(404);
     expect(errorOf(reply).code).toBe('USAGE');
     expect(errorOf(reply).message).toBe(
-      'no route /v2/status; the routes: GET /v1/status, POST /v1/verify, GET /v1/verdicts, ' +
-        'POST /v1/sync, GET /v1/events, GET /metrics, GET /healthz',
+      'no route /v2/status; the routes: GET /, HEAD /, GET /v1/status, POST /v1/verify, ' +
+        'GET /v1/verdicts, POST /v1/sync, GET /v1/events, GET /metrics, GET /healthz',
     );
     // The query is not part of the path.
     expect((await call(target, 'GET', '/v1/status?pretty')).status).toBe(200);

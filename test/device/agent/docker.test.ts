@@ -197,6 +197,11 @@ describeWith('docker', 'vouch agent with Docker', () => {
           status: 'REVOKED',
           decision: { action: 'stop' },
         });
+        const status = (await agent.request('GET', '/v1/status')).body as { overall: unknown };
+        expect(status.overall).toMatchObject({
+          status: 'violation',
+          reasons: expect.arrayContaining([`${tags.enforced} is REVOKED`]),
+        });
         // The same process throughout.
         expect(agent.child.exitCode).toBeNull();
       } finally {
