@@ -1,4 +1,5 @@
 import { type StatusName, severity } from '../../core/status';
+import { formatUtcTime } from '../../core/time';
 import type { Stamped } from './events';
 import type { Health } from './health';
 
@@ -122,7 +123,7 @@ const isViolation = (status: StatusName | null) => status === 'UNTRUSTED' || sta
 const cut = (text: string, length: number) =>
   text.length <= length ? text : `${text.slice(0, length - 1)}…`;
 
-const time = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+const time = (ms: number | undefined) => (ms === undefined ? null : formatUtcTime(ms));
 
 /** The small JSON every HA sensor reads one field of (`value_template`); under 255 characters. */
 export function haState(view: AgentView): string {

@@ -148,7 +148,7 @@ describe('MQTT payloads', () => {
     const state = haState(view({ board: 'B'.repeat(500) }));
     expect(state.length).toBeLessThan(255);
     expect(haState(view())).toBe(
-      '{"status":"ok","problem":"OFF","untrusted":0,"last_sync":"2026-01-02T03:04:05.000Z",' +
+      '{"status":"ok","problem":"OFF","untrusted":0,"last_sync":"2026-01-02T03:04:05Z",' +
         '"log_size":42,"checkpoint_age":3600,"workers":4,"board":"Raspberry Pi 4 Model B Rev 1.4"}',
     );
     expect(
@@ -182,7 +182,7 @@ describe('MQTT payloads', () => {
     });
     expect(attributes).toMatchObject({
       images_total: 73,
-      last_sync: '2026-01-02T03:04:05.000Z',
+      last_sync: '2026-01-02T03:04:05Z',
       stale: false,
       stale_age_seconds: 3600,
       fork: false,

@@ -165,7 +165,7 @@ describeWith('mqtt', 'the MQTT reporter', () => {
     expect(watch.last(topic.haState)).toEqual({
       topic: topic.haState,
       payload:
-        '{"status":"ok","problem":"OFF","untrusted":0,"last_sync":"2026-01-01T00:00:00.000Z",' +
+        '{"status":"ok","problem":"OFF","untrusted":0,"last_sync":"2026-01-01T00:00:00Z",' +
         '"log_size":7,"checkpoint_age":60,"workers":2,"board":"Test Board"}',
       retain: true,
       qos: 1,
