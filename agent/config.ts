@@ -215,6 +215,68 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('What images need, and what a verdict does to their containers.'),
+  mqtt: z
+    .strictObject({
+      url: z
+        .string()
+        .regex(/^mqtts?:\/\/[^\s]+$/, 'expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]')
+        .optional()
+        .meta({
+          description:
+            'The MQTT broker the agent reports to (Home Assistant discovery and plain topics); ' +
+            'none: no MQTT (in a Home Assistant add-on, the Supervisor names the broker).',
+          examples: ['mqtts://homeassistant.local:8883'],
+        }),
+      username: z
+        .string()
+        .min(1)
+        .max(256)
+        .optional()
+        .meta({ description: 'MQTT user name.', examples: ['vouch'] }),
+      passwordFile: filePath.optional().meta({
+        description: "A file holding the MQTT user's password.",
+        examples: ['/etc/vouch/mqtt.password'],
+      }),
+      ca: filePath.optional().meta({
+        description: 'mqtts://: the CA certificate (PEM) the broker is checked with.',
+        examples: ['/etc/vouch/mqtt-ca.pem'],
+      }),
+      cert: filePath.optional().meta({
+        description: 'mqtts://: a client certificate (PEM), with key.',
+        examples: ['/etc/vouch/mqtt-client.pem'],
+      }),
+      key: filePath.optional().meta({
+        description: "mqtts://: the client certificate's private key (PEM).",
+        examples: ['/etc/vouch/mqtt-client.key'],
+      }),
+      discoveryPrefix: z
+        .string()
+        .regex(/^[^#+\s/][^#+\s]*$/, 'expected a topic without wildcards')
+        .max(256)
+        .default('homeassistant')
+        .describe("Home Assistant's discovery prefix."),
+      nodeId: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected letters, digits, _ and -')
+        .optional()
+        .meta({
+          description:
+            'The device in topics and unique IDs; default: a hash of /etc/machine-id (not the ID itself).',
+          examples: ['kitchen-pi'],
+        }),
+      baseTopic: z
+        .string()
+        .regex(/^[^#+\s/][^#+\s]*$/, 'expected a topic without wildcards')
+        .max(256)
+        .default('vouch')
+        .describe('Prefix of the plain topics: <baseTopic>/<nodeId>/state, …'),
+    })
+    .prefault({})
+    .refine((mqtt) => (mqtt.cert === undefined) === (mqtt.key === undefined), {
+      message: 'cert and key go together',
+      path: ['key'],
+    })
+    .describe('Reporting to an MQTT broker and Home Assistant.'),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -29,6 +29,7 @@ describe('configuration', () => {
       snapshot: { maxBytes: 4 * 2 ** 30 },
       docker: {},
       api: { socket: '/run/vouch/api.sock' },
+      mqtt: { discoveryPrefix: 'homeassistant', baseTopic: 'vouch' },
       images: {
         strict: false,
         enforce: 'warn',

@@ -13,8 +13,21 @@ export interface Mosquitto {
   restart(): Promise<void>;
 }
 
+export interface MosquittoOptions {
+  /**
+   * TLS only (mqtts://), with these PEM files; `requireCertificate`: clients must present a
+   * certificate the CA signed.
+   */
+  readonly tls?: {
+    readonly ca: string;
+    readonly cert: string;
+    readonly key: string;
+    readonly requireCertificate?: boolean;
+  };
+}
+
 /** A real mosquitto on a free 127.0.0.1 port, anonymous, no persistence. */
-export async function startMosquitto(): Promise<Mosquitto> {
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mosquitto> {
   const binary = requireBinary('mqtt');
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'vouch-mosquitto-'));
@@ -26,6 +39,14 @@ export async function startMosquitto(): Promise<Mosquitto> {
       'allow_anonymous true',
       'persistence false',
       'log_dest stderr',
+      ...(options.tls
+        ? [
+            `cafile ${options.tls.ca}`,
+            `certfile ${options.tls.cert}`,
+            `keyfile ${options.tls.key}`,
+            `require_certificate ${options.tls.requireCertificate === true}`,
+          ]
+        : []),
     ].join('\n'),
   );
   let daemon: Daemon;
@@ -40,7 +61,7 @@ export async function startMosquitto(): Promise<Mosquitto> {
   };
   await launch();
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     port,
     async stop() {
       await daemon.stop();

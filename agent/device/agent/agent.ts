@@ -28,6 +28,7 @@ import { IdlePool } from './idle-pool';
 import { ImagesService } from './images';
 import { Inbox } from './inbox';
 import { AgentMetrics } from './metrics';
+import { MqttReporter } from './mqtt';
 import { overallStatus } from './overall';
 import { type RecentSubject, RecentSubjects } from './recent';
 import { type SyncOutcome, SyncScheduler } from './scheduler';
@@ -69,6 +70,7 @@ export class Agent implements ApiBackend {
   #images: ImagesService | undefined;
   #inbox: Inbox | undefined;
   #api: Api | undefined;
+  #mqtt: MqttReporter | undefined;
   readonly #apiHealth: HealthCell;
   /** Docker's health while it has no watcher: not started yet, or it cannot start. */
   readonly #dockerHealth: HealthCell;
@@ -125,6 +127,7 @@ export class Agent implements ApiBackend {
       docker: this.#images?.health ?? this.#dockerHealth.value,
       inbox: this.#inbox?.health ?? this.#notStarted.value,
       api: this.#apiHealth.value,
+      ...(this.#mqtt && { mqtt: this.#mqtt.health }),
     };
   }
 
@@ -153,6 +156,24 @@ export class Agent implements ApiBackend {
     await this.#trust.start();
     if (this.#stopped) return;
     await this.#startApi();
+    if (this.#stopped) return;
+    // Configured, or named by the Supervisor in a Home Assistant add-on.
+    if (config.mqtt.url !== undefined || this.options.env.SUPERVISOR_TOKEN) {
+      this.#mqtt = new MqttReporter({
+        config: config.mqtt,
+        version: this.options.version,
+        events: this.events,
+        status: () => this.status(),
+        verdicts: () => this.verdicts(),
+        sync: () => this.sync(),
+        verifyAll: () => this.verifyAll(),
+        logger: this.#child('mqtt'),
+        env: this.options.env,
+        onHealth: this.#onHealth('mqtt'),
+        ...(this.options.clock && { clock: this.options.clock }),
+      });
+      await this.#mqtt.start();
+    }
     if (this.#stopped) return;
     try {
       this.#images = new ImagesService({
@@ -201,10 +222,11 @@ export class Agent implements ApiBackend {
     await this.#api?.close();
     this.#apiHealth.set('failed', 'stopped');
     await Promise.all(
-      [this.#inbox, this.#scheduler, this.#images, this.#trust, this.#pool].map((service) =>
-        service?.stop().catch((error: unknown) => {
-          this.#logger.error({ error: asVouchError(error).message }, 'a service failed to stop');
-        }),
+      [this.#inbox, this.#scheduler, this.#images, this.#mqtt, this.#trust, this.#pool].map(
+        (service) =>
+          service?.stop().catch((error: unknown) => {
+            this.#logger.error({ error: asVouchError(error).message }, 'a service failed to stop');
+          }),
       ),
     );
     await this.#cache?.flush();
@@ -214,13 +236,14 @@ export class Agent implements ApiBackend {
   async reload(config: Config): Promise<void> {
     const before = this.#config;
     // What the services were started with stays until a restart (said below).
-    const { stateDir, api, docker, snapshot } = before;
-    this.#config = { ...config, stateDir, api, docker, snapshot };
+    const { stateDir, api, docker, snapshot, mqtt } = before;
+    this.#config = { ...config, stateDir, api, docker, snapshot, mqtt };
     for (const [what, changed] of [
       ['stateDir', before.stateDir !== config.stateDir],
       ['api', JSON.stringify(before.api) !== JSON.stringify(config.api)],
       ['docker', JSON.stringify(before.docker) !== JSON.stringify(config.docker)],
       ['snapshot', JSON.stringify(before.snapshot) !== JSON.stringify(config.snapshot)],
+      ['mqtt', JSON.stringify(before.mqtt) !== JSON.stringify(config.mqtt)],
     ] as const) {
       if (changed) this.#logger.warn(`${what} changed: it takes effect when the agent restarts`);
     }
@@ -279,6 +302,12 @@ export class Agent implements ApiBackend {
 
   sync(): Promise<unknown> {
     return this.#scheduler.syncNow();
+  }
+
+  /** Every local image, file and digest checked again (MQTT's "Verify all now"). */
+  async verifyAll(): Promise<void> {
+    this.#reevaluate();
+    await Promise.all([this.#images?.watcher.checkOnce(), this.#reevaluating]);
   }
 
   healthz(): { readonly ok: boolean; readonly services: Readonly<Record<string, Health>> } {

@@ -95,6 +95,17 @@ describe('vouch config init', () => {
         listen: '127.0.0.1:8765',
         tokenFile: '/etc/vouch/api.token',
       },
+      mqtt: {
+        url: 'mqtts://homeassistant.local:8883',
+        username: 'vouch',
+        passwordFile: '/etc/vouch/mqtt.password',
+        ca: '/etc/vouch/mqtt-ca.pem',
+        cert: '/etc/vouch/mqtt-client.pem',
+        key: '/etc/vouch/mqtt-client.key',
+        discoveryPrefix: 'homeassistant',
+        nodeId: 'kitchen-pi',
+        baseTopic: 'vouch',
+      },
     });
   });
 
