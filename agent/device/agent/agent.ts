@@ -43,6 +43,9 @@ import { TrustService } from './trust';
  * others running.
  */
 
+/** Settings the services are made with: SIGHUP does not change them. */
+const restartOnly = ['stateDir', 'api', 'docker', 'snapshot', 'mqtt'] as const;
+
 /** Files evaluated again at once after a commit (each may need hashing, if it changed). */
 const reevaluationLanes = 8;
 
@@ -235,18 +238,15 @@ export class Agent implements ApiBackend {
   /** A new configuration (SIGHUP): mirrors, schedule, scopes, log level take effect. */
   async reload(config: Config): Promise<void> {
     const before = this.#config;
-    // What the services were started with stays until a restart (said below).
-    const { stateDir, api, docker, snapshot, mqtt } = before;
-    this.#config = { ...config, stateDir, api, docker, snapshot, mqtt };
-    for (const [what, changed] of [
-      ['stateDir', before.stateDir !== config.stateDir],
-      ['api', JSON.stringify(before.api) !== JSON.stringify(config.api)],
-      ['docker', JSON.stringify(before.docker) !== JSON.stringify(config.docker)],
-      ['snapshot', JSON.stringify(before.snapshot) !== JSON.stringify(config.snapshot)],
-      ['mqtt', JSON.stringify(before.mqtt) !== JSON.stringify(config.mqtt)],
-    ] as const) {
-      if (changed) this.#logger.warn(`${what} changed: it takes effect when the agent restarts`);
+    // What the services were started with stays until a restart, and the log says so.
+    for (const key of restartOnly) {
+      if (JSON.stringify(before[key]) === JSON.stringify(config[key])) continue;
+      this.#logger.warn(`${key} changed: it takes effect when the agent restarts`);
     }
+    this.#config = Object.assign(
+      { ...config },
+      Object.fromEntries(restartOnly.map((key) => [key, before[key]])),
+    );
     await this.#scheduler.reschedule();
     this.#images?.watcher.setPolicy(config.images);
     // Said before the new level applies, so that it is seen at the old one.

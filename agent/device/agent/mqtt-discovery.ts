@@ -2,6 +2,7 @@ import { type StatusName, severity } from '../../core/status';
 import { formatUtcTime } from '../../core/time';
 import type { Stamped } from './events';
 import type { Health } from './health';
+import { type Overall, overallStates } from './overall';
 
 /**
  * What the agent publishes over MQTT, computed from its state with no I/O (mqtt.ts sends
@@ -11,10 +12,6 @@ import type { Health } from './health';
  * and its components (`cmps`). Every payload is JSON built in a fixed key order, so that an
  * unchanged one serializes to the same bytes and is not sent again.
  */
-
-/** The trust status the "Trust status" sensor shows (an enum sensor with these options). */
-export const trustStatuses = ['ok', 'warning', 'violation', 'stale', 'error'] as const;
-export type TrustStatus = (typeof trustStatuses)[number];
 
 /** The event entity's `event_types`. */
 export const trustEventTypes = [
@@ -44,6 +41,8 @@ export interface StatusInput {
   readonly lastSuccess: { readonly at: number } | null;
   readonly services: Readonly<Record<string, Health>>;
   readonly hashing: { readonly workers: number } | null;
+  /** overall.ts's word for it all, the "Trust status" sensor's state. */
+  readonly overall: { readonly status: Overall };
 }
 
 /** A local image's verdict, as `/v1/verdicts` lists it. */
@@ -57,8 +56,6 @@ export interface ImageInput {
 export interface AgentView {
   readonly status: StatusInput;
   readonly images: readonly ImageInput[];
-  /** The files and digests verified through the API. */
-  readonly subjects: readonly { readonly status: StatusName | null }[];
   /** The board, from hw/ (null: not known). */
   readonly board: string | null;
 }
@@ -100,22 +97,9 @@ export const pressPayload = 'PRESS';
 const worst = (status: StatusName | null) =>
   status === null ? severity.indexOf('UNTRUSTED') + 0.5 : severity.indexOf(status);
 
-/**
- * The status rule, the first that holds:
- * - `error`: the trust service failed (no trust state, or a damaged one): nothing can be checked;
- * - `violation`: an image, or a file or digest verified through the API, is UNTRUSTED or REVOKED;
- * - `stale`: no fresh checkpoint for `sync.maxAge`;
- * - `warning`: a fork was detected, the last sync failed, or an image could not be checked;
- * - `ok`.
- */
-export function trustStatus({ status, images, subjects }: AgentView): TrustStatus {
-  if (status.services.trust?.state === 'failed') return 'error';
-  if ([...images, ...subjects].some((subject) => isViolation(subject.status))) return 'violation';
-  if (status.stale) return 'stale';
-  const syncFailed =
-    status.services.sync?.state !== undefined && status.services.sync.state !== 'ok';
-  if (status.fork || syncFailed || images.some((image) => image.status === null)) return 'warning';
-  return 'ok';
+/** The "Trust status" sensor's state: the agent's overall status (overall.ts), one rule. */
+export function trustStatus({ status }: AgentView): Overall {
+  return status.overall.status;
 }
 
 const isViolation = (status: StatusName | null) => status === 'UNTRUSTED' || status === 'REVOKED';
@@ -258,7 +242,7 @@ function components(topics: MqttTopics, nodeId: string): Record<string, Componen
   return {
     status: sensor('status', 'Trust status', 'status', {
       device_class: 'enum',
-      options: trustStatuses,
+      options: overallStates,
       json_attributes_topic: topics.haAttributes,
     }),
     problem: entity('binary_sensor', 'problem', 'Trust problem', {

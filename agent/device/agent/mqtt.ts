@@ -191,16 +191,8 @@ export class MqttReporter implements Service {
     const topics = this.#topics;
     if (!topics || this.#stopped) return;
     const [status, verdicts] = await Promise.all([this.options.status(), this.options.verdicts()]);
-    const { images = [], subjects = [] } = verdicts as {
-      images?: ImageInput[];
-      subjects?: { status: ImageInput['status'] }[];
-    };
-    const view: AgentView = {
-      status: status as StatusInput,
-      images,
-      subjects,
-      board: this.#board,
-    };
+    const { images = [] } = verdicts as { images?: ImageInput[] };
+    const view: AgentView = { status: status as StatusInput, images, board: this.#board };
     this.#publish(
       topics.discovery,
       discoveryPayload({

@@ -24,6 +24,7 @@ const status = {
   lastSuccess: { at: Date.UTC(2026, 0, 2, 3, 4, 5) },
   services: { trust: ok, sync: ok },
   hashing: { workers: 4 },
+  overall: { status: 'ok' as const },
 };
 const image = (n: number, imageStatus: ImageInput['status']): ImageInput => ({
   id: `sha256:${String(n).padStart(64, '0')}`,
@@ -34,7 +35,6 @@ const image = (n: number, imageStatus: ImageInput['status']): ImageInput => ({
 const view = (over: Partial<AgentView> = {}): AgentView => ({
   status,
   images: [image(1, 'TRUSTED')],
-  subjects: [],
   board: 'Raspberry Pi 4 Model B Rev 1.4',
   ...over,
 });
@@ -83,7 +83,7 @@ describe('MQTT payloads', () => {
       state_topic: 'vouch/n1/ha/state',
       value_template: '{{ value_json.status }}',
       device_class: 'enum',
-      options: ['ok', 'warning', 'violation', 'stale', 'error'],
+      options: ['violation', 'error', 'stale', 'warning', 'ok'],
       json_attributes_topic: 'vouch/n1/ha/attributes',
     });
     expect(payload.cmps.problem).toMatchObject({ p: 'binary_sensor', device_class: 'problem' });
@@ -125,23 +125,10 @@ describe('MQTT payloads', () => {
     expect(payload.dev.model).toBe('vouch agent');
   });
 
-  it('derives the status: error, violation, stale, warning, ok, the first that holds', () => {
-    const failed = { ...ok, state: 'failed' } as const;
-    const degraded = { ...ok, state: 'degraded' } as const;
+  it("shows the agent's overall status (overall.ts, tested with the status page)", () => {
     expect(trustStatus(view())).toBe('ok');
-    expect(trustStatus(view({ images: [image(1, 'REVOKED')] }))).toBe('violation');
-    expect(trustStatus(view({ subjects: [{ status: 'UNTRUSTED' }] }))).toBe('violation');
-    expect(
-      trustStatus(
-        view({ status: { ...status, services: { trust: failed } }, images: [image(1, 'REVOKED')] }),
-      ),
-    ).toBe('error');
-    expect(trustStatus(view({ status: { ...status, stale: true } }))).toBe('stale');
-    expect(trustStatus(view({ status: { ...status, fork: true } }))).toBe('warning');
-    expect(
-      trustStatus(view({ status: { ...status, services: { trust: ok, sync: degraded } } })),
-    ).toBe('warning');
-    expect(trustStatus(view({ images: [image(1, null)] }))).toBe('warning');
+    const revoked = { ...status, overall: { status: 'violation' } } as const;
+    expect(trustStatus(view({ status: revoked }))).toBe('violation');
   });
 
   it('serializes the HA state in a fixed order, under 255 characters', () => {
@@ -151,9 +138,9 @@ describe('MQTT payloads', () => {
       '{"status":"ok","problem":"OFF","untrusted":0,"last_sync":"2026-01-02T03:04:05Z",' +
         '"log_size":42,"checkpoint_age":3600,"workers":4,"board":"Raspberry Pi 4 Model B Rev 1.4"}',
     );
-    expect(
-      JSON.parse(haState(view({ images: [image(1, 'UNTRUSTED'), image(2, 'REVOKED')] }))),
-    ).toMatchObject({
+    const violation = { ...status, overall: { status: 'violation' as const } };
+    const images = [image(1, 'UNTRUSTED'), image(2, 'REVOKED')];
+    expect(JSON.parse(haState(view({ status: violation, images })))).toMatchObject({
       status: 'violation',
       problem: 'ON',
       untrusted: 2,

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { AgentEvents } from '../../../agent/device/agent/events';
 import { MqttReporter, supervisorBroker } from '../../../agent/device/agent/mqtt';
 import type { ImageInput } from '../../../agent/device/agent/mqtt-discovery';
+import { overallStatus } from '../../../agent/device/agent/overall';
 import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto';
 import { describeWith } from '../../helpers/services';
 import { startAgent, stopAgent } from './harness';
@@ -77,7 +78,12 @@ function reporter(
     config: { url, discoveryPrefix: 'homeassistant', baseTopic: 'vouch', nodeId },
     version: '9.9.9',
     events,
+    // The overall status as the agent derives it (overall.ts), from the images here.
     status: async () => ({
+      overall: overallStatus(
+        { origin: 'log', stale: false, services: {} },
+        state.images.map((image) => ({ ...image, ref: '', requirement: { required: false } })),
+      ),
       version: '9.9.9',
       size: state.size,
       checkpointAgeSeconds: 60,
