@@ -1,8 +1,8 @@
 /**
  * Bundles the CLI into dist/cli.cjs (started by the launcher dist/vouch.cjs from a V8 code
- * cache, dist/cli.cjs.cache), dockerode into dist/dockerode.cjs, and every worker entry
- * (`*.worker.ts`) into dist/<name>.cjs. CommonJS, because a Node single executable application needs a
- * CommonJS entry; one self-contained file per entry, so the same dist/ runs on arm64,
+ * cache, dist/cli.cjs.cache), dockerode and MQTT.js into dist/dockerode.cjs and
+ * dist/mqtt.cjs, and every worker entry (`*.worker.ts`) into dist/<name>.cjs. CommonJS,
+ * because a Node single executable application needs a CommonJS entry; one self-contained file per entry, so the same dist/ runs on arm64,
  * armv7 and x64 (no native addons).
  */
 import { execFileSync } from 'node:child_process';
@@ -53,15 +53,19 @@ const common: BuildOptions = {
 };
 
 /**
- * dockerode (with ssh2, grpc-js and protobufjs behind it) is 1.1 of the CLI's 2.5 MB, and
- * only the Docker commands load it (`await import('dockerode')`): it gets a bundle of its
- * own, dist/dockerode.cjs, so that Node does not compile it at every start of every command.
+ * Libraries only some commands load, each a bundle of its own beside the CLI's, so that
+ * Node does not compile them at every start of every command (nor hold them in the code
+ * cache): dockerode (with ssh2, grpc-js and protobufjs behind it: 1.1 of the CLI's 2.5 MB),
+ * loaded by the Docker commands (`await import('dockerode')`), and MQTT.js, loaded by the
+ * agent when it reports over MQTT (`await import('mqtt')`).
  */
-const dockerodeApart: Plugin = {
-  name: 'dockerode-apart',
+const apart = ['dockerode', 'mqtt'] as const;
+
+const librariesApart: Plugin = {
+  name: 'libraries-apart',
   setup(plugin) {
-    plugin.onResolve({ filter: /^dockerode$/ }, () => ({
-      path: './dockerode.cjs',
+    plugin.onResolve({ filter: new RegExp(`^(${apart.join('|')})$`) }, ({ path }) => ({
+      path: `./${path}.cjs`,
       external: true,
     }));
   },
@@ -97,7 +101,7 @@ await Promise.all([
     ...common,
     entryPoints: ['agent/cli/main.ts'],
     outfile: join(outdir, 'cli.cjs'),
-    plugins: [zodEnglishOnly, dockerodeApart],
+    plugins: [zodEnglishOnly, librariesApart],
     // import() becomes require(): code run from a V8 code cache (the launcher) has no
     // dynamic-import host on Node 20, and the one module loaded later is CommonJS anyway.
     supported: { 'dynamic-import': false },
@@ -108,12 +112,14 @@ await Promise.all([
     outfile: join(outdir, 'vouch.cjs'),
     banner: { js: `#!/usr/bin/env node\n${importMetaUrl}` },
   }),
-  build({
-    ...common,
-    entryPoints: [createRequire(import.meta.url).resolve('dockerode')],
-    outfile: join(outdir, 'dockerode.cjs'),
-    plugins: [noSsh2],
-  }),
+  ...apart.map((library) =>
+    build({
+      ...common,
+      entryPoints: [createRequire(import.meta.url).resolve(library)],
+      outfile: join(outdir, `${library}.cjs`),
+      plugins: [noSsh2],
+    }),
+  ),
   ...workerEntries.map((entry) =>
     build({
       ...common,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { readProfile } from '../../../hw';
 import type { Config } from '../../config';
 import { asVouchError, VouchError } from '../../core/errors';
@@ -82,6 +82,7 @@ interface Connection {
 export class MqttReporter implements Service {
   readonly name = 'mqtt';
   readonly #health: HealthCell;
+  #library: typeof import('mqtt') | undefined;
   #client: MqttClient | undefined;
   #connection: Connection | undefined;
   #topics: MqttTopics | undefined;
@@ -144,6 +145,8 @@ export class MqttReporter implements Service {
       () => this.#refresh(),
       this.options.refreshMs ?? defaultRefreshMs,
     ).unref();
+    // Loaded only by an agent that reports over MQTT (a bundle of its own: scripts/build.ts).
+    this.#library = await import('mqtt');
     this.#connect();
   }
 
@@ -267,8 +270,9 @@ export class MqttReporter implements Service {
   #connect(): void {
     const connection = this.#connection;
     const topics = this.#topics;
-    if (!connection || !topics || this.#stopped) return;
-    const client = mqtt.connect(connection.url, {
+    const connect = this.#library?.connect;
+    if (!connection || !topics || !connect || this.#stopped) return;
+    const client = connect(connection.url, {
       ...connection.options,
       clientId: `vouch-${this.#nodeId}`,
       // Our own backoff below; MQTT.js would retry every second forever.
