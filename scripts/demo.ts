@@ -10,10 +10,12 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { Aedes } from 'aedes';
 import { agentRequest } from '../agent/device/agent';
 import { freePort } from './lib/services';
 
@@ -99,7 +101,7 @@ function socketPath(): string {
   );
 }
 
-function agentConfig(port: number, socket: string): string {
+function agentConfig(port: number, socket: string, mqttUrl: string): string {
   return [
     '# Written by npm start (scripts/demo.ts) on each run: the demo publisher is on a new port.',
     `stateDir: ${JSON.stringify(join(home, 'state'))}`,
@@ -110,8 +112,32 @@ function agentConfig(port: number, socket: string): string {
     '  jitter: 10s',
     'api:',
     `  socket: ${JSON.stringify(socket)}`,
+    'mqtt:',
+    `  url: ${JSON.stringify(mqttUrl)}`,
     '',
   ].join('\n');
+}
+
+/**
+ * The MQTT broker the agent reports to: `VOUCH_DEMO_MQTT` (a broker URL) when set, else
+ * one embedded here (aedes) on a free 127.0.0.1 port, so that the whole loop runs on a
+ * fresh machine. A real deployment uses its own broker.
+ */
+async function broker(): Promise<{ url: string; close: () => Promise<void> }> {
+  const given = process.env.VOUCH_DEMO_MQTT;
+  if (given) return { url: given, close: async () => {} };
+  const embedded = await Aedes.createBroker();
+  const server = createServer(embedded.handle);
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    close: async () => {
+      // The broker first: it ends its clients' connections, which the server waits for.
+      await new Promise<void>((resolve) => embedded.close(() => resolve()));
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
 
 /** The log server and the agent, stopped together whatever ends the demo. */
@@ -171,7 +197,8 @@ async function main(): Promise<void> {
   const port = await freePort();
   const socket = socketPath();
   const config = join(home, 'agent.yaml');
-  writeFileSync(config, agentConfig(port, socket));
+  const mqtt = await broker();
+  writeFileSync(config, agentConfig(port, socket, mqtt.url));
   const server = start(
     ['log', 'serve', join(publisher, 'log'), '--listen', `127.0.0.1:${port}`],
     'server.log',
@@ -185,6 +212,7 @@ async function main(): Promise<void> {
     stopping = true;
     process.stdout.write('\nstopping the agent and the demo log server …\n');
     await Promise.all(children.map(stop));
+    await mqtt.close();
     process.exit(0);
   };
   process.on('SIGINT', shutdown);
@@ -196,7 +224,11 @@ async function main(): Promise<void> {
   console.log(
     `log ${status.origin}, ${status.size} entries, served on http://127.0.0.1:${port}/ by vouch log serve`,
   );
-  console.log(`agent: API on ${here(socket)}; logs in ${here(join(home, 'agent.log'))}\n`);
+  console.log(`agent: API on ${here(socket)}; logs in ${here(join(home, 'agent.log'))}`);
+  const { hostname: mqttHost, port: mqttPort } = new URL(mqtt.url);
+  console.log(
+    `MQTT: ${process.env.VOUCH_DEMO_MQTT ? 'the broker' : 'an embedded broker'} at ${mqtt.url}\n`,
+  );
   for (const [name, health] of Object.entries(status.services)) {
     console.log(`  ${name.padEnd(8)} ${health.state.padEnd(9)} ${health.reason}`);
   }
@@ -217,6 +249,7 @@ try, in another terminal:
        -d '{"path":"${join(samples, 'hello.txt')}"}' http://vouch/v1/verify
   curl -sN --unix-socket ${here(socket)} http://vouch/v1/events      # live events
   curl -s --unix-socket ${here(socket)} http://vouch/metrics
+  mosquitto_sub -h ${mqttHost} -p ${mqttPort || 1883} -t 'vouch/#' -t 'homeassistant/#' -v
   ${vouchCmd} agent status --config ${here(config)}
   ${vouchCmd} verify file --config ${here(config)} ${here(join(samples, 'hello.txt'))}
 

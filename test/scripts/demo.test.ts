@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectAsync } from 'mqtt';
 import { expect, it } from 'vitest';
 import { agentRequest } from '../../agent/device/agent';
 import { waitFor } from '../../scripts/lib/services';
@@ -40,6 +41,21 @@ it('npm start: serves a demo log, its agent verifies a sample TRUSTED and one RE
       body: { path: join(home, 'samples', 'mistake.txt') },
     });
     expect(answer.body).toMatchObject({ results: [{ status: 'REVOKED' }], exitCode: 4 });
+    // The agent reports to the embedded broker the demo names: its status, retained.
+    const url = /MQTT: an embedded broker at (mqtt:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+    expect(url, out).toBeDefined();
+    const client = await connectAsync(url as string);
+    try {
+      const retained = new Promise<string>((resolve) =>
+        client.on('message', (_topic, payload, packet) => {
+          if (packet.retain) resolve(payload.toString());
+        }),
+      );
+      await client.subscribeAsync('vouch/+/state');
+      expect(JSON.parse(await retained)).toMatchObject({ origin: 'demo.example.org/log' });
+    } finally {
+      await client.endAsync();
+    }
     demo.kill('SIGINT');
     expect(await exited).toBe(0);
     // The agent is gone with it: nothing listens on its socket.
