@@ -14,7 +14,7 @@ import { type Overall, overallStates } from './overall';
  */
 
 /** The event entity's `event_types`. */
-export const trustEventTypes = [
+const trustEventTypes = [
   'revoked',
   'untrusted',
   'stopped',
@@ -22,7 +22,7 @@ export const trustEventTypes = [
   'fork',
   'sync_failed',
 ] as const;
-export type TrustEventType = (typeof trustEventTypes)[number];
+type TrustEventType = (typeof trustEventTypes)[number];
 
 /** Images listed in the status sensor's attributes, at most (the worst first). */
 export const maxAttributeImages = 64;
@@ -144,7 +144,7 @@ export function haAttributes(view: AgentView): string {
 }
 
 /** The topic segment of an image's verdict: its hex ID (`sha256:` has a colon). */
-export function imageTopicId(id: string): string {
+function imageTopicId(id: string): string {
   return id.replace(/^sha256:/, '');
 }
 

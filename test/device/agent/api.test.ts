@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import { type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import { AgentEvents, type Stamped } from '../../../agent/device/agent/events';
 import { AgentMetrics } from '../../../agent/device/agent/metrics';
 import { freePort } from '../../../scripts/lib/services';
 import { rejectsWith } from '../../helpers/errors';
+import { call, type Reply, type Target } from '../../helpers/http';
 
 /**
  * The agent's local API over real sockets (a Unix socket in a temp directory, a loopback
@@ -95,43 +96,6 @@ class TestBackend implements ApiBackend {
       },
     };
   }
-}
-
-type Target = { readonly socketPath: string } | { readonly host: string; readonly port: number };
-
-interface Reply {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
-/** One request on a connection of its own; `body` in two writes (chunked) with `chunked`. */
-function call(
-  target: Target,
-  method: string,
-  path: string,
-  options: { body?: string; headers?: Record<string, string>; chunked?: boolean } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { ...target, method, path, headers: options.headers, agent: false },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          body += chunk;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
-    // After the answer, a server that stopped reading a body may reset the connection.
-    req.on('error', reject);
-    if (options.chunked && options.body !== undefined) {
-      const half = Math.floor(options.body.length / 2);
-      req.write(options.body.slice(0, half));
-      req.end(options.body.slice(half));
-    } else req.end(options.body);
-  });
 }
 
 const json = { 'Content-Type': 'application/json' };
@@ -712,13 +676,14 @@ describe('closing and timeouts', () => {
   }, async () => {
     const backend = new TestBackend();
     const socketPath = join(await tempDir(), 'api.sock');
-    const api = await startApi({
+    const options = {
       socket: socketPath,
       backend,
       logger: silent,
       version: '1',
       closeGraceMs: 300,
-    });
+    };
+    const api = await startApi(options);
     backend.delayMs = 100;
     const slow = post({ socketPath }, '/v1/verify', { digest });
     await vi.waitFor(() => expect(backend.calls).toBe(1));
@@ -727,13 +692,7 @@ describe('closing and timeouts', () => {
     expect(reply.status).toBe(200);
     expect(reply.headers.connection).toBe('close');
 
-    const again = await startApi({
-      socket: socketPath,
-      backend,
-      logger: silent,
-      version: '1',
-      closeGraceMs: 300,
-    });
+    const again = await startApi(options);
     backend.stuck = true;
     const hung = post({ socketPath }, '/v1/verify', { digest }).catch((error: Error) => error);
     await vi.waitFor(() => expect(backend.calls).toBe(2));

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import {
   overallStatus,
 } from '../../../agent/device/agent/overall';
 import { requireBinary, waitFor } from '../../../scripts/lib/services';
+import { call, type Reply } from '../../helpers/http';
 import { describeWith } from '../../helpers/services';
 
 /**
@@ -135,22 +136,8 @@ class DemoBackend implements ApiBackend {
   }
 }
 
-function get(
-  socketPath: string,
-  method = 'GET',
-): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path: '/', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        body += chunk;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+function get(socketPath: string, method = 'GET'): Promise<Reply> {
+  return call({ socketPath }, method, '/');
 }
 
 /** How long the browser's event stream lasts before the proxy ends it. */
