@@ -2,7 +2,7 @@ import { type StatusName, severity } from '../../core/status';
 import { formatUtcTime } from '../../core/time';
 import type { Stamped } from './events';
 import type { Health } from './health';
-import { type Overall, overallStates } from './overall';
+import { isViolation, type Overall, overallStates } from './overall';
 
 /**
  * What the agent publishes over MQTT, computed from its state with no I/O (mqtt.ts sends
@@ -60,7 +60,7 @@ export interface AgentView {
   readonly board: string | null;
 }
 
-export interface MqttNames {
+interface MqttNames {
   readonly discoveryPrefix: string;
   readonly baseTopic: string;
   readonly nodeId: string;
@@ -101,8 +101,6 @@ const worst = (status: StatusName | null) =>
 export function trustStatus({ status }: AgentView): Overall {
   return status.overall.status;
 }
-
-const isViolation = (status: StatusName | null) => status === 'UNTRUSTED' || status === 'REVOKED';
 
 const cut = (text: string, length: number) =>
   text.length <= length ? text : `${text.slice(0, length - 1)}…`;
@@ -277,7 +275,7 @@ function components(topics: MqttTopics, nodeId: string): Record<string, Componen
   };
 }
 
-export interface DiscoveryInput extends MqttNames {
+interface DiscoveryInput extends MqttNames {
   readonly version: string;
   readonly board: string | null;
   /**

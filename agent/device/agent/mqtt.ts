@@ -4,7 +4,7 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { readProfile } from '../../../hw';
 import type { Config } from '../../config';
 import { asVouchError, VouchError } from '../../core/errors';
-import { readFileCapped } from '../../files';
+import { readExistingFile, readFileCapped } from '../../files';
 import type { Logger } from '../../logger';
 import type { AgentEvents, Stamped } from './events';
 import { type Health, HealthCell, type Service } from './health';
@@ -45,23 +45,20 @@ export interface MqttReporterOptions {
   readonly logger: Logger;
   /** SUPERVISOR_TOKEN: in a Home Assistant add-on, the broker comes from the Supervisor. */
   readonly env?: NodeJS.ProcessEnv;
-  readonly supervisorUrl?: string;
   readonly machineIdPath?: string;
   /** The board for the device model (default: hw/). */
   readonly board?: () => Promise<string | null>;
   readonly clock?: () => number;
   readonly onHealth?: (health: Health) => void;
-  /** Tests shorten these. */
+  /** Reconnect delays: the first, doubled up to the cap (tests shorten them). */
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
-  readonly commandIntervalMs?: number;
-  readonly refreshMs?: number;
 }
 
 const defaultBackoff = { initialMs: 1_000, maxMs: 300_000 };
 /** One press per button this often; more are logged and dropped. */
-const defaultCommandIntervalMs = 10_000;
+const commandIntervalMs = 10_000;
 /** Checkpoint age and freshness change with time alone: states are looked at this often. */
-const defaultRefreshMs = 60_000;
+const refreshMs = 60_000;
 /** A button sends `PRESS`; anything near this size is not a button. */
 const maxCommandBytes = 256;
 /** Events kept while the broker is away; older ones are dropped first. */
@@ -140,13 +137,11 @@ export class MqttReporter implements Service {
     }
     this.#topics = mqttTopics({ ...config, nodeId: this.#nodeId });
     this.#board = await (this.options.board ?? defaultBoard)().catch(() => null);
-    this.#unsubscribe = this.options.events.subscribe((event) => this.#onEvent(event));
-    this.#ticker = setInterval(
-      () => this.#refresh(),
-      this.options.refreshMs ?? defaultRefreshMs,
-    ).unref();
-    // Loaded only by an agent that reports over MQTT (a bundle of its own: scripts/build.ts).
+    // Loaded only by an agent that reports over MQTT (a bundle of its own: scripts/build.ts);
+    // before anything is subscribed or scheduled, so that a failure leaves nothing running.
     this.#library = await import('mqtt');
+    this.#unsubscribe = this.options.events.subscribe((event) => this.#onEvent(event));
+    this.#ticker = setInterval(() => this.#refresh(), refreshMs).unref();
     this.#connect();
   }
 
@@ -389,10 +384,9 @@ export class MqttReporter implements Service {
       return;
     }
     const now = (this.options.clock ?? Date.now)();
-    const interval = this.options.commandIntervalMs ?? defaultCommandIntervalMs;
     const last = this.#lastCommand.get(button);
-    if (last !== undefined && now - last < interval) {
-      logger.warn({ button }, `MQTT: command ignored: one per ${interval / 1000} s`);
+    if (last !== undefined && now - last < commandIntervalMs) {
+      logger.warn({ button }, `MQTT: command ignored: one per ${commandIntervalMs / 1000} s`);
       return;
     }
     this.#lastCommand.set(button, now);
@@ -408,13 +402,10 @@ export class MqttReporter implements Service {
   /** mqtt.url, else in a Home Assistant add-on the Supervisor's broker. */
   async #resolveConnection(): Promise<Connection> {
     const { config } = this.options;
-    const file = async (path: string | undefined, what: string) => {
-      if (path === undefined) return undefined;
-      const bytes = await readFileCapped(path, maxSecretFileBytes, what);
-      if (bytes === undefined)
-        throw new VouchError('CONFIG_INVALID', `${what} ${path} does not exist`);
-      return Buffer.from(bytes);
-    };
+    const file = async (path: string | undefined, what: string) =>
+      path === undefined
+        ? undefined
+        : Buffer.from(await readExistingFile(path, maxSecretFileBytes, what, 'CONFIG_INVALID'));
     const [password, ca, cert, key] = await Promise.all([
       file(config.passwordFile, 'MQTT password file'),
       file(config.ca, 'MQTT CA file'),
@@ -433,10 +424,7 @@ export class MqttReporter implements Service {
         },
       };
     }
-    return supervisorBroker(
-      this.options.env?.SUPERVISOR_TOKEN,
-      this.options.supervisorUrl ?? 'http://supervisor',
-    );
+    return supervisorBroker(this.options.env?.SUPERVISOR_TOKEN, 'http://supervisor');
   }
 
   /** A hash of the machine ID: stable across restarts, and not the ID itself (it is a secret, machine-id(5)). */

@@ -35,10 +35,15 @@ export interface OverallImageInput {
   readonly requirement: { readonly required: boolean };
 }
 
-export interface OverallResult {
+interface OverallResult {
   readonly status: Overall;
   /** Why, one line each, the worst first; empty when `ok`. */
   readonly reasons: readonly string[];
+}
+
+/** What enforcement stops: an image (or any subject) that is one of these is a violation. */
+export function isViolation(status: StatusName | null): boolean {
+  return status === 'UNTRUSTED' || status === 'REVOKED';
 }
 
 export function overallStatus(
@@ -49,7 +54,7 @@ export function overallStatus(
   const services = Object.entries(status.services);
   const found: Record<Overall, string[]> = {
     violation: images
-      .filter((image) => image.status === 'UNTRUSTED' || image.status === 'REVOKED')
+      .filter((image) => isViolation(image.status))
       .map((image) => `${named(image)} is ${image.status}`),
     error: [
       ...(status.origin === null ? ['no trust state'] : []),
