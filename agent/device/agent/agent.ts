@@ -11,6 +11,7 @@ import type { Logger } from '../../logger';
 import { type DeepCheck, type ImageResult, verifyImage } from '../docker';
 import { deviceStatus } from '../status';
 import { chooseMirrors, noMirror } from '../store/mirrors';
+import { supervisorFrom } from '../supervisor';
 import type { SyncOptions } from '../sync/sync';
 import {
   parseSubjectDigest,
@@ -161,7 +162,7 @@ export class Agent implements ApiBackend {
     await this.#startApi();
     if (this.#stopped) return;
     // Configured, or named by the Supervisor in a Home Assistant add-on.
-    if (config.mqtt.url !== undefined || this.options.env.SUPERVISOR_TOKEN) {
+    if (config.mqtt.url !== undefined || supervisorFrom(this.options.env)) {
       this.#mqtt = new MqttReporter({
         config: config.mqtt,
         version: this.options.version,

@@ -6,6 +6,7 @@ import type { Config } from '../../config';
 import { asVouchError, VouchError } from '../../core/errors';
 import { readExistingFile, readFileCapped } from '../../files';
 import type { Logger } from '../../logger';
+import { type Supervisor, supervisorFrom, supervisorGet } from '../supervisor';
 import type { AgentEvents, Stamped } from './events';
 import { type Health, HealthCell, type Service } from './health';
 import {
@@ -43,7 +44,7 @@ export interface MqttReporterOptions {
   readonly sync: () => Promise<unknown>;
   readonly verifyAll: () => Promise<unknown>;
   readonly logger: Logger;
-  /** SUPERVISOR_TOKEN: in a Home Assistant add-on, the broker comes from the Supervisor. */
+  /** SUPERVISOR_TOKEN: in a Home Assistant add-on, the broker comes from the Supervisor (supervisor.ts). */
   readonly env?: NodeJS.ProcessEnv;
   readonly machineIdPath?: string;
   /** The board for the device model (default: hw/). */
@@ -424,7 +425,7 @@ export class MqttReporter implements Service {
         },
       };
     }
-    return supervisorBroker(this.options.env?.SUPERVISOR_TOKEN, 'http://supervisor');
+    return supervisorBroker(supervisorFrom(this.options.env ?? {}));
   }
 
   /** A hash of the machine ID: stable across restarts, and not the ID itself (it is a secret, machine-id(5)). */
@@ -443,31 +444,16 @@ export class MqttReporter implements Service {
 
 /**
  * The Supervisor's MQTT service (https://developers.home-assistant.io/docs/add-ons/communication#services-api):
- * `{"data": {"host", "port", "ssl", "username", "password"}}`, for an add-on with `services: mqtt:need`.
+ * `{"data": {"host", "port", "ssl", "username", "password"}}`, for an add-on with `services: mqtt:want`.
  */
-export async function supervisorBroker(
-  token: string | undefined,
-  supervisorUrl: string,
-): Promise<Connection> {
-  if (!token)
+export async function supervisorBroker(supervisor: Supervisor | undefined): Promise<Connection> {
+  if (!supervisor)
     throw new VouchError('CONFIG_INVALID', 'mqtt.url is not set, and there is no Supervisor');
-  let body: unknown;
-  try {
-    const response = await fetch(`${supervisorUrl}/services/mqtt`, {
-      headers: { authorization: `Bearer ${token}` },
-      signal: AbortSignal.timeout(10_000),
-    });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    body = await response.json();
-  } catch (error) {
-    throw new VouchError(
-      'UNAVAILABLE',
-      `the Supervisor names no MQTT broker: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-  const data = (body as { data?: Record<string, unknown> }).data ?? {};
-  const { host, port, ssl, username, password } = data;
+  const { host, port, ssl, username, password } = await supervisorGet(
+    supervisor,
+    '/services/mqtt',
+    'MQTT broker',
+  );
   if (typeof host !== 'string' || typeof port !== 'number') {
     throw new VouchError('UNAVAILABLE', 'the Supervisor names no MQTT broker: no host and port');
   }

@@ -419,12 +419,12 @@ describe('the Supervisor services API', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      expect(await supervisorBroker('t0ken', url)).toEqual({
+      expect(await supervisorBroker({ url, token: 't0ken' })).toEqual({
         url: 'mqtt://core-mosquitto:1883',
         options: { username: 'addons', password: 'pw' },
       });
-      await expect(supervisorBroker('wrong', url)).rejects.toThrow(/HTTP 401/);
-      await expect(supervisorBroker(undefined, url)).rejects.toThrow(/no Supervisor/);
+      await expect(supervisorBroker({ url, token: 'wrong' })).rejects.toThrow(/HTTP 401/);
+      await expect(supervisorBroker(undefined)).rejects.toThrow(/no Supervisor/);
     } finally {
       server.close();
     }
