@@ -37,6 +37,17 @@ function bare(schema: z.ZodType): z.ZodType {
   }
 }
 
+/** The default `.default()` gives, under `.optional()` and the like; undefined without one. */
+function defaultOf(schema: z.ZodType): unknown {
+  let inner = schema;
+  for (;;) {
+    const def = inner._zod.def as { type: string; innerType?: z.ZodType; defaultValue?: unknown };
+    if (def.type === 'default') return def.defaultValue;
+    if (!['prefault', 'optional'].includes(def.type) || !def.innerType) return undefined;
+    inner = def.innerType;
+  }
+}
+
 /** A duration as the largest unit it is a whole number of (`15m`), else milliseconds. */
 function formatDuration(ms: number): string | number {
   const unit = units.find(([, size]) => ms > 0 && ms % size === 0);
@@ -87,7 +98,8 @@ function settings(
       const nested = (defaults[key] ?? {}) as Record<string, unknown>;
       lines.push(...settings(inner.shape, nested, {}, `${indent}  `));
     } else {
-      const shown = defaults[key] ?? meta.examples?.[0];
+      // An optional section has no defaults of its own: its settings' are their schemas'.
+      const shown = defaults[key] ?? defaultOf(field) ?? meta.examples?.[0];
       const display = inner === duration ? formatDuration(shown as number) : shown;
       lines.push(...setting(key, display, `# ${indent}`));
     }

@@ -157,7 +157,12 @@ export const configSchema = z.strictObject({
       }),
       ingress: z
         .strictObject({
-          port: z.number().int().min(1).max(65_535).describe('The TCP port.'),
+          port: z
+            .number()
+            .int()
+            .min(1)
+            .max(65_535)
+            .meta({ description: "The TCP port (the add-on's ingress_port).", examples: [8099] }),
           host: z
             .union([z.ipv4(), z.ipv6()])
             .default('0.0.0.0')

@@ -7,6 +7,7 @@ import {
   readForkEvidence,
   readSyncStatus,
   type SyncAttempt,
+  type SyncStatus,
 } from './store/status';
 
 /** Trusted time (ms): the clock, but never earlier than the newest time the state has seen. */
@@ -74,19 +75,27 @@ export interface DeviceStatus {
   readonly fork?: readonly ForkEvidence[];
 }
 
+/** What the agent holds (trust.ts): the state, and the reports as last read. */
+export interface HeldStatus {
+  readonly state: TrustState | undefined;
+  /** Undefined: not readable when last read, so read here. */
+  readonly sync: SyncStatus | undefined;
+  readonly fork: readonly ForkEvidence[];
+}
+
 /**
- * `vouch status`: the verified state, its freshness, the sync history and any fork. `loaded`:
- * the state as the caller holds it (the agent), else it is loaded from `dir`.
+ * `vouch status`: the verified state, its freshness, the sync history and any fork. `held`:
+ * what the caller holds (the agent), else it is all read from `dir`.
  */
 export async function deviceStatus(
   dir: string,
   maxAge: number,
   clock: () => number = Date.now,
-  loaded?: { readonly state: TrustState | undefined },
+  held?: HeldStatus,
 ): Promise<DeviceStatus> {
-  const state = loaded ? loaded.state : await loadState(dir);
-  const sync = await readSyncStatus(dir);
-  const fork = await readForkEvidence(dir);
+  const state = held ? held.state : await loadState(dir);
+  const sync = held?.sync ?? (await readSyncStatus(dir));
+  const fork = held ? held.fork : await readForkEvidence(dir);
   const now = trustedNow(state, clock);
   const fresh = freshness(state, sync.lastMirrorSuccess?.at, now, maxAge);
   const signedAt = state?.checkpointTime;

@@ -259,13 +259,13 @@ export class Agent implements ApiBackend {
 
   async status(): Promise<unknown> {
     const { stateDir } = this.#config;
-    const loaded = await this.#trust.current();
-    const device = await deviceStatus(
-      stateDir,
-      this.#config.sync.maxAge,
-      this.options.clock,
-      loaded,
-    );
+    const { state } = await this.#trust.current();
+    const { history, fork: evidence } = await this.#trust.reports();
+    const device = await deviceStatus(stateDir, this.#config.sync.maxAge, this.options.clock, {
+      state,
+      sync: history,
+      fork: evidence,
+    });
     const { fork, ...rest } = device;
     const services = this.healths();
     const images = (this.#images?.verdicts() ?? []).map(({ result }) => result);

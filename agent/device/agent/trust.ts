@@ -1,7 +1,12 @@
 import type { Logger } from '../../logger';
 import { stateFiles } from '../store/state';
 import { filesKey, StateWatcher } from '../store/state-watcher';
-import { type ForkEvidence, readForkEvidence, readSyncStatus } from '../store/status';
+import {
+  type ForkEvidence,
+  readForkEvidence,
+  readSyncStatus,
+  type SyncStatus,
+} from '../store/status';
 import { type LoadedTrust, loadTrust, type OpenedTrust, trustAt } from '../verify/verify';
 import { type Health, HealthCell, type Service } from './health';
 
@@ -24,11 +29,16 @@ export interface TrustOptions {
   readonly onHealth?: (health: Health) => void;
 }
 
+const reportFiles = [stateFiles.status, stateFiles.fork];
+
 export class TrustService implements Service {
   readonly name = 'trust';
   #loaded: LoadedTrust = { state: undefined, error: undefined, lastMirrorSync: undefined };
+  /** The sync history (status.json) and fork evidence (fork.json), read as they change. */
+  #history: SyncStatus | undefined;
   #fork: readonly ForkEvidence[] = [];
-  #lastSuccess: number | undefined;
+  /** Those two files as they were when read. */
+  #reportsKey = '';
   #clockTimer: NodeJS.Timeout | undefined;
   /** The commit point as it was when #loaded was read. */
   #key = '';
@@ -40,9 +50,10 @@ export class TrustService implements Service {
     this.#health = new HealthCell('failed', 'not loaded yet', options.clock, options.onHealth);
     this.#watcher = new StateWatcher({
       stateDir: options.stateDir,
-      // The sync history too: a sync that found nothing new commits nothing, but is news
-      // for freshness (a log without signed times) and for the last success.
-      files: [stateFiles.commit, stateFiles.status],
+      // The sync history and fork evidence too: a sync that found nothing new, or found a
+      // fork, commits nothing, but is news for freshness (a log without signed times), the
+      // last success and the health; and `vouch fork clear` ends a fork's degraded health.
+      files: [stateFiles.commit, ...reportFiles],
       onChange: () => {
         this.#refresh().catch((error: unknown) => {
           options.logger.error({ error: String(error) }, 'cannot load the trust state again');
@@ -85,7 +96,7 @@ export class TrustService implements Service {
 
   /** When the last sync or import that succeeded, by any process, ended (ms). */
   get lastSuccess(): number | undefined {
-    return this.#lastSuccess;
+    return this.#history?.lastSuccess?.at;
   }
 
   get loaded(): LoadedTrust {
@@ -115,7 +126,7 @@ export class TrustService implements Service {
     return this.#health.value;
   }
 
-  /** A commit: the state loaded again; else the sync history read again. */
+  /** A commit: the state loaded again; else the sync history and fork evidence read again. */
   async #refresh(): Promise<void> {
     const { stateDir } = this.options;
     if ((await filesKey(stateDir, [stateFiles.commit])) !== this.#key) {
@@ -123,13 +134,35 @@ export class TrustService implements Service {
       return;
     }
     await this.#watcher.markSeen();
-    const history = await readSyncStatus(stateDir);
-    this.#lastSuccess = history.lastSuccess?.at;
-    const lastMirrorSync = history.lastMirrorSuccess?.at;
+    await this.#readReports();
+    const lastMirrorSync = this.#history?.lastMirrorSuccess?.at;
     if (lastMirrorSync !== this.#loaded.lastMirrorSync && this.#loaded.state) {
       this.#loaded = { ...this.#loaded, lastMirrorSync };
     }
     void this.health;
+  }
+
+  /**
+   * The sync history and fork evidence as they are now: read again only when their files
+   * changed since (the watcher may not have told of a change yet).
+   */
+  async reports(): Promise<{
+    readonly history: SyncStatus | undefined;
+    readonly fork: readonly ForkEvidence[];
+  }> {
+    if ((await filesKey(this.options.stateDir, reportFiles)) !== this.#reportsKey) {
+      await this.#readReports();
+    }
+    return { history: this.#history, fork: this.#fork };
+  }
+
+  /** Reports, not trust data: one that cannot be read is no history, no evidence. */
+  async #readReports(): Promise<void> {
+    const { stateDir } = this.options;
+    // The key first: a change after it is seen by the next reports().
+    this.#reportsKey = await filesKey(stateDir, reportFiles);
+    this.#history = await readSyncStatus(stateDir).catch(() => undefined);
+    this.#fork = await readForkEvidence(stateDir).catch(() => []);
   }
 
   async #load(): Promise<LoadedTrust> {
@@ -139,8 +172,7 @@ export class TrustService implements Service {
     await this.#watcher.markSeen();
     const first = this.#key === '';
     const loaded = await loadTrust(stateDir);
-    this.#fork = await readForkEvidence(stateDir).catch(() => []);
-    this.#lastSuccess = (await readSyncStatus(stateDir).catch(() => undefined))?.lastSuccess?.at;
+    await this.#readReports();
     this.#loaded = loaded;
     this.#key = key;
     const checkpoint = loaded.state?.checkpoint.checkpoint;

@@ -94,6 +94,7 @@ describe('vouch config init', () => {
         socket: '/run/vouch/api.sock',
         listen: '127.0.0.1:8765',
         tokenFile: '/etc/vouch/api.token',
+        ingress: { port: 8099, host: '0.0.0.0', allow: ['172.30.32.2'] },
       },
       mqtt: {
         url: 'mqtts://homeassistant.local:8883',

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadState } from '../../../agent/device';
+import { addForkEvidence } from '../../../agent/device/store/status';
 import { freePort, waitFor } from '../../../scripts/lib/services';
 import { runCli } from '../../helpers/cli';
 import { digestOf, grow, syncedDevice, testWorld, type World } from '../../helpers/device';
@@ -177,6 +178,46 @@ describe('vouch agent', () => {
     } finally {
       hanging.closeAllConnections();
       hanging.close();
+    }
+  });
+
+  it('tells a fork another process found (fork.json, nothing committed) at once, and its clearing', async () => {
+    const stateDir = await syncedDevice(world);
+    const agent = await startAgent({ stateDir, sync: { schedule: '0 0 1 1 *' } });
+    type Status = { fork: boolean; forkEvidence?: { reason: string }[] };
+    const status = async () => (await agent.request('GET', '/v1/status')).body as Status;
+    const trustHealth = async () =>
+      (
+        (await agent.request('GET', '/healthz')).body as {
+          services: Record<string, { state: string; reason: string }>;
+        }
+      ).services.trust;
+    try {
+      expect(await status()).toMatchObject({ fork: false });
+      // What a `vouch sync` that meets a forked mirror writes, and all it writes.
+      await addForkEvidence(stateDir, {
+        detectedAt: Date.now(),
+        source: 'http://127.0.0.1:9/',
+        reason: 'the mirror signed a different tree of the same size',
+        local: 'local checkpoint note',
+        remote: 'remote checkpoint note',
+      });
+      // Asked right after: the answer reads the evidence, not waiting for the watcher.
+      expect(await status()).toMatchObject({
+        fork: true,
+        forkEvidence: [{ reason: 'the mirror signed a different tree of the same size' }],
+      });
+      await until(
+        'the trust service to say the fork',
+        async () => (await trustHealth())?.reason.startsWith('fork detected') === true,
+      );
+      expect((await trustHealth())?.state).toBe('degraded');
+      const cleared = await runCli(['fork', 'clear', '--state-dir', stateDir]);
+      expect(cleared.exitCode, cleared.stderr).toBe(0);
+      expect(await status()).toMatchObject({ fork: false });
+      await until('the trust service to be ok', async () => (await trustHealth())?.state === 'ok');
+    } finally {
+      await stopAgent(agent);
     }
   });
 
