@@ -10,13 +10,12 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { Aedes } from 'aedes';
 import { agentRequest } from '../agent/device/agent';
+import { embeddedBroker, type MqttBroker } from './lib/mqtt-broker';
 import { freePort } from './lib/services';
 
 const run = promisify(execFile);
@@ -120,24 +119,12 @@ function agentConfig(port: number, socket: string, mqttUrl: string): string {
 
 /**
  * The MQTT broker the agent reports to: `VOUCH_DEMO_MQTT` (a broker URL) when set, else
- * one embedded here (aedes) on a free 127.0.0.1 port, so that the whole loop runs on a
- * fresh machine. A real deployment uses its own broker.
+ * one embedded in this process (scripts/lib/mqtt-broker.ts) on a free 127.0.0.1 port, so
+ * that the whole loop runs on a fresh machine. A real deployment uses its own broker.
  */
-async function broker(): Promise<{ url: string; close: () => Promise<void> }> {
+async function broker(): Promise<MqttBroker> {
   const given = process.env.VOUCH_DEMO_MQTT;
-  if (given) return { url: given, close: async () => {} };
-  const embedded = await Aedes.createBroker();
-  const server = createServer(embedded.handle);
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    close: async () => {
-      // The broker first: it ends its clients' connections, which the server waits for.
-      await new Promise<void>((resolve) => embedded.close(() => resolve()));
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+  return given ? { url: given, close: async () => {} } : embeddedBroker();
 }
 
 /** The log server and the agent, stopped together whatever ends the demo. */

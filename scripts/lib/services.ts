@@ -28,6 +28,16 @@ export const services = {
     binary: 'chromium',
     install: 'apt-get install chromium',
   },
+  // The single executables for arm64 and armv7, built and run under qemu-user
+  // (scripts/sea/targets.ts): qemu, the targets' C libraries, their binutils to strip.
+  qemu: {
+    skipEnv: 'VOUCH_SKIP_QEMU',
+    binary: 'qemu-aarch64-static',
+    install:
+      'apt-get install qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross ' +
+      'libgcc-s1-arm64-cross libc6-armhf-cross libstdc++6-armhf-cross libgcc-s1-armhf-cross ' +
+      'libatomic1-armhf-cross binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf',
+  },
 } as const;
 
 export type Service = keyof typeof services;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { type AgentAnswer, agentRequest } from '../../../agent/device/agent';
 import { freePort, waitFor } from '../../../scripts/lib/services';
+import type { Command } from '../../../scripts/sea/targets';
 import { cliBundle, grow, signerId, type World } from '../../helpers/device';
 import { signedStatement } from '../../helpers/trust';
 
@@ -13,6 +14,9 @@ import { signedStatement } from '../../helpers/trust';
  * The agent as a device runs it, `node dist/vouch.cjs agent --config FILE`, with its JSON
  * log lines collected, and the publisher's log served by `vouch log serve`.
  */
+
+/** `node dist/vouch.cjs`: how a test runs vouch unless it says otherwise. */
+const nodeBundle: Command = { file: process.execPath, args: [cliBundle], env: {} };
 
 export interface RunningAgent {
   readonly child: ChildProcess;
@@ -26,10 +30,12 @@ export interface RunningAgent {
   logged(message: string, from?: number): Promise<Record<string, unknown>>;
 }
 
+/** `vouch`: the program run (a single executable, test/scripts/sea/executable.test.ts). */
 export async function startAgent(
   config: Record<string, unknown>,
   env: NodeJS.ProcessEnv = {},
   dir?: string,
+  vouch: Command = nodeBundle,
 ): Promise<RunningAgent> {
   const base = dir ?? (await mkdtemp(join(tmpdir(), 'vouch-agent-')));
   const socket = join(base, 'api.sock');
@@ -38,8 +44,13 @@ export async function startAgent(
     configPath,
     stringify({ logLevel: 'debug', ...config, api: { socket, ...(config.api as object) } }),
   );
-  const child = spawn(process.execPath, [cliBundle, 'agent', '--config', configPath], {
-    env: { PATH: process.env.PATH, DOCKER_HOST: 'unix:///nonexistent/docker.sock', ...env },
+  const child = spawn(vouch.file, [...vouch.args, 'agent', '--config', configPath], {
+    env: {
+      PATH: process.env.PATH,
+      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+      ...vouch.env,
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   // A test that fails before it stops its agent does not leave it running.
