@@ -5,6 +5,7 @@ import { configTemplate } from '../../config-template';
 import { ExitCode } from '../../core/exit-codes';
 import { requireMirrorUrls } from '../../core/mirror-url';
 import { escapeLines } from '../../core/text';
+import { writeAddonConfig } from '../../device';
 import { makeDirectory, writeFileDurably } from '../../files';
 import type { Context } from '../context';
 
@@ -36,4 +37,10 @@ export async function configInit(_ctx: Context, flags: InitFlags) {
     data: { out, ...given },
     text: `wrote ${out}; check it with: vouch config --config ${out}`,
   };
+}
+
+/** `vouch config addon`: the agent's configuration from a Home Assistant add-on's options. */
+export async function configAddon(_ctx: Context, flags: { readonly prefix: string }) {
+  const { path } = await writeAddonConfig(flags.prefix);
+  return { exitCode: ExitCode.OK, data: { out: path }, text: `wrote ${path}` };
 }
