@@ -133,8 +133,11 @@ describe('the add-on against the Supervisor rules', () => {
 });
 
 describe('the options as the agent takes them (agent/device/addon.ts)', () => {
+  /** config.yaml's default options. */
+  const defaults = () => options as Parameters<typeof addonConfig>[0];
+
   it('the default options make the configuration the agent would use without them', () => {
-    const made = parseConfig(addonConfig({ ...defaults(), mirrors: [] }), 'add-on');
+    const made = parseConfig(addonConfig(defaults()), 'add-on');
     const plain = parseConfig({}, 'defaults');
     expect(made.images).toEqual(plain.images);
     expect(made.sync).toEqual(plain.sync);
@@ -166,11 +169,6 @@ describe('the options as the agent takes them (agent/device/addon.ts)', () => {
       ],
     });
   });
-
-  /** config.yaml's default options, as the Supervisor writes them, read by the agent. */
-  function defaults() {
-    return { ...options } as Parameters<typeof addonConfig>[0];
-  }
 
   it('reads the default options as the Supervisor writes them', async () => {
     const prefix = await mkdtemp(join(tmpdir(), 'vouch-addon-options-'));

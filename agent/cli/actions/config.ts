@@ -5,7 +5,6 @@ import { configTemplate } from '../../config-template';
 import { ExitCode } from '../../core/exit-codes';
 import { requireMirrorUrls } from '../../core/mirror-url';
 import { escapeLines } from '../../core/text';
-import { writeAddonConfig } from '../../device';
 import { makeDirectory, writeFileDurably } from '../../files';
 import type { Context } from '../context';
 
@@ -41,6 +40,8 @@ export async function configInit(_ctx: Context, flags: InitFlags) {
 
 /** `vouch config addon`: the agent's configuration from a Home Assistant add-on's options. */
 export async function configAddon(_ctx: Context, flags: { readonly prefix: string }) {
+  // Loaded here: `vouch config` and `config init` need nothing of the device.
+  const { writeAddonConfig } = await import('../../device');
   const { path } = await writeAddonConfig(flags.prefix);
   return { exitCode: ExitCode.OK, data: { out: path }, text: `wrote ${path}` };
 }
