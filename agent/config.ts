@@ -155,6 +155,30 @@ export const configSchema = z.strictObject({
         description: 'A file holding the bearer token that requests over listen must carry.',
         examples: ['/etc/vouch/api.token'],
       }),
+      ingress: z
+        .strictObject({
+          port: z.number().int().min(1).max(65_535).describe('The TCP port.'),
+          host: z
+            .union([z.ipv4(), z.ipv6()])
+            .default('0.0.0.0')
+            .describe("The address to listen on: all of the container's, by default."),
+          allow: z
+            .array(z.union([z.ipv4(), z.ipv6()]))
+            .min(1)
+            .max(16)
+            .default(['172.30.32.2'])
+            .describe(
+              "The only peers answered: by default the Supervisor's ingress proxy " +
+                '(developers.home-assistant.io, "Ingress").',
+            ),
+        })
+        .optional()
+        .meta({
+          description:
+            "Home Assistant ingress (the add-on's sidebar panel): the status page and the " +
+            'read-only GET routes, without a token, to the allowed peers only.',
+          examples: [{ port: 8099 }],
+        }),
     })
     .prefault({})
     .refine((api) => api.listen === undefined || api.tokenFile !== undefined, {

@@ -3,7 +3,7 @@ import { type IncomingHttpHeaders, request } from 'node:http';
 /** Where a request goes: a Unix socket, or a TCP host and port. */
 export type Target =
   | { readonly socketPath: string }
-  | { readonly host: string; readonly port: number };
+  | { readonly host: string; readonly port: number; readonly localAddress?: string };
 
 export interface Reply {
   readonly status: number;

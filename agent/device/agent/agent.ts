@@ -362,13 +362,14 @@ export class Agent implements ApiBackend {
         socket: api.socket,
         ...(api.listen && { listen: api.listen }),
         ...(api.tokenFile && { token: await readTokenFile(api.tokenFile) }),
+        ...(api.ingress && { ingress: api.ingress }),
         backend: this,
         logger: this.#child('api'),
         version: this.options.version,
       });
       this.#apiHealth.set(
         'ok',
-        `listening on ${[api.socket, api.listen].filter(Boolean).join(' and ')}`,
+        `listening on ${[api.socket, api.listen, api.ingress && `ingress port ${api.ingress.port}`].filter(Boolean).join(' and ')}`,
       );
     } catch (error) {
       const failure = asVouchError(error);

@@ -16,8 +16,11 @@ import { statusPageCsp, statusPageHtml } from './status-page';
 
 /**
  * The agent's local API: HTTP/1.1 (node:http) on a Unix socket, which file permissions guard
- * (the socket 0660, its directory 0750), and optionally on a loopback TCP port, where every
- * request needs the bearer token (RFC 6750). JSON in and out; errors are
+ * (the socket 0660, its directory 0750); optionally on a loopback TCP port, where every
+ * request needs the bearer token (RFC 6750); and optionally on a port for Home Assistant's
+ * ingress proxy, which answers its allowed peers only, GET and HEAD only (the status page
+ * and what it reads), with no token: a browser behind the proxy has none to send.
+ * JSON in and out; errors are
  * `{"error":{"code","message"}}` with the codes of core/errors.ts; `GET /v1/events` is a
  * stream of Server-Sent Events (html.spec.whatwg.org, "Server-sent events").
  */
@@ -43,6 +46,12 @@ export interface ApiOptions {
   readonly listen?: string;
   /** The bearer token (readTokenFile of api.tokenFile). */
   readonly token?: string;
+  /** api.ingress: a read-only listener for these peers. */
+  readonly ingress?: {
+    readonly port: number;
+    readonly host: string;
+    readonly allow: readonly string[];
+  };
   readonly backend: ApiBackend;
   readonly logger: Logger;
   /** The agent's version, for the Server header. */
@@ -295,6 +304,21 @@ function closeServer(server: Server): Promise<void> {
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
 
+/** Who a listener answers: its socket's users, bearers of the token, the ingress proxy's peers. */
+type Access = 'socket' | 'token' | 'ingress';
+
+/** The only methods the ingress listener answers: they change nothing (RFC 9110 §9.2.1). */
+const readOnlyMethods = new Set(['GET', 'HEAD']);
+
+/** A peer's address as given: an IPv4 peer of a dual-stack socket is `::ffff:a.b.c.d`. */
+function peerAddress(request: IncomingMessage): string {
+  const address = request.socket.remoteAddress ?? '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/** The status page, encoded once. */
+const statusPage = Buffer.from(statusPageHtml);
+
 /** Starts the API; rejects (and leaves nothing listening) when a listener cannot start. */
 export async function startApi(options: ApiOptions): Promise<Api> {
   const { backend, logger } = options;
@@ -308,18 +332,20 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     );
   }
   const tokenDigest = options.token === undefined ? undefined : sha256(options.token);
+  const { ingress } = options;
+  const ingressPeers = new Set(ingress?.allow);
   /** Ends each open event stream. */
   const streams = new Set<() => void>();
   let stopping = false;
 
-  function sendJson(
+  /** An answer whose body is whole: the headers every answer carries, and `headers`. */
+  function send(
     request: IncomingMessage,
     response: ServerResponse,
     status: number,
-    value: unknown,
-    headers: Readonly<Record<string, string>> = {},
+    body: Buffer | string,
+    headers: Readonly<Record<string, string>>,
   ): void {
-    const body = Buffer.from(`${JSON.stringify(value) ?? 'null'}\n`);
     // A body left unread (refused, or cut at the cap) is not read on to reach a next request:
     // the connection ends with this answer. So does every answer once close() is called.
     // (A request that declares no body has none to read, complete or not yet.)
@@ -329,14 +355,24 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     const last = stopping || (hasBody && !request.complete);
     response.writeHead(status, {
       ...headers,
-      'Content-Type': 'application/json',
-      'Content-Length': String(body.length),
+      'Content-Length': String(Buffer.byteLength(body)),
       'Cache-Control': 'no-store',
       'X-Content-Type-Options': 'nosniff',
       Server: `vouch/${options.version}`,
       ...(last ? { Connection: 'close' } : {}),
     });
     response.end(body);
+  }
+
+  function sendJson(
+    request: IncomingMessage,
+    response: ServerResponse,
+    status: number,
+    value: unknown,
+    headers: Readonly<Record<string, string>> = {},
+  ): void {
+    const body = `${JSON.stringify(value) ?? 'null'}\n`;
+    send(request, response, status, body, { ...headers, 'Content-Type': 'application/json' });
   }
 
   /** The body of a POST, at most maxBodyBytes; its content type JSON when `json`, else none or JSON. */
@@ -426,19 +462,12 @@ export async function startApi(options: ApiOptions): Promise<Api> {
   }
 
   /** `GET /` (and HEAD: node:http leaves the body out): the status page. */
-  const page: Handler = async (_request, response) => {
-    response.writeHead(200, {
+  const page: Handler = async (request, response) =>
+    send(request, response, 200, statusPage, {
       'Content-Type': 'text/html; charset=utf-8',
-      'Content-Length': String(Buffer.byteLength(statusPageHtml)),
       'Content-Security-Policy': statusPageCsp,
-      'Cache-Control': 'no-store',
-      'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'no-referrer',
-      Server: `vouch/${options.version}`,
-      ...(stopping ? { Connection: 'close' } : {}),
     });
-    response.end(statusPageHtml);
-  };
 
   const routes = new Map<string, Readonly<Record<string, Handler>>>([
     ['/', { GET: page, HEAD: page }],
@@ -478,17 +507,9 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     [
       '/metrics',
       {
-        GET: async (_request, response) => {
+        GET: async (request, response) => {
           const { body, contentType } = await backend.metrics.text();
-          response.writeHead(200, {
-            'Content-Type': contentType,
-            'Content-Length': String(Buffer.byteLength(body)),
-            'Cache-Control': 'no-store',
-            'X-Content-Type-Options': 'nosniff',
-            Server: `vouch/${options.version}`,
-            ...(stopping ? { Connection: 'close' } : {}),
-          });
-          response.end(body);
+          send(request, response, 200, body, { 'Content-Type': contentType });
         },
       },
     ],
@@ -529,9 +550,26 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     );
   }
 
-  async function answer(request: IncomingMessage, response: ServerResponse, needsToken: boolean) {
+  /** The ingress listener's rules: its allowed peers, and nothing that changes anything. */
+  function admitToIngress(request: IncomingMessage, allow: ReadonlySet<string>): void {
+    const peer = peerAddress(request);
+    if (!allow.has(peer)) {
+      throw new HttpError(403, 'USAGE', `this port answers api.ingress.allow only, not ${peer}`);
+    }
+    if (!readOnlyMethods.has(request.method ?? '')) {
+      throw new HttpError(
+        405,
+        'USAGE',
+        `this port is read-only (GET, HEAD): ${request.method} goes to the API socket`,
+        { Allow: 'GET, HEAD' },
+      );
+    }
+  }
+
+  async function answer(request: IncomingMessage, response: ServerResponse, access: Access) {
     if (stopping) throw new VouchError('UNAVAILABLE', 'the agent is stopping');
-    if (needsToken) authorize(request);
+    if (access === 'token') authorize(request);
+    if (access === 'ingress') admitToIngress(request, ingressPeers);
     const path = pathOf(request);
     const methods = routes.get(path);
     if (methods === undefined) {
@@ -566,7 +604,7 @@ export async function startApi(options: ApiOptions): Promise<Api> {
     sendJson(request, response, status, body, headers);
   }
 
-  function handlerFor(needsToken: boolean) {
+  function handlerFor(access: Access) {
     return (request: IncomingMessage, response: ServerResponse) => {
       const started = process.hrtime.bigint();
       const path = pathOf(request);
@@ -588,13 +626,11 @@ export async function startApi(options: ApiOptions): Promise<Api> {
           'API request',
         );
       });
-      answer(request, response, needsToken).catch((error: unknown) =>
-        fail(request, response, error),
-      );
+      answer(request, response, access).catch((error: unknown) => fail(request, response, error));
     };
   }
 
-  function newServer(needsToken: boolean): Server {
+  function newServer(access: Access): Server {
     const server = createServer(
       {
         headersTimeout: timeouts.headersMs,
@@ -603,7 +639,7 @@ export async function startApi(options: ApiOptions): Promise<Api> {
         // Node checks those timeouts this often (default 30 s, which would stretch them).
         connectionsCheckingInterval: Math.min(1_000, timeouts.headersMs / 2),
       },
-      handlerFor(needsToken),
+      handlerFor(access),
     );
     return server;
   }
@@ -626,7 +662,7 @@ export async function startApi(options: ApiOptions): Promise<Api> {
 
   try {
     await prepareSocket(options.socket);
-    const local = newServer(false);
+    const local = newServer('socket');
     servers.push(local);
     await listen(local, { path: options.socket }, options.socket);
     // Clients are the agent's group; the directory (0750) keeps the rest out from the start.
@@ -634,9 +670,14 @@ export async function startApi(options: ApiOptions): Promise<Api> {
       Promise.reject(ioError('chmod', options.socket, error)),
     );
     if (tcp !== undefined) {
-      const remote = newServer(true);
+      const remote = newServer('token');
       servers.push(remote);
       await listen(remote, tcp, options.listen as string);
+    }
+    if (ingress !== undefined) {
+      const proxied = newServer('ingress');
+      servers.push(proxied);
+      await listen(proxied, ingress, `api.ingress ${ingress.host} port ${ingress.port}`);
     }
   } catch (error) {
     await shutdown();
@@ -645,7 +686,10 @@ export async function startApi(options: ApiOptions): Promise<Api> {
   for (const server of servers) {
     server.on('error', (error) => logger.error({ err: error }, `API server: ${error.message}`));
   }
-  logger.info({ socket: options.socket, listen: options.listen }, 'API listening');
+  logger.info(
+    { socket: options.socket, listen: options.listen, ingress: ingress?.port },
+    'API listening',
+  );
   let closing: Promise<void> | undefined;
   return {
     close: () => {

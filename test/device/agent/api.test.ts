@@ -570,6 +570,63 @@ describe('the API on a loopback TCP port', () => {
   });
 });
 
+describe('the API on the ingress port', () => {
+  const backend = new TestBackend();
+  let api: Api;
+  let port: number;
+
+  beforeAll(async () => {
+    port = await freePort();
+    api = await startApi({
+      socket: join(await tempDir(), 'api.sock'),
+      // The Supervisor's proxy is 172.30.32.2 in an add-on; here a loopback address stands in.
+      ingress: { port, host: '127.0.0.1', allow: ['127.0.0.1'] },
+      backend,
+      logger: pino({ level: 'silent' }),
+      version: '1',
+    });
+  });
+  afterAll(async () => {
+    await api.close();
+  });
+
+  it('serves the status page and the read-only routes to an allowed peer, with no token', async () => {
+    const target = { host: '127.0.0.1', port };
+    const page = await call(target, 'GET', '/');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.body).toContain('<title>');
+    const status = await call(target, 'GET', '/v1/status');
+    expect(status.status).toBe(200);
+    expect(JSON.parse(status.body)).toEqual({ version: 'test', size: 42 });
+    expect((await call(target, 'GET', '/healthz')).status).toBe(200);
+    const events = await openEvents(target);
+    expect(events.response.statusCode).toBe(200);
+    events.close();
+  });
+
+  it('answers nothing that changes anything: a POST is 405, whatever its route', async () => {
+    const verified = backend.verified.length;
+    for (const path of ['/v1/sync', '/v1/verify']) {
+      const reply = await call({ host: '127.0.0.1', port }, 'POST', path, {
+        body: JSON.stringify({ digest }),
+        headers: json,
+      });
+      expect(reply.status, path).toBe(405);
+      expect(reply.headers.allow).toBe('GET, HEAD');
+      expect(errorOf(reply).message).toMatch(/read-only/);
+    }
+    expect(backend.verified.length).toBe(verified);
+  });
+
+  it('answers 403 to a peer not in api.ingress.allow', async () => {
+    // 127.0.0.2 is loopback too (127.0.0.0/8), but not the allowed address.
+    const reply = await call({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }, 'GET', '/');
+    expect(reply.status).toBe(403);
+    expect(errorOf(reply).message).toBe('this port answers api.ingress.allow only, not 127.0.0.2');
+  });
+});
+
 describe('the socket file', () => {
   const silent = pino({ level: 'silent' });
 
