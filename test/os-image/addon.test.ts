@@ -254,9 +254,9 @@ describeWith(
       expect(page.body).toContain('<html');
       expect(status).toMatchObject({ status: 200 });
       expect(JSON.parse(status.body ?? '')).toMatchObject({ origin: report.status.origin });
-      // Read-only, and for the proxy alone.
-      expect(sync.status).not.toBe(200);
-      expect(fromElsewhere.status).not.toBe(200);
+      // Read-only, and for the proxy alone (docs/agent.md "Local API").
+      expect(sync.status).toBe(405);
+      expect(fromElsewhere.status).toBe(403);
       expect(report.exit).toEqual({ code: 0, signal: null });
     }, 90_000);
   },
