@@ -18,7 +18,7 @@ import { readExistingFile, writeFileDurably } from '../files';
 export const addonIngressPort = 8099;
 
 /** The agent's configuration, written from the options at each start. */
-export const addonConfigFile = 'data/agent.yaml';
+const addonConfigFile = 'data/agent.yaml';
 
 /** The Supervisor writes a few hundred bytes; anything far larger is not its file. */
 const maxOptionsBytes = 1024 * 1024;
@@ -39,7 +39,7 @@ const addonOptions = z.strictObject({
   log_level: configSchema.shape.logLevel.unwrap(),
 });
 
-export type AddonOptions = z.output<typeof addonOptions>;
+type AddonOptions = z.output<typeof addonOptions>;
 
 /**
  * The agent's configuration for the options: state in /data/state, the trust root and the
