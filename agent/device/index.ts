@@ -1,3 +1,4 @@
+export { writeAddonConfig } from './addon';
 export {
   type DeviceStatus,
   deviceStatus,

@@ -37,3 +37,11 @@ export async function configInit(_ctx: Context, flags: InitFlags) {
     text: `wrote ${out}; check it with: vouch config --config ${out}`,
   };
 }
+
+/** `vouch config addon`: the agent's configuration from a Home Assistant add-on's options. */
+export async function configAddon(_ctx: Context, flags: { readonly prefix: string }) {
+  // Loaded here: `vouch config` and `config init` need nothing of the device.
+  const { writeAddonConfig } = await import('../../device');
+  const { path } = await writeAddonConfig(flags.prefix);
+  return { exitCode: ExitCode.OK, data: { out: path }, text: `wrote ${path}` };
+}

@@ -44,5 +44,18 @@ export function configCommand(act: Act): Command {
       ),
     )
     .action(act(async () => (await import('../actions/config')).configInit));
+  config
+    .command('addon')
+    .description(
+      "write the agent's configuration, DIR/data/agent.yaml, from a Home Assistant add-on's " +
+        'options, DIR/data/options.json (the add-on runs this at each start: os-image/addon/)',
+    )
+    .option(
+      '--prefix <dir>',
+      "the container's root: /data, /config and /run are under it (a test's own directory)",
+      '/',
+    )
+    .addHelpText('after', examples('vouch config addon', 'vouch config addon --prefix /tmp/addon'))
+    .action(act(async () => (await import('../actions/config')).configAddon));
   return config;
 }
