@@ -171,6 +171,7 @@ export class Agent implements ApiBackend {
         verdicts: () => this.verdicts(),
         sync: () => this.sync(),
         verifyAll: () => this.verifyAll(),
+        board: this.#pool.board,
         logger: this.#child('mqtt'),
         env: this.options.env,
         onHealth: this.#onHealth('mqtt'),

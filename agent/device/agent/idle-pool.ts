@@ -29,6 +29,7 @@ export class IdlePool implements Service {
   /** The pool, started or starting; undefined while idle. */
   #pool: Promise<HashPool> | undefined;
   #plan: HashPlan | undefined;
+  #board: string | null = null;
   #users = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -47,11 +48,18 @@ export class IdlePool implements Service {
     return this.#plan;
   }
 
+  /** The board the plan was made for (hw/: device tree, DMI or cpuinfo); null when not known. */
+  get board(): string | null {
+    return this.#board;
+  }
+
   /** Reads the plan; no worker starts until the first use. */
   async start(): Promise<void> {
     this.#stopped = false;
     try {
-      this.#plan = planHashing(await readProfile({ root: '/', paths: [] }));
+      const profile = await readProfile({ root: '/', paths: [] });
+      this.#board = profile.board;
+      this.#plan = planHashing(profile);
     } catch (error) {
       // The first use reads it again, and says so in the health if it still cannot.
       this.#health.set('degraded', `cannot read the hardware: ${asVouchError(error).message}`);

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { readProfile } from '../../../hw';
 import type { Config } from '../../config';
 import { asVouchError, VouchError } from '../../core/errors';
 import { readExistingFile, readFileCapped } from '../../files';
@@ -47,8 +46,8 @@ export interface MqttReporterOptions {
   /** SUPERVISOR_TOKEN: in a Home Assistant add-on, the broker comes from the Supervisor (supervisor.ts). */
   readonly env?: NodeJS.ProcessEnv;
   readonly machineIdPath?: string;
-  /** The board for the device model (default: hw/). */
-  readonly board?: () => Promise<string | null>;
+  /** The board, for the device model (hw/; null: not known). */
+  readonly board: string | null;
   readonly clock?: () => number;
   readonly onHealth?: (health: Health) => void;
   /** Reconnect delays: the first, doubled up to the cap (tests shorten them). */
@@ -65,6 +64,8 @@ const maxCommandBytes = 256;
 /** Events kept while the broker is away; older ones are dropped first. */
 const maxQueuedEvents = 100;
 const maxSecretFileBytes = 64 * 1024;
+/** Discovery payloads of ours remembered, to know their echoes. */
+const maxMadeDiscovery = 8;
 const qos = 1;
 
 interface Outgoing {
@@ -85,7 +86,6 @@ export class MqttReporter implements Service {
   #connection: Connection | undefined;
   #topics: MqttTopics | undefined;
   #nodeId = '';
-  #board: string | null = null;
   #stopped = false;
   #attempt = 0;
   #retry: NodeJS.Timeout | undefined;
@@ -99,8 +99,13 @@ export class MqttReporter implements Service {
   readonly #pendingEvents: [string, string][] = [];
   /** Images whose verdict the broker holds (retained), to clear those that are gone. */
   readonly #verdictIds = new Set<string>();
-  /** The discovery payload the broker held before ours, when it differs. */
-  #previousDiscovery: string | undefined;
+  /**
+   * The discovery payload: made at start, and again when the broker holds an earlier one
+   * (its components gone since are removed).
+   */
+  #discovery = '';
+  /** Every discovery payload made here: the broker echoes them back, and they are no news. */
+  readonly #madeDiscovery = new Set<string>();
   readonly #lastCommand = new Map<string, number>();
   #refreshing: Promise<void> | undefined;
   #refreshAgain = false;
@@ -137,7 +142,7 @@ export class MqttReporter implements Service {
       return;
     }
     this.#topics = mqttTopics({ ...config, nodeId: this.#nodeId });
-    this.#board = await (this.options.board ?? defaultBoard)().catch(() => null);
+    this.#discovery = this.#discoveryPayload(undefined);
     // Loaded only by an agent that reports over MQTT (a bundle of its own: scripts/build.ts);
     // before anything is subscribed or scheduled, so that a failure leaves nothing running.
     this.#library = await import('mqtt');
@@ -162,6 +167,23 @@ export class MqttReporter implements Service {
     }
     await client?.endAsync().catch(() => {});
     this.#health.set('failed', 'stopped');
+  }
+
+  #discoveryPayload(previous: string | undefined): string {
+    const payload = discoveryPayload({
+      ...this.options.config,
+      nodeId: this.#nodeId,
+      version: this.options.version,
+      board: this.options.board,
+      ...(previous !== undefined && { previous }),
+    });
+    this.#madeDiscovery.add(payload);
+    // Bounded: anyone may publish there, and each payload of another's makes one of ours.
+    for (const made of this.#madeDiscovery) {
+      if (this.#madeDiscovery.size <= maxMadeDiscovery) break;
+      this.#madeDiscovery.delete(made);
+    }
+    return payload;
   }
 
   /** States again from the agent; called on its events and every refreshMs. */
@@ -191,17 +213,8 @@ export class MqttReporter implements Service {
     if (!topics || this.#stopped) return;
     const [status, verdicts] = await Promise.all([this.options.status(), this.options.verdicts()]);
     const { images = [] } = verdicts as { images?: ImageInput[] };
-    const view: AgentView = { status: status as StatusInput, images, board: this.#board };
-    this.#publish(
-      topics.discovery,
-      discoveryPayload({
-        ...this.options.config,
-        nodeId: this.#nodeId,
-        version: this.options.version,
-        board: this.#board,
-        ...(this.#previousDiscovery !== undefined && { previous: this.#previousDiscovery }),
-      }),
-    );
+    const view: AgentView = { status: status as StatusInput, images, board: this.options.board };
+    this.#publish(topics.discovery, this.#discovery);
     this.#publish(topics.availability, 'online');
     this.#publish(topics.state, JSON.stringify(status));
     this.#publish(topics.haAttributes, haAttributes(view));
@@ -355,8 +368,9 @@ export class MqttReporter implements Service {
     } else if (topic === topics.syncCommand || topic === topics.verifyCommand) {
       this.#command(topic === topics.syncCommand ? 'sync' : 'verify', payload, retained);
     } else if (topic === topics.discovery) {
-      if (text !== '' && text !== this.#sent.get(topic)) {
-        this.#previousDiscovery = text;
+      // Another's (an earlier run's, an earlier version's): its components gone now are removed.
+      if (text !== '' && !this.#madeDiscovery.has(text)) {
+        this.#discovery = this.#discoveryPayload(text);
         this.#sent.delete(topic);
         this.#refresh();
       }
@@ -464,10 +478,6 @@ export async function supervisorBroker(supervisor: Supervisor | undefined): Prom
       ...(typeof password === 'string' && { password }),
     },
   };
-}
-
-async function defaultBoard(): Promise<string | null> {
-  return (await readProfile({ root: '/', paths: [] })).board;
 }
 
 /** A URL without its credentials, for logs and the health. */

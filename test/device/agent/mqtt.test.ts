@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -102,7 +102,7 @@ function reporter(
       counts.verify += 1;
     },
     logger,
-    board: async () => 'Test Board',
+    board: 'Test Board',
     backoff: { initialMs: 100, maxMs: 400 },
     ...extra,
   });
@@ -264,6 +264,121 @@ describeWith('mqtt', 'the MQTT reporter', () => {
       problem: 'ON',
       untrusted: 1,
     });
+  });
+
+  it('keeps what it would send while the broker is away, bounded, the latest state winning', async () => {
+    nodes += 1;
+    const node = `node${nodes}`;
+    const topic = topicsOf(node);
+    // The reporter's link alone goes down: the test's own client stays connected throughout.
+    const link = await relay(Number(new URL(broker.url).port));
+    const watch = await observe(broker.url);
+    const { service, events, state } = reporter(link.url, node);
+    cleanup.push(() => link.close());
+    cleanup.push(() => watch.client.endAsync(true));
+    cleanup.push(() => service.stop());
+    await service.start();
+    await watch.until(() => watch.last(topic.haState));
+    link.cut();
+    await vi.waitFor(() => expect(service.health.state).toBe('degraded'), { timeout: 10_000 });
+    // The broker saw the connection die: its last will.
+    await watch.until(() => watch.last(topic.availability)?.payload === 'offline');
+    const cutAt = watch.received.length;
+    for (let i = 0; i < 150; i++) {
+      state.size = 100 + i;
+      events.publish({
+        type: 'health',
+        service: 'docker',
+        health: { ...ok, reason: `event ${i}` },
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(watch.received.slice(cutAt).map((message) => message.topic)).toEqual([]);
+    link.restore();
+    await watch.until(() => watch.last(topic.availability)?.payload === 'online', 15_000);
+    await watch.until(
+      () => watch.received.slice(cutAt).filter((m) => m.topic === topic.events).length === 100,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const after = watch.received.slice(cutAt);
+    // The newest 100 events, in order; the 50 oldest dropped.
+    expect(
+      after
+        .filter((message) => message.topic === topic.events)
+        .map((message) => JSON.parse(message.payload).health.reason),
+    ).toEqual(Array.from({ length: 100 }, (_, i) => `event ${i + 50}`));
+    // One state, the latest: not the 150 it went through.
+    const states = after.filter((message) => message.topic === topic.haState);
+    expect(states).toHaveLength(1);
+    expect(JSON.parse(states[0]?.payload ?? '')).toMatchObject({ log_size: 249 });
+    expect(states[0]).toMatchObject({ retain: true, qos: 1 });
+  });
+
+  it('ignores a command the broker held (retained): a press is sent once, not kept', async () => {
+    nodes += 1;
+    const node = `node${nodes}`;
+    const topic = topicsOf(node);
+    const watch = await observe(broker.url);
+    cleanup.push(async () => {
+      await watch.client.publishAsync(topic.sync, '', { qos: 1, retain: true });
+      await watch.client.endAsync(true);
+    });
+    await watch.client.publishAsync(topic.sync, 'PRESS', { qos: 1, retain: true });
+    const { service, counts, lines } = reporter(broker.url, node);
+    cleanup.push(() => service.stop());
+    await service.start();
+    await watch.until(() =>
+      lines.some((line) => line.msg.startsWith('MQTT: command ignored: retained')),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(counts).toEqual({ sync: 0, verify: 0 });
+  });
+
+  it('removes a component an earlier discovery had, and clears verdicts an earlier run left', async () => {
+    nodes += 1;
+    const node = `node${nodes}`;
+    const topic = topicsOf(node);
+    const gone = `vouch/${node}/verdicts/${'b'.repeat(64)}`;
+    const watch = await observe(broker.url);
+    cleanup.push(() => watch.client.endAsync(true));
+    // What an earlier version held: one more sensor, and the verdict of an image gone since.
+    const earlier = {
+      dev: { identifiers: [`vouch_${node}`], name: 'vouch' },
+      o: { name: 'vouch' },
+      cmps: {
+        status: { p: 'sensor', name: 'Trust status', unique_id: `vouch_${node}_status` },
+        retired: { p: 'sensor', name: 'Retired', unique_id: `vouch_${node}_retired` },
+      },
+    };
+    await watch.client.publishAsync(topic.discovery, JSON.stringify(earlier), {
+      qos: 1,
+      retain: true,
+    });
+    await watch.client.publishAsync(gone, '{"status":"TRUSTED"}', { qos: 1, retain: true });
+    const first = reporter(broker.url, node);
+    await first.service.start();
+    try {
+      await watch.until(() => watch.last(gone)?.payload === '');
+      expect(watch.last(gone)).toMatchObject({ retain: true, qos: 1 });
+      await watch.until(
+        () => JSON.parse(watch.last(topic.discovery)?.payload ?? '{}').cmps?.retired,
+      );
+      const { cmps } = JSON.parse(watch.last(topic.discovery)?.payload ?? '');
+      // HA's removal: the platform alone (homeassistant/components/mqtt/discovery.py).
+      expect(cmps.retired).toEqual({ p: 'sensor' });
+      expect(cmps.status).toMatchObject({ p: 'sensor', unique_id: `vouch_${node}_status` });
+    } finally {
+      await first.service.stop();
+    }
+    // The next run finds the removal retained: the component is left out for good.
+    const second = reporter(broker.url, node);
+    const seen = watch.on(topic.discovery).length;
+    cleanup.push(() => second.service.stop());
+    await second.service.start();
+    await watch.until(() => watch.on(topic.discovery).length > seen);
+    const { cmps } = JSON.parse(watch.last(topic.discovery)?.payload ?? '');
+    expect(cmps.retired).toBeUndefined();
+    expect(cmps.status).toBeDefined();
   });
 
   it('reconnects with backoff when the broker restarts, and publishes everything again', async () => {
@@ -430,6 +545,45 @@ describe('the Supervisor services API', () => {
     }
   });
 });
+
+/** A TCP relay to the broker that the test cuts and restores: one client's link alone goes down. */
+async function relay(brokerPort: number) {
+  const sockets = new Set<Socket>();
+  let open = true;
+  const server = createNetServer((client) => {
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(brokerPort, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.once('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut() {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore() {
+      open = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, by openssl. */
 async function makeCertificates(dir: string) {

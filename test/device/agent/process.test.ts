@@ -2,12 +2,14 @@ import { mkdtemp, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadState } from '../../../agent/device';
 import { addForkEvidence } from '../../../agent/device/store/status';
 import { freePort, waitFor } from '../../../scripts/lib/services';
 import { runCli } from '../../helpers/cli';
 import { digestOf, grow, syncedDevice, testWorld, type World } from '../../helpers/device';
+import { startMosquitto } from '../../helpers/mosquitto';
 import { listenForNotifications } from '../../helpers/notify-listener';
 import { describeWith } from '../../helpers/services';
 import { serveLog, sha256Of, signContent, startAgent, stopAgent } from './harness';
@@ -323,3 +325,51 @@ async function fetchEvents(socket: string, onEvent: (event: string) => void) {
   await opened;
   return { close: () => req.destroy() };
 }
+
+describeWith('mqtt', 'vouch agent and its MQTT buttons', () => {
+  it('"Verify all now" checks again a file verified before, which changed since, and tells it', async () => {
+    const broker = await startMosquitto();
+    const stateDir = await syncedDevice(world);
+    const path = join(await mkdtemp(join(tmpdir(), 'vouch-agent-button-')), 'release.txt');
+    await writeFile(path, fileText);
+    const agent = await startAgent({
+      stateDir,
+      sync: { schedule: '0 0 1 1 *' },
+      mqtt: { url: broker.url, nodeId: 'buttons' },
+    });
+    const client = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
+    try {
+      const first = await agent.request('POST', '/v1/verify', { path });
+      expect(first.body).toMatchObject({ results: [{ status: 'TRUSTED' }] });
+      await writeFile(path, 'not what was signed\n');
+      await until('the agent to be connected to the broker', async () => {
+        const status = (await agent.request('GET', '/v1/status')).body as {
+          services: Record<string, { state: string }>;
+        };
+        return status.services.mqtt?.state === 'ok';
+      });
+      const events: { type: string; subject?: string; status?: string }[] = [];
+      client.on('message', (_topic, payload) => events.push(JSON.parse(payload.toString())));
+      await client.subscribeAsync('vouch/buttons/events', { qos: 1 });
+      await client.publishAsync('vouch/buttons/command/verify', 'PRESS', { qos: 1 });
+      await until('the verdict event', async () =>
+        events.some((event) => event.type === 'verdict' && event.subject === path),
+      );
+      expect(events.find((event) => event.type === 'verdict')).toMatchObject({
+        subject: path,
+        status: 'UNKNOWN',
+        previous: 'TRUSTED',
+      });
+      const { subjects } = (await agent.request('GET', '/v1/verdicts')).body as {
+        subjects: { kind: string; subject: string; status: string }[];
+      };
+      expect(subjects).toContainEqual(
+        expect.objectContaining({ kind: 'file', subject: path, status: 'UNKNOWN' }),
+      );
+    } finally {
+      await client.endAsync(true);
+      await stopAgent(agent);
+      await broker.stop();
+    }
+  });
+});
