@@ -89,6 +89,8 @@ export const errorKinds = {
   SNAPSHOT_INVALID: 'data',
   /** A service or mirror could not be reached (EX_UNAVAILABLE). */
   UNAVAILABLE: 'unavailable',
+  /** A container enforcement does not stop: the agent's own, or one the Supervisor restarts. */
+  STOP_REFUSED: 'unavailable',
   /** A bug: something we did not expect (EX_SOFTWARE). */
   INTERNAL: 'internal',
   /** A hashing worker thread died (crash, out of memory) while it held a job. */

@@ -67,13 +67,21 @@ describe('the add-on against the Supervisor rules', () => {
       arch: ['aarch64', 'amd64'],
       services: ['mqtt:want'],
       docker_api: true,
+      hassio_api: true,
+      hassio_role: 'manager',
       ingress: true,
       ingress_port: addonIngressPort,
       map: [{ type: 'app_config', read_only: false }],
     });
-    // The MQTT broker comes from /services, which needs no Supervisor API access
-    // (api/middleware/security.py api_bypass); nothing else of the Supervisor is used.
-    for (const key of ['hassio_api', 'hassio_role', 'homeassistant_api', 'host_network']) {
+    // Role manager: the least that may stop an add-on or Core (api/middleware/security.py
+    // ADDONS_ROLE_ACCESS); the MQTT broker comes from /services, which needs none.
+    for (const key of [
+      'homeassistant_api',
+      'host_network',
+      'host_pid',
+      'full_access',
+      'privileged',
+    ]) {
       expect(config, key).not.toHaveProperty(key);
     }
   });

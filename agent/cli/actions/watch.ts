@@ -1,7 +1,13 @@
 import { dockerClient } from '../../content/docker';
 import { ExitCode, exitCodeOf } from '../../core/exit-codes';
 import { safe } from '../../core/text';
-import { type EnforcementAction, ImageWatcher, type VerdictEvent } from '../../device/docker';
+import {
+  containerStopper,
+  type EnforcementAction,
+  ImageWatcher,
+  type VerdictEvent,
+} from '../../device/docker';
+import { supervisorFrom } from '../../device/supervisor';
 import type { Context } from '../context';
 import { untilSignal } from './log';
 
@@ -34,8 +40,10 @@ function describeAction(action: EnforcementAction): string {
 }
 
 async function watcherFor(ctx: Context): Promise<ImageWatcher> {
+  const docker = await dockerClient(ctx.io.env, ctx.config.docker.socket);
   return new ImageWatcher({
-    docker: await dockerClient(ctx.io.env, ctx.config.docker.socket),
+    docker,
+    stop: containerStopper(docker, supervisorFrom(ctx.io.env)),
     stateDir: ctx.config.stateDir,
     policy: ctx.config.images,
     logger: await ctx.logger(),

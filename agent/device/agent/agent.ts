@@ -8,7 +8,7 @@ import { asVouchError, VouchError } from '../../core/errors';
 import { exitCodeOf } from '../../core/exit-codes';
 import { makeDirectory } from '../../files';
 import type { Logger } from '../../logger';
-import { type DeepCheck, type ImageResult, verifyImage } from '../docker';
+import { containerStopper, type DeepCheck, type ImageResult, verifyImage } from '../docker';
 import { deviceStatus } from '../status';
 import { chooseMirrors, noMirror } from '../store/mirrors';
 import { supervisorFrom } from '../supervisor';
@@ -181,8 +181,10 @@ export class Agent implements ApiBackend {
     }
     if (this.#stopped) return;
     try {
+      const docker = await this.#docker;
       this.#images = new ImagesService({
-        docker: await this.#docker,
+        docker,
+        stop: containerStopper(docker, supervisorFrom(this.options.env)),
         stateDir: config.stateDir,
         policy: config.images,
         trust: () => this.#trust.current(),

@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { ImagePolicy } from '../../config';
 import type { VouchError } from '../../core/errors';
 import type { Logger } from '../../logger';
+import type { StopContainer } from '../docker/stop';
 import { ImageWatcher, type VerdictEvent } from '../docker/watch';
 import type { TrustState } from '../store/state';
 import type { AgentEvents } from './events';
@@ -24,6 +25,8 @@ export interface ImagesOptions {
   }>;
   readonly events: AgentEvents;
   readonly logger: Logger;
+  /** How enforcement stops a container: through the Supervisor in an add-on (docker/stop.ts). */
+  readonly stop: StopContainer;
   readonly clock?: () => number;
   readonly onHealth?: (health: Health) => void;
 }
@@ -40,6 +43,7 @@ export class ImagesService implements Service {
       stateDir: options.stateDir,
       policy: options.policy,
       logger: options.logger,
+      stop: options.stop,
       trust: options.trust,
       ...(options.clock && { clock: options.clock }),
     });

@@ -1,11 +1,11 @@
 import type Docker from 'dockerode';
 import type { EnforceMode, ImagePolicy } from '../../config';
-import { dockerError } from '../../content/docker';
-import type { ErrorCode } from '../../core/errors';
+import { asVouchError, type ErrorCode } from '../../core/errors';
 import type { StatusName } from '../../core/status';
 import type { Logger } from '../../logger';
 import { type AllowEntry, allowEntryFor } from './allow';
 import type { ImageResult } from './image';
+import type { StopContainer } from './stop';
 
 /**
  * Enforcement (docs/configuration.md and docs/security.md, "Enforcement"): what a verdict does to the
@@ -93,14 +93,18 @@ export function decide(
 
 /**
  * Applies `decision` to the running containers of `result`'s image, or to `container`
- * alone (the one whose start was just seen): stops, warns or logs the override, and
- * reports what it did. Containers are stopped with their own stop signal and timeout.
+ * alone (the one whose start was just seen): stops (with `stop`: stop.ts), warns or logs
+ * the override, and reports what it did.
  */
 export async function enforce(
   docker: Docker,
   result: ImageResult,
   decision: Decision,
-  options: { readonly logger: Logger; readonly container?: ContainerRef },
+  options: {
+    readonly logger: Logger;
+    readonly stop: StopContainer;
+    readonly container?: ContainerRef;
+  },
 ): Promise<EnforcementAction[]> {
   const image = result.id;
   if (decision.action === 'none' || image === null) return [];
@@ -140,22 +144,18 @@ export async function enforce(
         return { ...base, action: 'warned' };
       }
       try {
-        await docker.getContainer(container.id).stop();
+        await options.stop(container);
       } catch (error) {
-        // 304: already stopped. 404: already gone. Either way it does not run.
-        const status = (error as { statusCode?: number }).statusCode;
-        if (status !== 304 && status !== 404) {
-          const failure = dockerError(error, 'Docker refused', container.id);
-          logger.error(
-            { ...fields, code: failure.code },
-            `cannot stop container ${container.name}: ${failure.message}`,
-          );
-          return {
-            ...base,
-            action: 'failed',
-            error: { code: failure.code, message: failure.message },
-          };
-        }
+        const failure = asVouchError(error);
+        logger.error(
+          { ...fields, code: failure.code },
+          `cannot stop container ${container.name}: ${failure.message}`,
+        );
+        return {
+          ...base,
+          action: 'failed',
+          error: { code: failure.code, message: failure.message },
+        };
       }
       logger.warn(fields, `stopped container ${container.name}`);
       return { ...base, action: 'stopped' };

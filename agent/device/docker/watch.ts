@@ -19,6 +19,7 @@ import {
 } from './enforce';
 import { type Backoff, type DockerEvent, DockerEventFollower } from './events';
 import { type ImageResult, verifyImage } from './image';
+import { dockerStopper, type StopContainer } from './stop';
 
 /**
  * The Docker watcher (`vouch watch`, and the daemon): verifies images as they arrive and
@@ -78,6 +79,8 @@ export interface ImageWatcherOptions {
   readonly policy: ImagePolicy;
   readonly logger: Logger;
   readonly clock?: () => number;
+  /** How enforcement stops a container (stop.ts); default: through Docker. */
+  readonly stop?: StopContainer;
   /** Reconnect delays (ms): the first, doubled after each failure up to the cap. */
   readonly backoff?: Backoff;
   /** How often the state dir is polled besides fs.watch (ms). */
@@ -109,10 +112,12 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
   private readonly dockerEvents: DockerEventFollower<'image' | 'container'>;
   /** The commit point and the allow-list. */
   private readonly stateWatcher: StateWatcher;
+  private readonly stopContainer: StopContainer;
 
   constructor(private readonly options: ImageWatcherOptions) {
     super();
     this.policy = options.policy;
+    this.stopContainer = options.stop ?? dockerStopper(options.docker);
     this.dockerEvents = new DockerEventFollower({
       docker: options.docker,
       types: ['image', 'container'],
@@ -269,6 +274,7 @@ export class ImageWatcher extends EventEmitter<WatcherEvents> {
         ? []
         : await enforce(docker, result, decision, {
             logger: this.logger,
+            stop: this.stopContainer,
             ...(typeof applyTo === 'object' && { container: applyTo }),
           });
     for (const action of actions) this.publish('action', action);
