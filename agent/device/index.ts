@@ -23,6 +23,7 @@ export {
 } from './store/status';
 export { type IndexedRecord, SubjectIndex } from './store/subjects';
 export { verdictFor } from './store/verdict';
+export { supervisorFrom } from './supervisor';
 export type { Applied } from './sync/apply';
 export { type WatchOptions, watchSync } from './sync/schedule';
 export { exportSnapshot } from './sync/snapshot-export';

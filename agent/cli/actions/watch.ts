@@ -1,13 +1,13 @@
 import { dockerClient } from '../../content/docker';
 import { ExitCode, exitCodeOf } from '../../core/exit-codes';
 import { safe } from '../../core/text';
+import { supervisorFrom } from '../../device';
 import {
   containerStopper,
   type EnforcementAction,
   ImageWatcher,
   type VerdictEvent,
 } from '../../device/docker';
-import { supervisorFrom } from '../../device/supervisor';
 import type { Context } from '../context';
 import { untilSignal } from './log';
 
