@@ -28,22 +28,35 @@ export async function copyright(arch: Arch): Promise<string> {
       `License: Node.js\n${field(await readFile(node.path, 'utf8'))}`,
     ],
   ];
+  // Licenses named without a text: a standalone paragraph each (DEP-5 "License paragraph").
+  const standalone = new Set(['Apache-2.0']);
   for (const library of await bundledLibraries()) {
     const text = library.license === 'Apache-2.0' ? undefined : await licenseText(library.dir);
+    if (!text) standalone.add(library.license);
     stanzas.push([
       `Files: node_modules/${library.name}/*`,
       `Copyright: ${library.copyright}`,
       `License: ${library.license}${text ? `\n${field(text)}` : ''}`,
     ]);
   }
-  stanzas.push([
-    'License: Apache-2.0',
-    field(
-      'On Debian systems, the full text of the Apache License, Version 2.0 can be found in\n' +
-        '/usr/share/common-licenses/Apache-2.0.',
-    ),
-  ]);
+  for (const license of [...standalone].sort()) {
+    stanzas.push([`License: ${license}`, field(await standaloneText(license))]);
+  }
   return `${stanzas.map((lines) => lines.join('\n')).join('\n\n')}\n`;
+}
+
+/**
+ * A license's text, for libraries that ship none: os-image/debian/licenses/<SPDX id> (the
+ * build fails on one not there yet); Apache-2.0 is in Debian's common licenses.
+ */
+async function standaloneText(license: string): Promise<string> {
+  if (license === 'Apache-2.0') {
+    return (
+      'On Debian systems, the full text of the Apache License, Version 2.0 can be found in\n' +
+      '/usr/share/common-licenses/Apache-2.0.'
+    );
+  }
+  return readFile(join('os-image/debian/licenses', license), 'utf8');
 }
 
 /** Text as the continuation lines of a field: indented, empty lines as " .". */

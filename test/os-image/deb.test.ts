@@ -140,5 +140,17 @@ describe('vouch_amd64.deb unpacked', () => {
     for (const library of ['commander', 'zod', 'yaml', 'pino', 'dockerode', 'mqtt']) {
       expect(copyright).toMatch(new RegExp(`^Files: node_modules/${library}/\\*$`, 'm'));
     }
+    // DEP-5: a license named in a Files paragraph without its text has a License paragraph.
+    const paragraphs = copyright.trimEnd().split('\n\n');
+    const standalone = paragraphs
+      .filter((p) => p.startsWith('License: '))
+      .map((p) => p.split('\n')[0]);
+    const bare = paragraphs
+      .filter((p) => p.startsWith('Files: '))
+      .map((p) => p.split('\n'))
+      .filter((lines) => lines.at(-1)?.startsWith('License: '))
+      .map((lines) => lines.at(-1));
+    expect(bare).toContain('License: Apache-2.0');
+    for (const license of bare) expect(standalone).toContain(license);
   });
 });
