@@ -616,6 +616,16 @@ describeWith('docker', 'vouch verify image', () => {
       [addons, 'SIGNER_OUT_OF_SCOPE', `signer ${addons} may not speak for ${core}`],
       [addons, 'SIGNER_OUT_OF_SCOPE', `signer ${addons} may not speak for ${core}`],
     ]);
+    // A digest looked up with no name counts any authorized signer under the name its
+    // statement gives (docs/security.md "A signer key holder").
+    const byDigest = await runCli(
+      ['verify', 'digest', digest, '--state-dir', file('state'), '-o', 'json'],
+      env,
+    );
+    expect(JSON.parse(byDigest.stdout).results[0]).toMatchObject({
+      status: 'TRUSTED',
+      signer: addons,
+    });
     // The Supervisor's call, for the notary: nothing.
     const supervisor = await runCli(
       [
