@@ -1,4 +1,4 @@
-import { closeSync, existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, readFileSync } from 'node:fs';
 import { validate as validCron } from 'node-cron';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -364,15 +364,18 @@ function readConfigFile(path: string): Record<string, unknown> {
     const fd = openRegularFileSync(path, 'config');
     if (fd === undefined)
       throw new VouchError('IO', `cannot read config ${path}: it does not exist`);
+    const tooLarge = () =>
+      new VouchError('CONFIG_INVALID', `${path}: larger than ${maxConfigBytes} bytes`);
     let bytes: Buffer;
     try {
+      // The size before the read, so that a large file is refused unread; after it too, as
+      // the file may have grown in between.
+      if (fstatSync(fd).size > maxConfigBytes) throw tooLarge();
       bytes = readFileSync(fd);
     } finally {
       closeSync(fd);
     }
-    if (bytes.length > maxConfigBytes) {
-      throw new VouchError('CONFIG_INVALID', `${path}: larger than ${maxConfigBytes} bytes`);
-    }
+    if (bytes.length > maxConfigBytes) throw tooLarge();
     text = bytes.toString('utf8');
   } catch (error) {
     if (error instanceof VouchError) throw error;

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -162,6 +162,19 @@ describe('configuration', () => {
     expect(failure(() => parseConfig({ stateDir: '' }, 'flags')).message).toMatch(
       /^flags: stateDir/,
     );
+  });
+
+  it('refuses a file over 1 MiB unread: at 1 MiB + 1 byte, and a sparse 3 GiB one', () => {
+    const path = file('large.yaml', '');
+    for (const size of [2 ** 20 + 1, 3 * 2 ** 30]) {
+      truncateSync(path, size);
+      expect(failure(() => loadConfig(path))).toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: `${path}: larger than ${2 ** 20} bytes`,
+      });
+    }
+    truncateSync(path, 2 ** 20);
+    expect(failure(() => loadConfig(path)).message).not.toMatch(/larger than/);
   });
 
   it('reports a missing file as an I/O error', () => {

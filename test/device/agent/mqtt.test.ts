@@ -509,6 +509,24 @@ describe('the MQTT reporter without a broker', () => {
     expect(lines.some((line) => line.msg.startsWith('MQTT cannot start'))).toBe(true);
     await service.stop();
   });
+
+  it('fails to start on a password file over 64 KiB, naming the cap', async () => {
+    const passwordFile = join(await mkdtemp(join(tmpdir(), 'vouch-mqtt-secret-')), 'password');
+    await writeFile(passwordFile, 'p'.repeat(64 * 1024 + 1), { mode: 0o600 });
+    const { service } = reporter('mqtt://127.0.0.1:1', 'x', {
+      config: {
+        url: 'mqtt://127.0.0.1:1',
+        passwordFile,
+        discoveryPrefix: 'homeassistant',
+        baseTopic: 'vouch',
+        nodeId: 'x',
+      },
+    });
+    await service.start();
+    expect(service.health).toMatchObject({ state: 'failed' });
+    expect(service.health.reason).toContain(`${passwordFile} is larger than 65536 bytes`);
+    await service.stop();
+  });
 });
 
 describe('the Supervisor services API', () => {
