@@ -38,6 +38,13 @@ export const services = {
       'libgcc-s1-arm64-cross libc6-armhf-cross libstdc++6-armhf-cross libgcc-s1-armhf-cross ' +
       'libatomic1-armhf-cross binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf',
   },
+  // os-image/rauc: Debian's RAUC, its bundles (mksquashfs) and its service on a D-Bus
+  // session bus; the handler parses vouch's JSON with jq.
+  rauc: {
+    skipEnv: 'VOUCH_SKIP_RAUC',
+    binary: 'rauc',
+    install: 'apt-get install rauc squashfs-tools dbus jq openssl',
+  },
 } as const;
 
 export type Service = keyof typeof services;
