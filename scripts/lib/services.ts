@@ -45,6 +45,12 @@ export const services = {
     binary: 'rauc',
     install: 'apt-get install rauc squashfs-tools dbus jq openssl',
   },
+  // os-image/buildroot: its Kconfig read by the Linux kconfig tools, its .mk run by GNU make.
+  kconfig: {
+    skipEnv: 'VOUCH_SKIP_KCONFIG',
+    binary: 'kconfig-conf',
+    install: 'apt-get install kconfig-frontends-nox make',
+  },
 } as const;
 
 export type Service = keyof typeof services;
