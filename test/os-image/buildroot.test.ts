@@ -50,6 +50,8 @@ config BR2_TOOLCHAIN_USES_GLIBC
 	bool "glibc"
 config BR2_INSTALL_LIBSTDCPP
 	bool "C++"
+config BR2_PACKAGE_JQ
+	bool "jq"
 config BR2_STRIP_strip
 	bool "strip target binaries"
 	default y
@@ -77,13 +79,14 @@ let target: string;
 let config: string;
 
 /**
- * The repository's layout in `name`: the external tree, the unit it installs, and dist/ with
+ * The repository's layout in `name`: the external tree, the unit and handler it installs, and dist/ with
  * the arm64 executable, pinned in vouch.hash as `npm run build:buildroot` does.
  */
 async function layout(name: string): Promise<string> {
   const root = join(tree, name);
-  await cp('os-image/buildroot', join(root, 'os-image/buildroot'), { recursive: true });
-  await cp('os-image/systemd', join(root, 'os-image/systemd'), { recursive: true });
+  for (const dir of ['buildroot', 'systemd', 'rauc']) {
+    await cp(join('os-image', dir), join(root, 'os-image', dir), { recursive: true });
+  }
   await mkdir(join(root, 'dist'));
   await copyFile(await testExecutable('arm64'), join(root, 'dist', buildrootSource));
   await pinExecutable(
@@ -178,6 +181,12 @@ describeWith('qemu', 'the Buildroot package for Home Assistant OS', () => {
       ...haosDefconfig.filter((line) => line !== 'BR2_aarch64=y'),
     ]);
     expect(await readFile(arm, 'utf8')).not.toMatch(/vouch needs|BR2_PACKAGE_VOUCH/);
+  });
+
+  it('selects jq, which the RAUC handler it installs needs', async () => {
+    expect(await readFile(config, 'utf8')).toMatch(/^BR2_PACKAGE_JQ=y$/m);
+    const handler = await lstat(join(target, 'usr/libexec/vouch/rauc-pre-install'));
+    expect(handler.mode & 0o777).toBe(0o755);
   });
 
   it('installs the executable exactly as pinned (not stripped), and it runs', async () => {

@@ -24,6 +24,8 @@ define VOUCH_INSTALL_TARGET_CMDS
 	$(INSTALL) -D -m 0755 $(@D)/vouch $(TARGET_DIR)/usr/bin/vouch
 	$(INSTALL) -D -m 0644 $(VOUCH_PKGDIR)/agent.yaml \
 		$(TARGET_DIR)/etc/vouch/agent.yaml
+	$(INSTALL) -D -m 0755 $(BR2_EXTERNAL_VOUCH_PATH)/../rauc/vouch-pre-install \
+		$(TARGET_DIR)/usr/libexec/vouch/rauc-pre-install
 endef
 
 # The unit is the one every systemd device gets; the drop-in and tmpfiles.d
