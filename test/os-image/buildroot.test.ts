@@ -79,8 +79,9 @@ let target: string;
 let config: string;
 
 /**
- * The repository's layout in `name`: the external tree, the unit and handler it installs, and dist/ with
- * the arm64 executable, pinned in vouch.hash as `npm run build:buildroot` does.
+ * The repository's layout in `name`: the external tree, the unit and the RAUC handler it
+ * installs, and dist/ with the arm64 executable, pinned in vouch.hash as `npm run
+ * build:buildroot` does.
  */
 async function layout(name: string): Promise<string> {
   const root = join(tree, name);
@@ -155,18 +156,18 @@ function runArm64(program: string, ...args: string[]) {
   );
 }
 
-beforeAll(async () => {
-  requireBinary('kconfig');
-  requireBinary('qemu');
-  tree = await mkdtemp(join(tmpdir(), 'vouch-buildroot-'));
-  const haos = await layout('haos');
-  source = join(haos, 'dist', buildrootSource);
-  target = join(haos, 'target');
-  config = await kconfig('haos-config', haosDefconfig);
-  await make(config, haos, 'vouch', 'target-finalize');
-}, 600_000);
-
 describeWith('qemu', 'the Buildroot package for Home Assistant OS', () => {
+  beforeAll(async () => {
+    requireBinary('kconfig');
+    requireBinary('qemu');
+    tree = await mkdtemp(join(tmpdir(), 'vouch-buildroot-'));
+    const haos = await layout('haos');
+    source = join(haos, 'dist', buildrootSource);
+    target = join(haos, 'target');
+    config = await kconfig('haos-config', haosDefconfig);
+    await make(config, haos, 'vouch', 'target-finalize');
+  }, 600_000);
+
   it('is offered on aarch64 with systemd and a glibc toolchain with C++; else Kconfig says why', async () => {
     expect(await readFile(config, 'utf8')).toMatch(/^BR2_PACKAGE_VOUCH=y$/m);
     const noSystemd = await kconfig(

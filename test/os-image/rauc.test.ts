@@ -73,76 +73,6 @@ async function statementAbout(
   return signedStatement(world.signer, { signer: signerId, subjects: [subject], status });
 }
 
-beforeAll(async () => {
-  requireBinary('rauc');
-  dir = await mkdtemp(join(tmpdir(), 'vouch-rauc-'));
-  const req = 'req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=vouch-test'.split(' ');
-  await exec('openssl', [...req, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
-  for (const name of ['trusted', 'untrusted', 'unsigned'] as const) await makeBundle(name);
-
-  const world = await testWorld();
-  await grow(world, 0, [
-    await statementAbout(world, 'trusted', 'trusted'),
-    await statementAbout(world, 'untrusted', 'untrusted'),
-  ]);
-  synced = await syncedDevice(world);
-
-  const month = 30 * 24 * 3600 * 1000;
-  const old = await testWorld({ createdAt: new Date(Date.now() - month) });
-  const statements = [await statementAbout(old, 'trusted', 'trusted')];
-  await grow(old, 0, statements, new Date(Date.now() - month));
-  stale = await syncedDevice(old);
-
-  // The vouch CLI the handler runs, as `vouch` on PATH.
-  await mkdir(join(dir, 'bin'));
-  await writeFile(join(dir, 'bin/vouch'), `#!/bin/sh\nexec node ${cliBundle} "$@"\n`);
-  await chmod(join(dir, 'bin/vouch'), 0o755);
-  await writeFile(
-    join(dir, 'system.conf'),
-    `[system]
-compatible=vouch-test
-bootloader=noop
-mountprefix=${dir}/mnt
-data-directory=${dir}/data
-
-[keyring]
-path=${dir}/cert.pem
-
-[handlers]
-pre-install=${hook}
-
-[slot.rootfs.0]
-device=${dir}/slot0.img
-type=raw
-bootname=A
-
-[slot.rootfs.1]
-device=${dir}/slot1.img
-type=raw
-bootname=B
-`,
-  );
-  // rauc service for the one install on the session bus dbus-run-session starts (it clears
-  // DBUS_STARTER_BUS_TYPE, which makes RAUC use that bus: src/main.c), ready once
-  // `rauc status` answers through it.
-  await writeFile(
-    join(dir, 'install.sh'),
-    `export DBUS_STARTER_BUS_TYPE=session
-rauc --conf="$1" --override-boot-slot=A service &
-service=$!
-until rauc status >/dev/null 2>&1; do
-  kill -0 $service || exit 99
-  sleep 0.1
-done
-rauc install "$2"
-code=$?
-kill $service
-wait $service
-exit $code
-`,
-  );
-}, 120_000);
-
 /**
  * `rauc install` of bundle `name` into empty slots, with the handler's vouch configuration
  * naming `stateDir` and its defaults file holding `defaults`. What rauc printed, and slot
@@ -172,6 +102,76 @@ async function install(name: Name, stateDir: string, defaults = '') {
 }
 
 describeWith('rauc', 'the RAUC pre-install handler in rauc install', () => {
+  beforeAll(async () => {
+    requireBinary('rauc');
+    dir = await mkdtemp(join(tmpdir(), 'vouch-rauc-'));
+    const req = 'req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=vouch-test'.split(' ');
+    await exec('openssl', [...req, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+    for (const name of ['trusted', 'untrusted', 'unsigned'] as const) await makeBundle(name);
+
+    const world = await testWorld();
+    await grow(world, 0, [
+      await statementAbout(world, 'trusted', 'trusted'),
+      await statementAbout(world, 'untrusted', 'untrusted'),
+    ]);
+    synced = await syncedDevice(world);
+
+    const month = 30 * 24 * 3600 * 1000;
+    const old = await testWorld({ createdAt: new Date(Date.now() - month) });
+    const statements = [await statementAbout(old, 'trusted', 'trusted')];
+    await grow(old, 0, statements, new Date(Date.now() - month));
+    stale = await syncedDevice(old);
+
+    // The vouch CLI the handler runs, as `vouch` on PATH.
+    await mkdir(join(dir, 'bin'));
+    await writeFile(join(dir, 'bin/vouch'), `#!/bin/sh\nexec node ${cliBundle} "$@"\n`);
+    await chmod(join(dir, 'bin/vouch'), 0o755);
+    await writeFile(
+      join(dir, 'system.conf'),
+      `[system]
+compatible=vouch-test
+bootloader=noop
+mountprefix=${dir}/mnt
+data-directory=${dir}/data
+
+[keyring]
+path=${dir}/cert.pem
+
+[handlers]
+pre-install=${hook}
+
+[slot.rootfs.0]
+device=${dir}/slot0.img
+type=raw
+bootname=A
+
+[slot.rootfs.1]
+device=${dir}/slot1.img
+type=raw
+bootname=B
+`,
+    );
+    // rauc service for the one install on the session bus dbus-run-session starts (it clears
+    // DBUS_STARTER_BUS_TYPE, which makes RAUC use that bus: src/main.c), ready once
+    // `rauc status` answers through it.
+    await writeFile(
+      join(dir, 'install.sh'),
+      `export DBUS_STARTER_BUS_TYPE=session
+rauc --conf="$1" --override-boot-slot=A service &
+service=$!
+until rauc status >/dev/null 2>&1; do
+  kill -0 $service || exit 99
+  sleep 0.1
+done
+rauc install "$2"
+code=$?
+kill $service
+wait $service
+exit $code
+`,
+    );
+  }, 120_000);
+
   it('installs a TRUSTED bundle', async () => {
     const { code, output, written } = await install('trusted', synced);
     expect(code, output).toBe(0);
