@@ -303,5 +303,8 @@ describeWith('qemu', 'the Buildroot package for Home Assistant OS', () => {
       directory: true,
       mode: 0o700,
     });
+    // vouch.tmpfiles makes it root's: the user the unit runs the agent as (User=, else root).
+    const user = [...`${unit}\n${dropIn}`.matchAll(/^User=(.*)$/gm)].at(-1)?.[1] || 'root';
+    expect({ user, uid: made.uid }).toEqual({ user: 'root', uid: 0 });
   });
 });
