@@ -296,15 +296,26 @@ describeWith('qemu', 'the Buildroot package for Home Assistant OS', () => {
     expect(dropIn).toMatch(/^StateDirectory=$/m);
     expect(dropIn).toMatch(/^ReadWritePaths=\/mnt\/data\/vouch$/m);
     expect(dropIn).toMatch(/^RequiresMountsFor=\/mnt\/data$/m);
-    // The directory ReadWritePaths needs, made at boot by systemd-tmpfiles.
+    // The account, as Buildroot's mkusers makes it from VOUCH_USERS (user uid group gid
+    // password home shell groups comment), then the directory ReadWritePaths needs, made at
+    // boot by systemd-tmpfiles.
+    const { stdout } = await make(config, join(tree, 'haos'), 'VARS=VOUCH_USERS', 'printvars');
+    const [name, , group, , , , , groups] = stdout.replace(/^VOUCH_USERS=/, '').split(' ');
+    expect({ name, group, groups }).toEqual({ name: 'vouch', group: 'vouch', groups: 'docker' });
+    await mkdir(join(target, 'etc'), { recursive: true });
+    await writeFile(
+      join(target, 'etc/passwd'),
+      'root:x:0:0::/root:/bin/sh\nvouch:x:990:990::/:/bin/false\n',
+    );
+    await writeFile(join(target, 'etc/group'), 'root:x:0:\nvouch:x:990:\ndocker:x:991:vouch\n');
     await exec('systemd-tmpfiles', ['--create', `--root=${target}`, 'vouch.conf']);
     const made = await lstat(join(target, 'mnt/data/vouch'));
     expect({ directory: made.isDirectory(), mode: made.mode & 0o777 }).toEqual({
       directory: true,
       mode: 0o700,
     });
-    // vouch.tmpfiles makes it root's: the user the unit runs the agent as (User=, else root).
+    // Owned by the user the unit runs the agent as (User=, else root).
     const user = [...`${unit}\n${dropIn}`.matchAll(/^User=(.*)$/gm)].at(-1)?.[1] || 'root';
-    expect({ user, uid: made.uid }).toEqual({ user: 'root', uid: 0 });
+    expect({ user, uid: made.uid }).toEqual({ user: 'vouch', uid: 990 });
   });
 });

@@ -15,6 +15,10 @@ VOUCH_SOURCE = vouch-linux-arm64
 # licenses (dist/*.LEGAL.txt).
 VOUCH_LICENSE = Apache-2.0
 
+# The account the unit runs the agent as (User=vouch), in the docker group that
+# docker-engine.mk makes, for the Docker socket (makeusers: support/scripts/mkusers).
+VOUCH_USERS = vouch -1 vouch -1 * - - docker vouch content trust agent
+
 # Not an archive: the executable itself.
 define VOUCH_EXTRACT_CMDS
 	cp $(VOUCH_DL_DIR)/$(VOUCH_SOURCE) $(@D)/vouch
