@@ -97,7 +97,7 @@ describeWith('mqtt', 'fuzz: MQTT messages to a running reporter', () => {
         fc.asyncProperty(message, async ({ topic, payload, retain }) => {
           if (topic.includes('/command/') && !retain && payload.toString() === 'PRESS')
             presses += 1;
-          await client.publishAsync(topic, payload, { qos: 1, retain });
+          await client.publishAsync(topic, Buffer.from(payload), { qos: 1, retain });
         }),
         { ...params(), numRuns: Math.max(20, Math.ceil(runs / 20)) },
       );

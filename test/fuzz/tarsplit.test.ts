@@ -65,17 +65,18 @@ const mutants: fc.Arbitrary<Buffer> = fc.oneof(
       minLength: 1,
       maxLength: 3,
     })
-    .map((edits) =>
-      gzipLines(
-        edits.reduce((record, edit) => {
-          if ('edits' in edit) return editSegment(record, edit);
-          const copy = [...record];
-          const at = edit.line % copy.length;
-          copy[at] = applyJsonEdit(copy[at], edit.edit) as (typeof lines)[number];
-          return copy;
-        }, lines),
-      ),
-    ),
+    .map((edits) => {
+      let record = lines;
+      for (const edit of edits) {
+        if ('edits' in edit) record = editSegment(record, edit);
+        else {
+          record = [...record];
+          const at = edit.line % record.length;
+          record[at] = applyJsonEdit(record[at], edit.edit) as (typeof lines)[number];
+        }
+      }
+      return gzipLines(record);
+    }),
   byteEdits.map((edits) =>
     gzipSync(
       applyByteEdits(
