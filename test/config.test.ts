@@ -177,6 +177,19 @@ describe('configuration', () => {
     expect(failure(() => loadConfig(path)).message).not.toMatch(/larger than/);
   });
 
+  it('refuses YAML nested deeper than 64 levels before composing it, as often as it is read', () => {
+    // Found by test/fuzz/config.test.ts: `yaml` composes recursively, and the second parse
+    // of such a file in one process aborted it in V8's regexp compiler (no error to catch).
+    let indented = '';
+    for (let i = 0; i < 1400; i++) indented += `${' '.repeat(i)}k:\n`;
+    const deep = [file('flow.yaml', `a: ${'['.repeat(100_000)}`), file('block.yaml', indented)];
+    for (const path of [...deep, ...deep]) {
+      expect(failure(() => loadConfig(path)).message).toMatch(/nested deeper than 64 levels$/);
+    }
+    const nested = `scopes: ${'['.repeat(60)}${']'.repeat(60)}\n`;
+    expect(failure(() => loadConfig(file('nested.yaml', nested))).message).toMatch(/scopes/);
+  });
+
   it('reports a missing file as an I/O error', () => {
     expect(failure(() => loadConfig(join(dir, 'missing.yaml'))).code).toBe('IO');
   });
