@@ -4,48 +4,15 @@ import { createServer } from 'node:http';
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AgentEvents } from '../../../agent/device/agent/events';
 import { MqttReporter, supervisorBroker } from '../../../agent/device/agent/mqtt';
 import type { ImageInput } from '../../../agent/device/agent/mqtt-discovery';
 import { overallStatus } from '../../../agent/device/agent/overall';
-import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto';
+import { type Mosquitto, observe, startMosquitto } from '../../helpers/mosquitto';
 import { describeWith } from '../../helpers/services';
 import { startAgent, stopAgent } from './harness';
-
-interface Received {
-  readonly topic: string;
-  readonly payload: string;
-  readonly retain: boolean;
-  readonly qos: number;
-}
-
-/** An MQTT 5 client that sees everything, with each message's retain flag as published. */
-async function observe(url: string, options: mqtt.IClientOptions = {}) {
-  const client = await mqtt.connectAsync(url, {
-    protocolVersion: 5,
-    reconnectPeriod: 0,
-    ...options,
-  });
-  const received: Received[] = [];
-  client.on('message', (topic, payload, packet) =>
-    received.push({ topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos }),
-  );
-  // QoS 2 and retain-as-published: what arrives is how it was sent.
-  await client.subscribeAsync('#', { qos: 2, rap: true });
-  const on = (topic: string) => received.filter((message) => message.topic === topic);
-  return {
-    client,
-    received,
-    on,
-    last: (topic: string) => on(topic).at(-1),
-    async until(what: () => unknown, timeout = 10_000) {
-      await vi.waitFor(() => expect(what()).toBeTruthy(), { timeout, interval: 20 });
-    },
-  };
-}
 
 function logged() {
   const lines: { msg: string }[] = [];
