@@ -24,14 +24,13 @@ const requests = scaled(20_000, 3_000);
 
 /** What autocannon --json prints, of it what is used here. */
 interface Cannon {
-  readonly requests: { readonly average: number };
+  readonly requests: { readonly total: number };
   readonly latency: { readonly p50: number; readonly p99: number };
   readonly errors: number;
   readonly timeouts: number;
   readonly non2xx: number;
+  /** Seconds, from the first connection to the last answer. */
   readonly duration: number;
-  readonly finish: string;
-  readonly start: string;
 }
 
 const autocannon = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
@@ -90,13 +89,15 @@ export async function loadBench(benchDir: string): Promise<Figure[]> {
       },
     ];
     const results = cases.map(() => [] as Cannon[]);
+    // The agent's RSS after each round: bounded, or growing with the requests served.
+    const rssAfter: number[] = [];
     for (let round = -1; round < rounds(); round++) {
       for (const [i, entry] of cases.entries()) {
         const result = await entry.run();
         if (round >= 0) results[i]?.push(result);
       }
+      rssAfter.push(await rssOf(agent.pid));
     }
-    const rssAfter = await rssOf(agent.pid);
 
     const figures: Figure[] = [];
     const [bareRuns = [], ...agentRuns] = results;
@@ -119,7 +120,7 @@ export async function loadBench(benchDir: string): Promise<Figure[]> {
             : {}),
         });
       };
-      withBaseline('requests/s', (r) => r.requests.average, 'req/s');
+      withBaseline('requests/s', (r) => r.requests.total / r.duration, 'req/s');
       withBaseline('latency p50', (r) => r.latency.p50 / 1000, 's');
       withBaseline('latency p99', (r) => r.latency.p99 / 1000, 's');
       const errors = runs.reduce((sum, r) => sum + r.errors + r.timeouts + r.non2xx, 0);
@@ -139,9 +140,11 @@ export async function loadBench(benchDir: string): Promise<Figure[]> {
       {
         group,
         name: `agent RSS after ${((rounds() + 1) * 2 * requests).toLocaleString('en')} requests`,
-        value: rssAfter,
+        value: rssAfter.at(-1) ?? Number.NaN,
         unit: 'B',
         baseline: { name: rssName, value: rssBefore },
+        runs: rssAfter,
+        note: 'runs: the RSS after each round (the first is the warm-up round)',
       },
     );
     return figures;
