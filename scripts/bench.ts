@@ -57,7 +57,22 @@ if (args.includes('--help') || args.includes('-h')) {
       '(figures of groups not run stay, unless the machine or Node differs).',
       '--quick (or VOUCH_BENCH_QUICK=1): small sizes and 2 rounds, to check that the bench',
       'works; it writes to the temp dir instead, and skips tuf-js at 20k targets.',
+      `--markdown: print ${resultsPath} as a Markdown table (runs nothing).`,
     ].join('\n'),
+  );
+  process.exit(0);
+}
+if (args.includes('--markdown')) {
+  // The table of bench/results.json for docs/performance.md; nothing is run.
+  const results = JSON.parse(readFileSync(resultsPath, 'utf8')) as Results;
+  for (const [name, { date, quick: small }] of Object.entries(results.groups)) {
+    console.log(`- ${name}: ${date}${small ? ' (quick)' : ''}`);
+  }
+  console.log(
+    `\n${formatTable(
+      Object.values(results.groups).flatMap(({ figures }) => figures),
+      true,
+    )}`,
   );
   process.exit(0);
 }

@@ -160,8 +160,11 @@ function formatTarget(target: Target, unit: Unit): string {
     : `${target.op} ${formatValue(target.bound, unit)}`;
 }
 
-/** The one table: a section per group, a row per figure, and numbered footnotes. */
-export function formatTable(results: readonly Result[]): string {
+/**
+ * The one table: a row per figure, groups apart, and numbered footnotes; as text for the
+ * terminal or as Markdown (docs/performance.md).
+ */
+export function formatTable(results: readonly Result[], markdown = false): string {
   const notes: string[] = [];
   const footnote = (text: string) => {
     let index = notes.indexOf(text);
@@ -191,6 +194,20 @@ export function formatTable(results: readonly Result[]): string {
       )
       .join('  ')
       .trimEnd();
+  if (markdown) {
+    const cells = (row: readonly string[]) =>
+      `| ${row.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`;
+    const rule = `|${header.map((_, i) => (right.has(i) ? ' ---: ' : ' --- ')).join('|')}|`;
+    return [
+      cells(header),
+      rule,
+      ...rows.map(cells),
+      '',
+      ...notes.map((note, i) => `${i + 1}. ${note}`),
+    ]
+      .join('\n')
+      .trimEnd();
+  }
   const out = [line(header), line(widths.map((w) => '-'.repeat(w)))];
   let group = '';
   for (const row of rows) {

@@ -81,6 +81,16 @@ describe('the bench figures', () => {
     expect(table.slice(-2)).toEqual(['[1] issue 18', '[2] the whole command']);
   });
 
+  it('print the same table as Markdown', () => {
+    const table = formatTable([openssl, imported].map(evaluate), true).split('\n');
+    expect(table[0]).toBe('| group | what | measured | baseline | ratio | target |');
+    expect(table[1]).toBe('| --- | --- | ---: | ---: | ---: | --- |');
+    expect(table[3]).toBe(
+      '| device | initial import [1] | 13,000 stmt/s | 20,000 stmt/s | 0.65× | ≥ 0.8×: MISSED |',
+    );
+    expect(table.slice(-1)).toEqual(['1. issue 18']);
+  });
+
   it('keep the groups not run when the machine is the same, and only then', () => {
     const machine: Machine = { cpu: 'x', cores: 2, arch: 'x64', memoryBytes: 1, node: 'v20' };
     const first = mergeResults(undefined, machine, 'd1', [openssl, imported, latency]);
