@@ -432,7 +432,7 @@ export async function agentBench(benchDir: string): Promise<Figure[]> {
     // again (it comes before the small file among the recent subjects).
     await changeKey(oneGiB);
     const changed = await revoke(small[revocations] as string);
-    const syncFigure = time(
+    time(
       'POST /v1/sync of one revocation, file:// mirror',
       syncTimes.map((ms) => ms / 1000),
     );
@@ -445,7 +445,6 @@ export async function agentBench(benchDir: string): Promise<Figure[]> {
     time(
       "  the same, from the sync's answer",
       afterAnswer.map((ms) => ms / 1000),
-      syncFigure,
     );
     time(`  the same, a recently verified ${one} file changed meanwhile`, [
       changed.fromCommit / 1000,
