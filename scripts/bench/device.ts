@@ -90,7 +90,7 @@ export async function deviceBench(): Promise<Figure[]> {
       {
         group,
         name: `initial import of ${count} (vouch sync, file:// mirror)`,
-        ...rate(imports.map((run) => statements / run.seconds)),
+        ...medianOf(imports.map((run) => statements / run.seconds)),
         unit: 'stmt/s',
         baseline,
         target: { on: 'ratio', op: '≥', bound: 0.8, note: 'issue 18 (issue 5: 15,000 stmt/s)' },
@@ -142,7 +142,7 @@ export async function deviceBench(): Promise<Figure[]> {
     figures.push({
       group,
       name: `incremental sync of ${increment.toLocaleString('en')} on ${count} (vouch sync)`,
-      ...rate(increments),
+      ...medianOf(increments),
       unit: 's',
       target: { on: 'value', op: '≤', bound: 1, note: 'issue 5' },
     });
@@ -215,6 +215,6 @@ export async function deviceBench(): Promise<Figure[]> {
 }
 
 /** A median figure's value and its runs. */
-function rate(runs: readonly number[]): { value: number; runs: readonly number[] } {
+function medianOf(runs: readonly number[]): { value: number; runs: readonly number[] } {
   return { value: median(runs), runs };
 }
