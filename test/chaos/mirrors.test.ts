@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initLog, publicDir } from '../../agent/ledger';
 import { type RunningAgent, startAgent, stopAgent } from '../device/agent/harness';
 import { digestOf, grow, statement, syncedDevice, testWorld, type World } from '../helpers/device';
+import { alteredTile, badSignature, truncatedTile } from '../helpers/lies';
 import { testOrigin } from '../helpers/log';
 import { copyOf, count, random } from './chaos';
 
@@ -58,21 +59,17 @@ const removed: string[] = [];
 async function answer(path: string): Promise<Buffer | 'hang' | undefined> {
   if (lie === 'hanging') return 'hang';
   const dir = lie === 'fork' ? forkDir : publicDir(world.logDir);
-  let body = await readFile(join(dir, path)).catch(() => undefined);
+  let body: Buffer | undefined = await readFile(join(dir, path)).catch(() => undefined);
   if (body === undefined) return undefined;
   if (path === 'checkpoint') {
     if (lie === 'rollback') return checkpointAt100;
     if (lie === 'withheld') return checkpointAt300;
     if (lie === 'garbage') return Buffer.from(Array.from({ length: 200 }, () => draw() * 256));
-    if (lie === 'bad-signature') {
-      const text = body.toString('utf8');
-      const at = text.lastIndexOf(`\u2014 ${testOrigin} `) + testOrigin.length + 10;
-      body = Buffer.from(text.slice(0, at) + (text[at] === 'A' ? 'B' : 'A') + text.slice(at + 1));
-    }
+    if (lie === 'bad-signature') body = badSignature(body, testOrigin);
   }
   if (path.startsWith('tile/0/')) {
-    if (lie === 'truncated') body = body.subarray(0, body.length - 7);
-    if (lie === 'wrong-tile') body[body.length - 1] = (body[body.length - 1] as number) ^ 1;
+    if (lie === 'truncated') body = truncatedTile(body);
+    if (lie === 'wrong-tile') body = alteredTile(body);
   }
   return body;
 }
