@@ -7,10 +7,10 @@
  * arm64, armv7 and x64 (no native addons). The options are in scripts/lib/bundle.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join, resolve } from 'node:path';
-import { build, type Plugin } from 'esbuild';
+import { type BuildOptions, build, type Plugin } from 'esbuild';
 import { apart, cli, common, importMetaUrl, outdir, workerEntries } from './lib/bundle';
 
 /** The libraries apart (scripts/lib/bundle.ts) are required from the files beside the CLI's. */
@@ -43,20 +43,23 @@ const noSsh2: Plugin = {
   },
 };
 
-await Promise.all([
-  build({
+/** With esbuild's list of the files that went in (its metafile). */
+const bundle = (options: BuildOptions) => build({ ...options, metafile: true });
+
+const results = await Promise.all([
+  bundle({
     ...cli,
     outfile: join(outdir, 'cli.cjs'),
     plugins: [...(cli.plugins ?? []), librariesApart],
   }),
-  build({
+  bundle({
     ...common,
     entryPoints: ['agent/cli/launcher.ts'],
     outfile: join(outdir, 'vouch.cjs'),
     banner: { js: `#!/usr/bin/env node\n${importMetaUrl}` },
   }),
   ...apart.map((library) =>
-    build({
+    bundle({
       ...common,
       entryPoints: [createRequire(import.meta.url).resolve(library)],
       outfile: join(outdir, `${library}.cjs`),
@@ -64,7 +67,7 @@ await Promise.all([
     }),
   ),
   ...workerEntries.map((entry) =>
-    build({
+    bundle({
       ...common,
       entryPoints: [entry],
       outfile: join(outdir, `${basename(entry, '.ts')}.cjs`),
@@ -72,6 +75,10 @@ await Promise.all([
   ),
 ]);
 chmodSync(join(outdir, 'vouch.cjs'), 0o755);
+// Every source file in dist/'s bundles, relative to here: the npm libraries among them are
+// what the Debian package's copyright file lists (scripts/deb/copyright.ts).
+const inputs = new Set(results.flatMap((result) => Object.keys(result.metafile.inputs)));
+writeFileSync(join(outdir, 'inputs.json'), `${JSON.stringify([...inputs].sort(), null, 1)}\n`);
 
 // The V8 code cache the launcher starts the CLI from (agent/cli/launcher.ts): made by this
 // Node, after a run of `vouch --help`, which compiles the program and every command, and
