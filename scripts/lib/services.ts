@@ -51,6 +51,13 @@ export const services = {
     binary: 'kconfig-conf',
     install: 'apt-get install kconfig-frontends-nox make',
   },
+  // The arm64 Debian root filesystem (test/os-image/rootfs.ts): made by debootstrap, its
+  // programs run under qemu-user; needs root (chroot, mounts, binfmt_misc).
+  rootfs: {
+    skipEnv: 'VOUCH_SKIP_ROOTFS',
+    binary: 'debootstrap',
+    install: 'apt-get install debootstrap qemu-user-static, and run the tests as root',
+  },
 } as const;
 
 export type Service = keyof typeof services;
