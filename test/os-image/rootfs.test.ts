@@ -1,42 +1,47 @@
 import type { ChildProcess } from 'node:child_process';
-import { chmod, copyFile, mkdir, truncate, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, copyFile, mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parseDocument } from 'yaml';
+import { systemConfigPath } from '../../agent/config';
 import { fileDigests } from '../../agent/content/digests';
 import { agentRequest } from '../../agent/device/agent';
 import { chunkedFrom } from '../../agent/device/verify/chunked';
 import { version } from '../../package.json';
-import { requireBinary, waitFor } from '../../scripts/lib/services';
+import { buildDeb } from '../../scripts/deb/package';
+import { freePort, requireBinary, waitFor } from '../../scripts/lib/services';
 import { serveLog } from '../device/agent/harness';
 import { runCli } from '../helpers/cli';
 import { grow, signerId, syncedDevice, testWorld, type World } from '../helpers/device';
 import { testExecutable } from '../helpers/executables';
 import { describeWith } from '../helpers/services';
 import { signedStatement } from '../helpers/trust';
-import { baseTarball, Rootfs, registerQemu } from './rootfs';
+import { baseTarball, Rootfs, reachMirror, registerQemu } from './rootfs';
 
 /**
  * vouch on a real arm64 Debian system (issue 17, item 7): a minimal bookworm root filesystem
- * (rootfs.ts) with vouch installed, everything in it run in a chroot under qemu-user as on a
- * Raspberry Pi: a snapshot imported, files verified, and the agent started to ready and asked
+ * (rootfs.ts) with vouch's arm64 package installed by dpkg, everything in it run in a chroot under qemu-user as on a
+ * Raspberry Pi, as the package's user: a snapshot imported, files verified, and the agent started to ready and asked
  * for its status through its socket, from this machine, at the socket's path in the root
  * filesystem. `npm run test:os-image`; os-image/README.md "arm64 root filesystem test".
  */
 
 /** Where the test's files are put in the root filesystem, readable by every user. */
 const testDir = '/srv/vouch-test';
-const socket = '/run/vouch/api.sock';
+/** The user the package makes and its unit runs the agent as, its state and runtime directories. */
+const user = 'vouch';
+const stateDir = '/var/lib/vouch';
+const runDir = '/run/vouch';
+const socket = `${runDir}/api.sock`;
 
 describeWith('rootfs', 'vouch in an arm64 Debian root filesystem, under qemu', () => {
   let world: World;
   let rootfs: Rootfs;
   let qemu: Awaited<ReturnType<typeof registerQemu>> | undefined;
   let log: Awaited<ReturnType<typeof serveLog>> | undefined;
-  let program: string;
-  /** The user vouch runs as (root until the package makes one). */
-  let user: string | undefined;
+  /** The package's .deb, in the root filesystem. */
+  let deb: string;
   let trustedMerkle: string;
 
   const vouch = (...args: string[]) => rootfs.run(['/usr/bin/vouch', ...args], { user });
@@ -44,9 +49,10 @@ describeWith('rootfs', 'vouch in an arm64 Debian root filesystem, under qemu', (
   beforeAll(async () => {
     requireBinary('rootfs');
     qemu = await registerQemu();
-    let tarball: string;
-    [tarball, program] = await Promise.all([baseTarball(), testExecutable('arm64')]);
+    const [tarball, executable] = await Promise.all([baseTarball(), testExecutable('arm64')]);
     rootfs = await Rootfs.unpack(tarball);
+    const debs = '/var/cache/vouch';
+    deb = join(debs, basename(await buildDeb('arm64', rootfs.path(debs), { executable })));
 
     // A publisher's log: a file signed trusted, another revoked; its snapshot and root.
     world = await testWorld();
@@ -87,7 +93,8 @@ describeWith('rootfs', 'vouch in an arm64 Debian root filesystem, under qemu', (
     expect(exported.exitCode, exported.stderr).toBe(0);
     await copyFile(world.rootPath, join(files, 'root.json'));
     log = await serveLog(world);
-  }, 30 * 60_000);
+    // Longer than its children's own timeouts (rootfs.ts), which say what stalled.
+  }, 45 * 60_000);
 
   afterAll(async () => {
     try {
@@ -99,15 +106,30 @@ describeWith('rootfs', 'vouch in an arm64 Debian root filesystem, under qemu', (
     }
   }, 60_000);
 
+  it('says clearly when the Debian mirror does not answer', async () => {
+    const mirror = `http://127.0.0.1:${await freePort()}/debian`;
+    await expect(reachMirror(mirror)).rejects.toThrow(
+      `the Debian mirror does not answer (${mirror}/dists/bookworm/InRelease: Error: connect ECONNREFUSED`,
+    );
+  });
+
   it('is Debian 12 for arm64, its own programs run under qemu', async () => {
     expect(await rootfs.read('/etc/debian_version')).toMatch(/^12\./);
     const { stdout } = await rootfs.runOk(['dpkg', '--print-architecture']);
     expect(stdout.trim()).toBe('arm64');
   });
 
-  it('installs vouch', async () => {
-    await copyFile(program, rootfs.path('/usr/bin/vouch'));
-    await chmod(rootfs.path('/usr/bin/vouch'), 0o755);
+  it('installs the Debian package: dpkg -i, whose postinst makes the vouch user', async () => {
+    await rootfs.runOk(['dpkg', '-i', deb], { timeoutMs: 5 * 60_000 });
+    const { stdout: status } = await rootfs.runOk(['dpkg-query', '--status', 'vouch']);
+    expect(status).toContain('Status: install ok installed\n');
+    expect(status).toContain(`Version: ${version}\n`);
+    // Without systemd, adduser made it: a system account with the unit's home.
+    const id = await rootfs.runOk(['getent', 'passwd', user]);
+    expect(id.stdout).toMatch(/^vouch:x:\d+:\d+:[^:]*:\/var\/lib\/vouch:\/usr\/sbin\/nologin\n$/);
+    // What systemd makes for the unit (StateDirectory=, RuntimeDirectory=): there is no
+    // systemd in a chroot.
+    await rootfs.runOk(['install', '-d', '-o', user, '-g', user, '-m', '0750', stateDir, runDir]);
     const { stdout } = await rootfs.runOk(['/usr/bin/vouch', '--version'], { user });
     expect(stdout).toBe(`${version}\n`);
   });
@@ -148,12 +170,14 @@ describeWith('rootfs', 'vouch in an arm64 Debian root filesystem, under qemu', (
 
   it('runs the agent to ready: /v1/status on its socket, a sync from the mirror', async () => {
     if (!log) throw new Error('no log server');
-    await mkdir(rootfs.path('/etc/vouch'), { recursive: true });
-    await writeFile(
-      rootfs.path('/etc/vouch/agent.yaml'),
-      stringify({ mirrors: [log.url], sync: { schedule: '0 0 1 1 *' } }),
-    );
-    const agent = rootfs.start(['/usr/bin/vouch', 'agent'], { user });
+    // The package's configuration, pointed at the test's root and mirror.
+    const configPath = rootfs.path(systemConfigPath);
+    const config = parseDocument(await readFile(configPath, 'utf8'));
+    config.set('root', `${testDir}/root.json`);
+    config.set('mirrors', [log.url]);
+    await writeFile(configPath, config.toString());
+    // The unit's command line (os-image/systemd/vouch.service), as its user.
+    const agent = rootfs.start(['/usr/bin/vouch', 'agent', '--config', systemConfigPath], { user });
     const stderr = collect(agent);
     const exited = new Promise<number | null>((resolve) => agent.once('exit', resolve));
     const path = rootfs.path(socket);

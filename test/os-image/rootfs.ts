@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
+  chmod,
   mkdir,
   mkdtemp,
   readdir,
@@ -125,9 +126,9 @@ export async function baseTarball(): Promise<string> {
   const key = createHash('sha256').update(JSON.stringify(debian)).digest('hex').slice(0, 16);
   const tarball = join(cacheDir, `debian-${debian.suite}-${debian.arch}-${key}.tar`);
   if (existsSync(tarball)) return tarball;
+  await reachMirror(debian.mirror);
   await mkdir(cacheDir, { recursive: true });
   for (const old of await readdir(cacheDir)) await rm(join(cacheDir, old), { force: true });
-  await reachMirror();
   const rootfs = await Rootfs.empty();
   try {
     const debootstrap = requireBinary('rootfs');
@@ -166,8 +167,8 @@ export async function baseTarball(): Promise<string> {
 }
 
 /** A clear error, at once, when the Debian mirror does not answer (rather than a stalled debootstrap). */
-async function reachMirror(): Promise<void> {
-  const url = `${debian.mirror}/dists/${debian.suite}/InRelease`;
+export async function reachMirror(mirror: string): Promise<void> {
+  const url = `${mirror}/dists/${debian.suite}/InRelease`;
   const answer = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(20_000) }).catch(
     (error: Error) => error,
   );
@@ -245,6 +246,9 @@ export class Rootfs {
   static async unpack(tarball: string): Promise<Rootfs> {
     const rootfs = await Rootfs.empty();
     await runOk('tar', ['-C', rootfs.dir, '--numeric-owner', '-xf', tarball], 5 * 60_000);
+    // A root directory as a system's (the temp directory's 0700 would stop every user but
+    // root at the first path lookup).
+    await chmod(rootfs.dir, 0o755);
     return rootfs;
   }
 
