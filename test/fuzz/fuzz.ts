@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import { type ErrorCode, VouchError } from '../../agent/core/errors';
 
 /**
@@ -11,6 +11,9 @@ import { type ErrorCode, VouchError } from '../../agent/core/errors';
 
 /** Cases per property: `FUZZ_RUNS` (200 in `npm test`, 10,000 in `npm run test:fuzz`). */
 export const runs = Number(process.env.FUZZ_RUNS ?? 200);
+
+// A property of 10,000 cases takes minutes on two cores: each test gets time in proportion.
+vi.setConfig({ testTimeout: Math.max(60_000, runs * 60) });
 
 /**
  * fast-check's parameters. A failure prints its seed and path; `FUZZ_SEED` and `FUZZ_PATH`
