@@ -1,24 +1,19 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { outdir } from '../lib/bundle';
-import { cacheDir } from '../sea/node';
+import { nodeLicense } from '../sea/node';
 import type { Arch } from '../sea/targets';
-
-const exec = promisify(execFile);
 
 /**
  * /usr/share/doc/vouch/copyright in the machine-readable format
  * (https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/): vouch, the Node.js
  * inside the executable (its LICENSE, from the same npm package as its binary), and every
- * npm library bundled into dist/, each with its own license
- * text. Apache-2.0 refers to /usr/share/common-licenses, as Debian Policy 12.5 asks.
+ * npm library bundled into dist/, each with its own license text. Apache-2.0 refers to
+ * /usr/share/common-licenses, as Debian Policy 12.5 asks.
  */
 export async function copyright(arch: Arch): Promise<string> {
-  const node = await nodePackage(arch);
+  const node = await nodeLicense(arch);
   const stanzas = [
     [
       'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/',
@@ -30,7 +25,7 @@ export async function copyright(arch: Arch): Promise<string> {
       'Files: node/*',
       'Copyright: Node.js contributors, Joyent, Inc. and the authors of the libraries it embeds',
       'Comment: The Node.js runtime in /usr/bin/vouch.',
-      `License: Node.js\n${field(node.license)}`,
+      `License: Node.js\n${field(await readFile(node.path, 'utf8'))}`,
     ],
   ];
   for (const library of await bundledLibraries()) {
@@ -104,40 +99,4 @@ async function bundledLibraries(): Promise<Library[]> {
 async function licenseText(dir: string): Promise<string | undefined> {
   const file = readdirSync(dir).find((name) => /^(licen[cs]e|copying)(\.(md|txt))?$/i.test(name));
   return file && readFile(join(dir, file), 'utf8');
-}
-
-interface NodePackage {
-  readonly package: string;
-  readonly version: string;
-  readonly license: string;
-}
-
-/**
- * The LICENSE of the pinned Node for `arch` (scripts/sea/node-binaries.json), from the npm
- * package its binary comes from, checked against the same integrity pin; kept beside the
- * cached binary.
- */
-async function nodePackage(arch: Arch): Promise<NodePackage> {
-  const pins = JSON.parse(await readFile('scripts/sea/node-binaries.json', 'utf8'));
-  const pin = pins[arch] as { package: string; version: string; integrity: string };
-  const path = join(cacheDir, `${pin.package}-${pin.version}`, 'LICENSE');
-  if (!existsSync(path)) {
-    const dir = await mkdtemp(join(tmpdir(), 'vouch-node-license-'));
-    try {
-      const spec = `${pin.package}@${pin.version}`;
-      const { stdout } = await exec('npm', ['pack', spec, '--json', '--pack-destination', dir], {
-        maxBuffer: 64 * 2 ** 20,
-      });
-      const [packed] = JSON.parse(stdout) as { filename: string; integrity: string }[];
-      if (packed?.integrity !== pin.integrity) {
-        throw new Error(`${spec} has integrity ${packed?.integrity}, not the pinned one`);
-      }
-      await exec('tar', ['-xzf', join(dir, packed.filename), '-C', dir, 'package/LICENSE']);
-      await mkdir(dirname(path), { recursive: true });
-      await rename(join(dir, 'package/LICENSE'), path);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }
-  return { package: pin.package, version: pin.version, license: await readFile(path, 'utf8') };
 }

@@ -119,17 +119,24 @@ export async function buildDeb(
 }
 
 /**
- * deb-control(5). Depends: the executable's NEEDED libraries (readelf -d) at the versions of
- * their symbols it uses (objdump -T): GLIBC_2.28, GLIBCXX_3.4.21 (GCC 5), GCC_4.2.0; adduser
- * for the postinst.
+ * The libraries each executable needs (readelf -d: NEEDED) at the versions of the symbols
+ * it uses (objdump -T): GLIBC_2.28 everywhere; GLIBCXX_3.4.21 (GCC 5) in Node 22 for arm64
+ * and x64, GLIBCXX_3.4.26 (GCC 9) and libatomic in Node 20 for armv7.
  */
+const libraries: Record<DebArch, string> = {
+  arm64: 'libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1',
+  armhf: 'libc6 (>= 2.28), libstdc++6 (>= 9), libgcc-s1, libatomic1',
+  amd64: 'libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1',
+};
+
+/** deb-control(5). Depends: the executable's libraries, and adduser for the postinst. */
 function control(arch: DebArch, installedKiB: number): string {
   return `Package: vouch
 Version: ${version}
 Architecture: ${arch}
 Maintainer: vouch maintainers <maintainers@users.noreply.r-seed-4b4108ef.example>
 Installed-Size: ${installedKiB}
-Depends: libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1, adduser
+Depends: ${libraries[arch]}, adduser
 Section: admin
 Priority: optional
 Description: content trust agent for devices running containers

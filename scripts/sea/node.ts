@@ -43,7 +43,7 @@ export async function nodeBinary(
 ): Promise<NodeBinary> {
   const pin = (JSON.parse(await readFile(pins, 'utf8')) as Record<Arch, Pin>)[arch];
   const path = join(cache, `${pin.package}-${pin.version}`, 'node');
-  if (!existsSync(path)) await download(pin, path, cache);
+  if (!existsSync(path)) await download(pin, 'bin/node', path, cache);
   const sha256 = await sha256Of(path);
   if (sha256 !== pin.sha256) {
     throw new Error(
@@ -54,7 +54,21 @@ export async function nodeBinary(
   return { path, version: pin.version, sha256 };
 }
 
-async function download(pin: Pin, path: string, cache: string): Promise<void> {
+/**
+ * The LICENSE of the pinned Node for `arch`, from the package its binary comes from (the
+ * Debian package's copyright file quotes it: scripts/deb/copyright.ts).
+ */
+export async function nodeLicense(
+  arch: Arch,
+): Promise<{ path: string; package: string; version: string }> {
+  const pin = (JSON.parse(await readFile(pinsFile, 'utf8')) as Record<Arch, Pin>)[arch];
+  const path = join(cacheDir, `${pin.package}-${pin.version}`, 'LICENSE');
+  if (!existsSync(path)) await download(pin, 'LICENSE', path, cacheDir);
+  return { path, version: pin.version, package: pin.package };
+}
+
+/** `member` of the pinned package, checked against its integrity, into `path`. */
+async function download(pin: Pin, member: string, path: string, cache: string): Promise<void> {
   await mkdir(cache, { recursive: true });
   const dir = await mkdtemp(join(cache, 'download-'));
   try {
@@ -71,9 +85,9 @@ async function download(pin: Pin, path: string, cache: string): Promise<void> {
           `not the pinned ${pin.integrity}: refusing to use it`,
       );
     }
-    await exec('tar', ['-xzf', join(dir, packed.filename), '-C', dir, 'package/bin/node']);
+    await exec('tar', ['-xzf', join(dir, packed.filename), '-C', dir, `package/${member}`]);
     await mkdir(dirname(path), { recursive: true });
-    await rename(join(dir, 'package/bin/node'), path);
+    await rename(join(dir, `package/${member}`), path);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
