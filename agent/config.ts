@@ -1,6 +1,6 @@
-import { closeSync, existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, readFileSync } from 'node:fs';
 import { validate as validCron } from 'node-cron';
-import { parse as parseYaml } from 'yaml';
+import { Parser, parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { VouchError } from './core/errors';
 import { enforceModes } from './core/images';
@@ -317,6 +317,34 @@ export type ConfigOverrides = { readonly [K in keyof Config]?: Config[K] | undef
 export const systemConfigPath = '/etc/vouch/agent.yaml';
 /** A config file is a few KiB; anything far larger is a mistake, not a config. */
 const maxConfigBytes = 1024 * 1024;
+/**
+ * Collections nested deeper than this are refused before the YAML is composed: `yaml`
+ * composes recursively, so a file of a few thousand nested `[` (or indented keys) overflows
+ * the stack, and a second such parse in the same process aborts it in V8's regexp compiler
+ * (found by test/fuzz/config.test.ts). The settings nest four deep.
+ */
+const maxConfigDepth = 64;
+
+/** The deepest collection nesting in YAML `text`, read from its CST (`yaml`'s Parser is iterative). */
+function yamlDepth(text: string): number {
+  let deepest = 0;
+  for (const document of new Parser().parse(text)) {
+    const stack: [unknown, number][] = [[document, 0]];
+    while (stack.length > 0 && deepest <= maxConfigDepth) {
+      const [token, depth] = stack.pop() as [unknown, number];
+      if (token === null || typeof token !== 'object') continue;
+      deepest = Math.max(deepest, depth);
+      const { items, key, value } = token as { items?: unknown; key?: unknown; value?: unknown };
+      if (Array.isArray(items)) {
+        for (const item of items as { key?: unknown; value?: unknown }[]) {
+          stack.push([item.key, depth + 1], [item.value, depth + 1]);
+        }
+      }
+      stack.push([key, depth], [value, depth]);
+    }
+  }
+  return deepest;
+}
 
 /** Which file to read: `--config`, else `VOUCH_CONFIG`, else the system file when present. */
 export function resolveConfigPath(
@@ -364,15 +392,18 @@ function readConfigFile(path: string): Record<string, unknown> {
     const fd = openRegularFileSync(path, 'config');
     if (fd === undefined)
       throw new VouchError('IO', `cannot read config ${path}: it does not exist`);
+    const tooLarge = () =>
+      new VouchError('CONFIG_INVALID', `${path}: larger than ${maxConfigBytes} bytes`);
     let bytes: Buffer;
     try {
+      // The size before the read, so that a large file is refused unread; after it too, as
+      // the file may have grown in between.
+      if (fstatSync(fd).size > maxConfigBytes) throw tooLarge();
       bytes = readFileSync(fd);
     } finally {
       closeSync(fd);
     }
-    if (bytes.length > maxConfigBytes) {
-      throw new VouchError('CONFIG_INVALID', `${path}: larger than ${maxConfigBytes} bytes`);
-    }
+    if (bytes.length > maxConfigBytes) throw tooLarge();
     text = bytes.toString('utf8');
   } catch (error) {
     if (error instanceof VouchError) throw error;
@@ -382,8 +413,15 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
   let document: unknown;
   try {
+    if (yamlDepth(text) > maxConfigDepth) {
+      throw new VouchError(
+        'CONFIG_INVALID',
+        `${path}: nested deeper than ${maxConfigDepth} levels`,
+      );
+    }
     document = parseYaml(text);
   } catch (error) {
+    if (error instanceof VouchError) throw error;
     throw new VouchError('CONFIG_INVALID', `${path}: not valid YAML: ${(error as Error).message}`, {
       cause: error,
     });

@@ -28,9 +28,14 @@ import { encodeSurrogateEscape, hasEscapedBytes } from './core/surrogate-escape'
  */
 
 export function ioError(action: string, path: string, error: unknown): VouchError {
-  return new VouchError('IO', `cannot ${action} ${path}: ${(error as Error).message}`, {
-    cause: error,
-  });
+  const code = (error as NodeJS.ErrnoException).code;
+  // Node's own words for these ("no space left on device, write") name neither the file
+  // system nor what to do.
+  const why =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? `the file system holding it is full (${code === 'EDQUOT' ? 'EDQUOT, a quota' : code}): free some space there, then try again`
+      : (error as Error).message;
+  return new VouchError('IO', `cannot ${action} ${path}: ${why}`, { cause: error });
 }
 
 /**

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VouchError } from '../agent/core/errors';
 
@@ -9,6 +10,7 @@ import { VouchError } from '../agent/core/errors';
 
 /** procfs and sysfs files are small; anything larger is not what we expect to read. */
 const maxBytes = 4 * 2 ** 20;
+const firstReadBytes = 16 * 1024;
 
 /** The text of `rel` under `root`, or null when it is absent or unreadable (optional facts). */
 export async function readOptional(root: string, rel: string): Promise<string | null> {
@@ -31,12 +33,34 @@ export async function readRequired(root: string, rel: string): Promise<string> {
   }
 }
 
+/**
+ * At most `maxBytes` of `path`, read until its end: procfs and sysfs files say size 0, so
+ * the count is the cap, never the size. Non-blocking, so that a FIFO in a copied tree reads
+ * as empty rather than waiting for a writer; a device (/dev/zero linked in) ends at the cap.
+ */
 async function readCapped(path: string): Promise<string> {
-  const bytes = await readFile(path);
-  if (bytes.length > maxBytes) {
-    throw new VouchError('BAD_DATA', `${path} is larger than ${maxBytes} bytes`);
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    // Most are under a page; a buffer twice as large each time it fills, up to the cap.
+    let buffer = Buffer.allocUnsafe(firstReadBytes);
+    let total = 0;
+    for (;;) {
+      if (total === buffer.length) {
+        const larger = Buffer.allocUnsafe(Math.min(buffer.length * 2, maxBytes + 1));
+        buffer.copy(larger);
+        buffer = larger;
+      }
+      const { bytesRead } = await handle.read(buffer, total, buffer.length - total, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > maxBytes) {
+        throw new VouchError('BAD_DATA', `${path} is larger than ${maxBytes} bytes`);
+      }
+    }
+    return buffer.toString('utf8', 0, total);
+  } finally {
+    await handle.close();
   }
-  return bytes.toString('utf8');
 }
 
 /** An integer from a sysfs/procfs value (decimal, or hex with an optional 0x), or null. */

@@ -4,16 +4,15 @@
  * which `npm run build:deb` builds first.
  */
 import { stat } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { buildDeb, debArches, isDebArch } from './deb/package';
+import { buildDeb, type DebArch, debArches } from './deb/package';
+import { archArgs } from './lib/arch-args';
 import { outdir } from './lib/bundle';
 
-const { values } = parseArgs({ options: { arch: { type: 'string', multiple: true } } });
-const wanted = values.arch ?? Object.keys(debArches);
-for (const arch of wanted) {
-  if (!isDebArch(arch)) {
-    throw new Error(`--arch ${arch}: expected one of ${Object.keys(debArches).join(', ')}`);
-  }
+const names = Object.keys(debArches) as DebArch[];
+const usage = `Usage: npm run build:deb [-- --arch ${names.join('|')} ...]
+Builds dist/vouch_<version>_<arch>.deb (os-image/README.md "Debian package"); all three
+without --arch. Needs dpkg-deb, and what npm run build:sea needs.`;
+for (const arch of archArgs(usage, names)) {
   const deb = await buildDeb(arch, outdir);
   const { size } = await stat(deb);
   process.stdout.write(`${deb}: ${(size / 1e6).toFixed(1)} MB\n`);

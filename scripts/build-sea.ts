@@ -5,15 +5,15 @@
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { archArgs } from './lib/arch-args';
 import { outdir } from './lib/bundle';
 import { buildExecutable } from './sea/executable';
-import { arches, isArch } from './sea/targets';
+import { arches } from './sea/targets';
 
-const { values } = parseArgs({ options: { arch: { type: 'string', multiple: true } } });
-const wanted = values.arch ?? arches;
-for (const arch of wanted) {
-  if (!isArch(arch)) throw new Error(`--arch ${arch}: expected one of ${arches.join(', ')}`);
+const usage = `Usage: npm run build:sea [-- --arch ${arches.join('|')} ...]
+Builds dist/vouch-linux-<arch>, vouch with Node inside (docs/executables.md); all three
+without --arch. Needs qemu-user-static, the arm cross libraries and binutils.`;
+for (const arch of archArgs(usage, arches)) {
   const started = performance.now();
   const out = join(outdir, `vouch-linux-${arch}`);
   await buildExecutable(arch, out);

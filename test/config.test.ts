@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -162,6 +162,32 @@ describe('configuration', () => {
     expect(failure(() => parseConfig({ stateDir: '' }, 'flags')).message).toMatch(
       /^flags: stateDir/,
     );
+  });
+
+  it('refuses a file over 1 MiB unread: at 1 MiB + 1 byte, and a sparse 3 GiB one', () => {
+    const path = file('large.yaml', '');
+    for (const size of [2 ** 20 + 1, 3 * 2 ** 30]) {
+      truncateSync(path, size);
+      expect(failure(() => loadConfig(path))).toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: `${path}: larger than ${2 ** 20} bytes`,
+      });
+    }
+    truncateSync(path, 2 ** 20);
+    expect(failure(() => loadConfig(path)).message).not.toMatch(/larger than/);
+  });
+
+  it('refuses YAML nested deeper than 64 levels before composing it, as often as it is read', () => {
+    // Found by test/fuzz/config.test.ts: `yaml` composes recursively, and the second parse
+    // of such a file in one process aborted it in V8's regexp compiler (no error to catch).
+    let indented = '';
+    for (let i = 0; i < 1400; i++) indented += `${' '.repeat(i)}k:\n`;
+    const deep = [file('flow.yaml', `a: ${'['.repeat(100_000)}`), file('block.yaml', indented)];
+    for (const path of [...deep, ...deep]) {
+      expect(failure(() => loadConfig(path)).message).toMatch(/nested deeper than 64 levels$/);
+    }
+    const nested = `scopes: ${'['.repeat(60)}${']'.repeat(60)}\n`;
+    expect(failure(() => loadConfig(file('nested.yaml', nested))).message).toMatch(/scopes/);
   });
 
   it('reports a missing file as an I/O error', () => {

@@ -150,3 +150,43 @@ describe('the repository stands alone', () => {
     expect(offenders).toEqual([]);
   });
 });
+
+/**
+ * docs/security.md names the test behind each claim as a link to its file followed by
+ * “quoted” text from its name; every quote belongs to the link before it.
+ */
+function citedTests(markdown: string): { file: string; name: string }[] {
+  const cited: { file: string; name: string }[] = [];
+  let file: string | undefined;
+  for (const match of markdown.matchAll(/\]\(\.\.\/(test\/[^)]+)\)|“([^”]+)”/g)) {
+    if (match[1] !== undefined) file = match[1];
+    else if (file !== undefined) {
+      const name = (match[2] as string)
+        .replace(/\s+/g, ' ')
+        .replace(/&lt;/g, '<')
+        .replace(/&gt;/g, '>');
+      cited.push({ file, name });
+    }
+  }
+  return cited;
+}
+
+describe('the security model', () => {
+  const cited = citedTests(readFileSync('docs/security.md', 'utf8'));
+
+  it('names the test of each claim: every quoted name is in the file linked before it', () => {
+    expect(cited.length).toBeGreaterThan(60);
+    const missing = cited.filter(({ file, name }) => !readFileSync(file, 'utf8').includes(name));
+    expect(missing).toEqual([]);
+  });
+
+  it('reads citations as written, and a quote without a link before it as none', () => {
+    expect(
+      citedTests('“x” [a](../test/a.test.ts) “b”,\n  “c &lt;d&gt;” [e](../test/e.test.ts) “f”'),
+    ).toEqual([
+      { file: 'test/a.test.ts', name: 'b' },
+      { file: 'test/a.test.ts', name: 'c <d>' },
+      { file: 'test/e.test.ts', name: 'f' },
+    ]);
+  });
+});

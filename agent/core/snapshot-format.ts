@@ -37,11 +37,14 @@ export function encodeManifest({ origin, size }: SnapshotManifest): Uint8Array {
   return new Uint8Array(Buffer.from(JSON.stringify({ format, origin, size })));
 }
 
+/** JSON is UTF-8 (RFC 8259 §8.1): bytes that are not are refused, not replaced by U+FFFD. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** The manifest's origin and size; SNAPSHOT_INVALID for anything but a vouch-snapshot/v1 manifest. */
 export function parseManifest(bytes: Uint8Array): SnapshotManifest {
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    value = JSON.parse(utf8.decode(bytes));
   } catch {
     throw snapshotInvalid(`${manifestName} is not JSON`);
   }
@@ -49,7 +52,8 @@ export function parseManifest(bytes: Uint8Array): SnapshotManifest {
   if (
     manifest?.format !== format ||
     typeof manifest.origin !== 'string' ||
-    !Number.isSafeInteger(manifest.size)
+    !Number.isSafeInteger(manifest.size) ||
+    (manifest.size as number) < 0
   ) {
     throw snapshotInvalid(`not a ${format} file`);
   }

@@ -28,42 +28,30 @@ import { agentRequest } from '../../agent/device/agent';
 import { planHashing, readProfile } from '../../hw';
 import { type Daemon, startDaemon } from '../lib/daemon';
 import { waitFor } from '../lib/services';
-import { median, timed } from './harness';
-import { benchLog, cliPath, exec, hashingFiles, syncedState } from './world';
+import { type Figure, interleaved, median, rounds, scaled, type Target } from './harness';
+import {
+  benchLog,
+  cliPath,
+  exec,
+  hashingFiles,
+  hashingSizes,
+  sizeName,
+  syncedState,
+} from './world';
 
 const MiB = 2 ** 20;
 /** Rounds of the interleaved hashing cases, after a warm-up round. */
-const repeats = 7;
+const repeats = rounds(7);
 /** Rounds of the cached verify and its request floor: a few ms each. */
-const quickRepeats = 51;
+const quickRepeats = scaled(51, 5);
 /** Revocations, each its own sync. */
-const revocations = 5;
+const revocations = rounds();
+const group = 'agent';
 /** The agent's pool closes its workers after 60 s unused (idle-pool.ts). */
 const idleTimeoutMs = 90_000;
 const idleReason = 'idle (no workers)';
 
-function line(name: string, value: string, ratio?: number): void {
-  console.log(
-    `  ${name.padEnd(56)} ${value.padStart(14)}${ratio === undefined ? '' : `   ×${ratio.toFixed(2)}`}`,
-  );
-}
-
-/** A target's line: what was measured against it, met or not, and why not when missed. */
-function target(text: string, measured: string, met: boolean, whyMissed: string): void {
-  console.log(`    target ${text}: ${measured}, ${met ? 'met' : `MISSED — ${whyMissed}`}`);
-}
-
-const asRatio = (ratio: number) => `${ratio.toFixed(3)}×`;
-const seconds = (s: number) => `${s.toFixed(3)} s`;
-const millis = (s: number) => `${(s * 1000).toFixed(1)} ms`;
-
-/** Each run's time, for a machine whose load moves them (the medians hide it). */
-function runs(cases: readonly (readonly [string, readonly number[]])[]): void {
-  const each = cases.map(([name, times]) => `${name} ${times.map((s) => s.toFixed(2)).join(' ')}`);
-  console.log(`    runs (s): ${each.join('; ')}`);
-}
-
-interface BenchAgent {
+export interface BenchAgent {
   readonly name: string;
   readonly socket: string;
   readonly stateDir: string;
@@ -82,7 +70,7 @@ interface Result {
  * An agent on `stateDir`, syncing from `mirror` only when asked (its schedule: once a year),
  * without Docker, in an environment of its own (no VOUCH_* or DOCKER_HOST of ours).
  */
-async function startAgent(
+export async function startAgent(
   base: string,
   name: string,
   stateDir: string,
@@ -150,37 +138,13 @@ function expectTrusted(result: Result, digest: 'sha256' | 'merkle-sha256-1mib'):
   }
 }
 
-/**
- * Seconds per run of each case, in rounds of one run each (after a warm-up round); each
- * case's `prepare` runs before it, untimed.
- */
-async function interleaved(
-  rounds: number,
-  cases: readonly {
-    readonly prepare?: () => Promise<unknown>;
-    readonly run: () => Promise<unknown>;
-  }[],
-): Promise<number[][]> {
-  const samples = cases.map(() => [] as number[]);
-  for (let round = -1; round < rounds; round++) {
-    for (const [i, entry] of cases.entries()) {
-      await entry.prepare?.();
-      const time = await timed(entry.run);
-      if (round >= 0) samples[i]?.push(time);
-    }
-  }
-  return samples;
-}
-
 /** VmRSS of a process (bytes), from /proc/PID/status. */
-async function rssOf(pid: number): Promise<number> {
+export async function rssOf(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kib = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
   if (kib === undefined) throw new Error(`no VmRSS for process ${pid}`);
   return Number(kib) * 1024;
 }
-
-const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
 /** A `GET /v1/events` stream: each event with the time it arrived (Date.now). */
 interface EventStream {
@@ -246,7 +210,7 @@ function openEvents(socket: string): Promise<EventStream> {
   });
 }
 
-export async function agentBench(benchDir: string): Promise<void> {
+export async function agentBench(benchDir: string): Promise<Figure[]> {
   const cores = cpus().length;
   const curl = (() => {
     try {
@@ -256,11 +220,23 @@ export async function agentBench(benchDir: string): Promise<void> {
       return false;
     }
   })();
-  console.log(
-    `\nThe agent: node dist/vouch.cjs agent, requests on its Unix socket by ` +
-      `${curl ? 'curl (its start included)' : 'node:http (no curl here)'}; medians of ` +
-      `${repeats} interleaved runs after a warm-up round, files in the page cache`,
-  );
+  const figures: Figure[] = [];
+  /** A figure of seconds per run: the median of `runs`, beside `baseline`'s. */
+  const time = (name: string, runs: readonly number[], baseline?: Figure, target?: Target) => {
+    const figure: Figure = {
+      group,
+      name,
+      value: median(runs),
+      unit: 's',
+      runs,
+      ...(baseline ? { baseline: { name: baseline.name, value: baseline.value } } : {}),
+      ...(target ? { target } : {}),
+    };
+    figures.push(figure);
+    return figure;
+  };
+  const one = sizeName(hashingSizes.one);
+  const eight = `${hashingSizes.parts} × ${sizeName(hashingSizes.part)}`;
   const base = await mkdtemp(join(benchDir, 'agent-'));
   const agents: BenchAgent[] = [];
   let events: EventStream | undefined;
@@ -323,21 +299,10 @@ export async function agentBench(benchDir: string): Promise<void> {
     const clients = curl ? (['curl', 'node:http'] as const) : (['node:http'] as const);
     const verifiers = (socket: string) =>
       clients.map((client) => verifier(socket, client === 'curl'));
-    /** A case's line beside the baseline's median, and its target's. */
-    const against = (
-      baseline: number,
-      name: string,
-      samples: readonly number[],
-      bound: [text: string, ratio: number],
-      whyMissed: string,
-    ) => {
-      const ratio = median([...samples]) / baseline;
-      line(name, seconds(median([...samples])), ratio);
-      target(bound[0], asRatio(ratio), ratio <= bound[1], whyMissed);
-    };
+    const within = (bound: number): Target => ({ on: 'ratio', op: '≤', bound, note: 'issue 15' });
 
     // 1 and 2: one 1 GiB file, plain SHA-256 and chunked, against openssl.
-    const one = await interleaved(repeats, [
+    const oneRuns = await interleaved(repeats, [
       { run: () => exec('openssl', ['dgst', '-sha256', oneGiB]) },
       ...verifiers(plain.socket).map((verify) => ({
         prepare: () => changeKey(oneGiB),
@@ -348,40 +313,23 @@ export async function agentBench(benchDir: string): Promise<void> {
         run: async () => expectTrusted(await verify(oneGiB), 'merkle-sha256-1mib'),
       })),
     ]);
-    const [openssl = [], ...oneCases] = one;
-    console.log('\n  one 1 GiB file, time per run (the file changed before each request)');
-    line('openssl dgst -sha256 FILE (baseline)', seconds(median(openssl)), 1);
+    const [openssl = [], ...oneCases] = oneRuns;
+    const opensslOne = time(`${one} file: openssl dgst -sha256`, openssl);
     for (const [i, client] of clients.entries()) {
-      against(
-        median(openssl),
-        `POST /v1/verify, SHA-256, ${client}`,
-        oneCases[i] ?? [],
-        ['≤ 0.85× openssl', 0.85],
-        "one SHA-256 runs on one core in any program; the pool's worker reading ahead on a " +
-          'second thread is all it gains over openssl (pool.hash alone: npm run bench -- hashing)',
-      );
+      time(`POST /v1/verify, SHA-256, ${client}`, oneCases[i] ?? [], opensslOne, within(0.85));
     }
     for (const [i, client] of clients.entries()) {
-      against(
-        median(openssl),
+      time(
         `POST /v1/verify, merkle-sha256-1mib, ${client}`,
         oneCases[clients.length + i] ?? [],
-        ['≤ 0.5× openssl', 0.5],
-        `the chunked digest runs on the pool's ${Math.max(2, cores)} workers on ${cores} ` +
-          `cores: at best 1/${cores} of openssl's time, and reading the file comes on top`,
+        opensslOne,
+        within(0.5),
       );
     }
-    runs([
-      ['openssl', openssl],
-      ...clients.map((client, i) => [`SHA-256 ${client}`, oneCases[i] ?? []] as const),
-      ...clients.map(
-        (client, i) => [`chunked ${client}`, oneCases[clients.length + i] ?? []] as const,
-      ),
-    ]);
 
     // 3: 8 × 128 MiB, 8 requests in flight, against xargs running openssl on every core
     // (8 curl processes, as xargs starts 8 openssl).
-    const eight = await interleaved(repeats, [
+    const eightRuns = await interleaved(repeats, [
       {
         run: () =>
           exec('sh', [
@@ -401,21 +349,16 @@ export async function agentBench(benchDir: string): Promise<void> {
         },
       })),
     ]);
-    const [xargs = [], ...eightCases] = eight;
-    console.log('\n  8 × 128 MiB files, time per run (the files changed before each run)');
-    line(`xargs -P${cores} -n1 openssl dgst -sha256 (baseline)`, seconds(median(xargs)), 1);
+    const [xargs = [], ...eightCases] = eightRuns;
+    const xargsEight = time(`${eight}: xargs -P${cores} -n1 openssl dgst -sha256`, xargs);
     for (const [i, client] of clients.entries()) {
-      against(
-        median(xargs),
-        `8 × POST /v1/verify in flight, ${client}`,
+      time(
+        `${hashingSizes.parts} × POST /v1/verify in flight, ${client}`,
         eightCases[i] ?? [],
-        ['≤ 0.9× xargs', 0.9],
-        client === 'curl'
-          ? `starting 8 curl processes takes CPU from hashing on ${cores} cores`
-          : `both hash on all ${cores} cores, so the agent can only gain the difference in starts`,
+        xargsEight,
+        within(0.9),
       );
     }
-    runs([['xargs', xargs], ...clients.map((client, i) => [client, eightCases[i] ?? []] as const)]);
 
     // 4: the unchanged file again, from the digest cache. Its key is kept only once its
     // times are 2 s old (racy-git), so the files settle first, then are hashed once.
@@ -441,22 +384,18 @@ export async function agentBench(benchDir: string): Promise<void> {
           ]
         : []),
     ]);
-    const [healthzNode = 0, cached = 0, healthzCurl = 0, cachedCurl = 0] = quick.map(median);
-    console.log(
-      `\n  the 1 GiB file again, unchanged (its digest cached), median of ${quickRepeats}`,
-    );
-    line('GET /healthz, node:http keep-alive (request floor)', millis(healthzNode), 1);
-    line('POST /v1/verify, node:http keep-alive', millis(cached), cached / healthzNode);
+    const [healthzNode = [], cached = [], healthzCurl = [], cachedCurl = []] = quick;
+    const floor = time('GET /healthz, node:http keep-alive (request floor)', healthzNode);
+    time(`POST /v1/verify, the ${one} file unchanged, node:http`, cached, floor, {
+      on: 'value',
+      op: '≤',
+      bound: 0.005,
+      note: 'issue 15',
+    });
     if (curl) {
-      line('GET /healthz by curl (request floor)', millis(healthzCurl), 1);
-      line('POST /v1/verify by curl', millis(cachedCurl), cachedCurl / healthzCurl);
+      const curlFloor = time('GET /healthz by curl (request floor)', healthzCurl);
+      time(`POST /v1/verify, the ${one} file unchanged, curl`, cachedCurl, curlFloor);
     }
-    target(
-      '≤ 5 ms (node:http)',
-      millis(cached),
-      cached <= 0.005,
-      'the answer is a stat, a cache lookup and an index lookup; see the floor above',
-    );
 
     // 6: revocation. Each small file is verified (TRUSTED, so the agent re-evaluates it at
     // each commit), then revoked in the log one at a time; the latency runs from the
@@ -493,28 +432,23 @@ export async function agentBench(benchDir: string): Promise<void> {
     // again (it comes before the small file among the recent subjects).
     await changeKey(oneGiB);
     const changed = await revoke(small[revocations] as string);
-    console.log(`\n  revocation, ${revocations} times (a sync each, file:// mirror)`);
-    line('POST /v1/sync (fetch, verify, commit; baseline)', `${median(syncTimes).toFixed(0)} ms`);
-    line(
-      'commit → verdict event (checkpoint.json mtime → SSE)',
-      `${median(latency).toFixed(0)} ms`,
+    time(
+      'POST /v1/sync of one revocation, file:// mirror',
+      syncTimes.map((ms) => ms / 1000),
     );
-    line('  sync answer → verdict event', `${median(afterAnswer).toFixed(0)} ms`);
-    console.log(`    per run, from the commit: ${latency.map((ms) => ms.toFixed(0)).join(' ')} ms`);
-    target(
-      '≤ 1000 ms',
-      `at most ${Math.max(...latency).toFixed(0)} ms`,
-      Math.max(...latency) <= 1000,
-      'the re-evaluation after a commit (agent.ts #reevaluate) takes longer than it should',
+    time(
+      'revocation: commit → verdict event on /v1/events',
+      latency.map((ms) => ms / 1000),
+      undefined,
+      { on: 'value', op: '≤', bound: 1, note: 'issue 15' },
     );
-    line(
-      'commit → event, a recent 1 GiB file changed meanwhile',
-      `${changed.fromCommit.toFixed(0)} ms`,
+    time(
+      "  the same, from the sync's answer",
+      afterAnswer.map((ms) => ms / 1000),
     );
-    console.log(
-      '    (re-evaluation checks the recent subjects one by one, and hashes a changed file ' +
-        'again before it reaches the revoked one)',
-    );
+    time(`  the same, a recently verified ${one} file changed meanwhile`, [
+      changed.fromCommit / 1000,
+    ]);
     events.close();
     events = undefined;
 
@@ -548,23 +482,28 @@ export async function agentBench(benchDir: string): Promise<void> {
       await idleNode.stop();
     }
     const [plainRss, chunkedRss] = [await rssOf(plain.pid), await rssOf(chunked.pid)];
-    console.log(
-      `\n  RSS (VmRSS), idle after the runs: workers closed, waited ${waited.toFixed(0)} s`,
-    );
-    line("node -e 'setInterval(()=>{},1000)' (baseline)", mib(nodeRss), 1);
-    line('agent, just started', mib(startRss), startRss / nodeRss);
-    line('agent, right after the runs (hash workers up)', mib(busyRss), busyRss / nodeRss);
-    line('agent, idle (no workers)', mib(plainRss), plainRss / nodeRss);
-    line('the chunked-state agent, idle (no workers)', mib(chunkedRss), chunkedRss / nodeRss);
-    target(
-      '≤ 60 MB (57.2 MiB)',
-      mib(plainRss),
-      plainRss <= 60e6,
-      startRss > 60e6
-        ? `over it from the start (${mib(startRss)}, before any request): what the agent ` +
-            'loads (Node alone is the baseline), not what hashing leaves'
-        : 'what V8 and glibc keep of the heaps the work grew, after the workers are gone',
-    );
+    const rss = (name: string, value: number, target?: Target): void => {
+      figures.push({
+        group,
+        name,
+        value,
+        unit: 'B',
+        baseline: { name: nodeName, value: nodeRss },
+        ...(target ? { target } : {}),
+      });
+    };
+    const nodeName = "RSS: node -e 'setInterval(()=>{},1000)'";
+    figures.push({ group, name: nodeName, value: nodeRss, unit: 'B' });
+    rss('RSS: agent just started, before any request', startRss);
+    rss('RSS: agent right after the runs, hash workers up', busyRss);
+    rss(`RSS: agent idle, workers closed (waited ${waited.toFixed(0)} s)`, plainRss, {
+      on: 'value',
+      op: '≤',
+      bound: 60e6,
+      note: 'issue 15: 60 MB',
+    });
+    rss('RSS: the chunked-state agent, idle', chunkedRss);
+    return figures;
   } finally {
     events?.close();
     await Promise.all(agents.map((agent) => agent.daemon.stop()));

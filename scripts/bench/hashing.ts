@@ -15,43 +15,41 @@ import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { type Digest, HashPool } from '../../agent/content/pool';
 import { merkleLeafSize } from '../../agent/core/statement';
 import { planHashing, readProfile } from '../../hw';
-import { runSuite, type Suite } from './harness';
-import { benchLog, exec, hashingFiles, syncedState, vouch } from './world';
+import { type Figure, runSuite, scaled, type Target } from './harness';
+import { benchLog, exec, hashingFiles, hashingSizes, sizeName, syncedState, vouch } from './world';
 
-export async function hashingBench(benchDir: string): Promise<void> {
-  const data = Buffer.alloc(64 * 2 ** 20, 0xa5);
+const group = 'hashing';
+const issue6 = 'issue 6: the whole command against openssl, start-up included';
+
+export async function hashingBench(benchDir: string): Promise<Figure[]> {
+  const data = Buffer.alloc(scaled(64, 16) * 2 ** 20, 0xa5);
   const chunk = 2 ** 20;
-
-  const suites: Suite[] = [
-    {
-      title: 'SHA-256 of 64 MiB in memory, one core',
-      unit: 'B',
-      repeats: 5,
-      cases: [
-        {
-          name: 'node:crypto one-shot (baseline)',
-          units: data.length,
-          run: () => createHash('sha256').update(data).digest(),
+  const figures = await runSuite(group, {
+    unit: 'B/s',
+    cases: [
+      {
+        name: `SHA-256 of ${sizeName(data.length)} in memory: node:crypto one-shot`,
+        units: data.length,
+        run: () => createHash('sha256').update(data).digest(),
+      },
+      {
+        name: 'node:crypto streamed in 1 MiB chunks',
+        units: data.length,
+        run: () => {
+          const hash = createHash('sha256');
+          for (let at = 0; at < data.length; at += chunk)
+            hash.update(data.subarray(at, at + chunk));
+          return hash.digest();
         },
-        {
-          name: 'node:crypto streamed in 1 MiB chunks',
-          units: data.length,
-          run: () => {
-            const hash = createHash('sha256');
-            for (let at = 0; at < data.length; at += chunk)
-              hash.update(data.subarray(at, at + chunk));
-            return hash.digest();
-          },
-        },
-        { name: '@noble/hashes (pure JS)', units: data.length, run: () => nobleSha256(data) },
-      ],
-    },
-  ];
+      },
+      { name: '@noble/hashes (pure JS)', units: data.length, run: () => nobleSha256(data) },
+    ],
+  });
 
   // Files hashed from the page cache through the worker pool, against openssl in the same run.
-  const MiB = 2 ** 20;
-  const GiB = 2 ** 30;
   const { oneGiB, parts } = hashingFiles(benchDir);
+  const one = sizeName(hashingSizes.one);
+  const eight = `${hashingSizes.parts} × ${sizeName(hashingSizes.part)}`;
   const plan = planHashing(await readProfile({ root: '/', paths: [benchDir] }));
 
   // A device state that trusts these files, for the whole `vouch verify file` command.
@@ -88,122 +86,111 @@ export async function hashingBench(benchDir: string): Promise<void> {
   );
   const planned = new HashPool(plan);
   const hashAll = (pool: HashPool) => Promise.all(parts.map((part) => pool.hash(part)));
-  suites.push(
-    {
-      title: 'SHA-256 of one 1 GiB file (page cache)',
-      unit: 'B',
-      repeats: 5,
-      cases: [
-        {
-          name: 'openssl dgst -sha256 (baseline)',
-          units: GiB,
-          run: () => exec('openssl', ['dgst', '-sha256', oneGiB]),
-        },
-        { name: 'vouch verify file (whole command)', units: GiB, run: () => verifyFiles([oneGiB]) },
-        {
-          name: 'bare Node, same scheme (no CLI)',
-          units: GiB,
-          run: () => bare('plain', plan.chunkSize, oneGiB),
-        },
-        {
-          name: 'bare Node, main thread, no worker',
-          units: GiB,
-          run: () => bare('main', plan.chunkSize, oneGiB),
-        },
-        {
-          name: 'vouch verify file --chunked (command)',
-          units: GiB,
-          run: () => verifyFiles([oneGiB], '--chunked'),
-        },
-        {
-          name: `bare Node, chunked on ${plan.workers} workers`,
-          units: GiB,
-          run: () => bare('chunked', plan.workers, oneGiB),
-        },
-        { name: 'pool.hash (one worker reads ahead)', units: GiB, run: () => planned.hash(oneGiB) },
-        {
-          name: `pool.hashChunked, ${cores} workers`,
-          units: GiB,
-          run: () => (pools.get(cores) as HashPool).hashChunked(oneGiB, merkleLeafSize),
-        },
-      ],
-    },
-    {
-      title: '8 × 128 MiB files (page cache)',
-      unit: 'B',
-      repeats: 5,
-      cases: [
-        {
-          name: `xargs -P${cores} -n1 openssl dgst (baseline)`,
-          units: GiB,
-          run: () =>
-            exec('sh', [
-              '-c',
-              'ls "$1"/part-* | xargs -P"$2" -n1 openssl dgst -sha256',
-              'sh',
-              benchDir,
-              String(cores),
-            ]),
-        },
-        {
-          name: 'vouch verify file × 8 (whole command)',
-          units: GiB,
-          run: () => verifyFiles(parts),
-        },
-        {
-          name: `bare Node, same scheme, ${plan.workers} workers`,
-          units: GiB,
-          run: () => bare('files', plan.workers, ...parts),
-        },
-        {
-          name: `pool.hash × 8, plan: ${plan.workers} workers`,
-          units: GiB,
-          run: () => hashAll(planned),
-        },
-      ],
-    },
-    {
-      title: 'Worker scaling: pool.hash × 8 of 128 MiB',
-      unit: 'B',
-      repeats: 3,
-      cases: counts.map((n) => ({
-        name: `${n} worker${n === 1 ? '' : 's'}`,
-        units: GiB,
-        run: () => hashAll(pools.get(n) as HashPool),
-      })),
-    },
-  );
+  const within = (bound: number): Target => ({ on: 'ratio', op: '≤', bound, note: issue6 });
   try {
-    const medians: number[][] = [];
-    for (const suite of suites) medians.push(await runSuite(suite));
-    const [, one = [], eight = []] = medians;
-    printTargets([
-      { name: '1 GiB, plain digest', against: 'openssl', target: 1.0, times: one, bare: [2, 3] },
-      {
-        name: '1 GiB, chunked',
-        against: 'openssl',
-        target: 0.6,
-        times: [one[0], ...one.slice(4)],
-        bare: [2],
-      },
-      { name: '8 × 128 MiB', against: 'xargs', target: 1.1, times: eight, bare: [2] },
-    ]);
-    // Memory whatever the size: a 4 GiB sparse file (zeros, from the page cache) verified
+    // Times, not rates: the issue's targets are the command's time over openssl's.
+    figures.push(
+      ...(await runSuite(group, {
+        cases: [
+          {
+            name: `${one} file: openssl dgst -sha256`,
+            run: () => exec('openssl', ['dgst', '-sha256', oneGiB]),
+          },
+          {
+            name: 'vouch verify file (whole command)',
+            run: () => verifyFiles([oneGiB]),
+            target: within(1.0),
+          },
+          {
+            name: "bare Node, the pool's scheme (no CLI)",
+            run: () => bare('plain', plan.chunkSize, oneGiB),
+            note: bareNote,
+          },
+          {
+            name: 'bare Node, main thread, no worker',
+            run: () => bare('main', plan.chunkSize, oneGiB),
+          },
+          {
+            name: 'vouch verify file --chunked (whole command)',
+            run: () => verifyFiles([oneGiB], '--chunked'),
+            target: within(0.6),
+          },
+          {
+            name: `bare Node, chunked on ${plan.workers} workers`,
+            run: () => bare('chunked', plan.workers, oneGiB),
+          },
+          { name: 'pool.hash (one worker reads ahead)', run: () => planned.hash(oneGiB) },
+          {
+            name: `pool.hashChunked, ${cores} workers`,
+            run: () => (pools.get(cores) as HashPool).hashChunked(oneGiB, merkleLeafSize),
+          },
+        ],
+      })),
+      ...(await runSuite(group, {
+        cases: [
+          {
+            name: `${eight}: xargs -P${cores} -n1 openssl dgst`,
+            run: () =>
+              exec('sh', [
+                '-c',
+                'ls "$1"/part-* | xargs -P"$2" -n1 openssl dgst -sha256',
+                'sh',
+                benchDir,
+                String(cores),
+              ]),
+          },
+          {
+            name: `vouch verify file × ${hashingSizes.parts} (whole command)`,
+            run: () => verifyFiles(parts),
+            target: within(1.1),
+          },
+          {
+            name: `bare Node, the pool's scheme, ${plan.workers} workers`,
+            run: () => bare('files', plan.workers, ...parts),
+          },
+          {
+            name: `pool.hash × ${hashingSizes.parts}, plan: ${plan.workers} workers`,
+            run: () => hashAll(planned),
+          },
+        ],
+      })),
+      ...(await runSuite(group, {
+        unit: 'B/s',
+        cases: counts.map((n) => ({
+          name: `${eight}: pool.hash on ${n} worker${n === 1 ? '' : 's'}`,
+          units: hashingSizes.parts * hashingSizes.part,
+          run: () => hashAll(pools.get(n) as HashPool),
+        })),
+      })),
+    );
+    // Memory whatever the size: a sparse file of 4 GiB (zeros, from the page cache) verified
     // by the whole command (it is in no statement: UNKNOWN, exit 2).
-    const sparse = join(benchDir, 'sparse-4gib');
+    const sparse = join(benchDir, 'sparse');
+    const sparseBytes = scaled(4 * GiB, 256 * MiB);
     closeSync(openSync(sparse, 'w'));
-    truncateSync(sparse, 4 * GiB);
+    truncateSync(sparse, sparseBytes);
     const run = await vouch(['verify', 'file', '--state-dir', stateDir, sparse]);
     if (run.code !== 2) throw new Error(`vouch verify file exited with ${run.code}, not 2`);
-    console.log(
-      `\nvouch verify file, 4 GiB sparse file: ${run.seconds.toFixed(2)} s, peak RSS ${
-        run.maxRssKiB === null ? 'n/a (no GNU time)' : `${(run.maxRssKiB / 1024).toFixed(0)} MiB`
-      }`,
-    );
+    figures.push({
+      group,
+      name: `vouch verify file, ${sizeName(sparseBytes)} sparse file: peak RSS`,
+      value: (run.maxRssKiB ?? Number.NaN) * 1024,
+      unit: 'B',
+      target: { on: 'value', op: '≤', bound: 96e6, note: 'issue 6: 96 MB whatever the size' },
+      note: "one run, GNU time's maximum RSS (n/a without /usr/bin/time)",
+    });
   } finally {
     await Promise.all([planned, ...pools.values()].map((pool) => pool.close()));
   }
+  return figures;
 }
+
+const bareNote =
+  "bare Node: scripts/bench/bare.cjs, a program that only reads and hashes (Node's start and " +
+  "a worker's boot included, no CLI, configuration or trust state)";
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
 
 /** bare.cjs in a fresh process (start-up included, as for the command). */
 function bare(mode: string, count: number, ...paths: string[]): Promise<unknown> {
@@ -211,31 +198,3 @@ function bare(mode: string, count: number, ...paths: string[]): Promise<unknown>
 }
 
 const bareScript = join(import.meta.dirname, 'bare.cjs');
-
-/**
- * Each issue #6 whole-command target against this run: the command's time over the
- * baseline's, and the bare Node programs' — when every one of those is over the target too,
- * no Node command with these schemes meets it on this machine.
- */
-function printTargets(
-  rows: {
-    name: string;
-    against: string;
-    target: number;
-    /** Median seconds: the baseline, the command, then the cases `bare` points at. */
-    times: readonly (number | undefined)[];
-    bare: readonly number[];
-  }[],
-): void {
-  console.log('\nIssue #6 targets (time ÷ baseline time, this run):');
-  for (const { name, against, target, times, bare } of rows) {
-    const ratio = (i: number) => (times[i] ?? Number.NaN) / (times[0] ?? Number.NaN);
-    const bareRatios = bare.map(ratio);
-    console.log(
-      `  ${name.padEnd(20)} vouch ${ratio(1).toFixed(2)}×, bare Node ` +
-        `${bareRatios.map((r) => `${r.toFixed(2)}×`).join(' / ')} ${against}'s time; ` +
-        `target ≤ ${target.toFixed(1)}×` +
-        (bareRatios.every((r) => r > target) ? ' — over it even without the CLI' : ''),
-    );
-  }
-}

@@ -10,24 +10,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildScratchImage, startDockerd } from '../lib/dockerd';
-import { median, timed } from './harness';
+import { type Figure, median, runSuite, scaled } from './harness';
 import { benchLog, exec, syncedState, vouch } from './world';
 
 const layers = 8;
-const layerBytes = 128 * 2 ** 20;
-const repeats = 7;
+const layerBytes = scaled(128, 8) * 2 ** 20;
 const tag = 'bench.example.org/image:1';
 
-function line(name: string, seconds: number, ratio: number): void {
-  console.log(`  ${name.padEnd(58)} ${seconds.toFixed(2).padStart(7)} s   ×${ratio.toFixed(2)}`);
-}
-
-export async function imageBench(): Promise<void> {
-  const size = layers * layerBytes;
-  console.log(
-    `\nContainer images: verify image --deep vs docker save (${layers} × ${layerBytes / 2 ** 20} MiB ` +
-      `random layers, ${(size / 2 ** 30).toFixed(1)} GiB, vfs; median of ${repeats})`,
-  );
+export async function imageBench(): Promise<Figure[]> {
   const daemon = await startDockerd();
   const base = await mkdtemp(join(tmpdir(), 'vouch-bench-image-'));
   const previousHost = process.env.DOCKER_HOST;
@@ -54,52 +44,43 @@ export async function imageBench(): Promise<void> {
       return (Number(fields?.[11]) + Number(fields?.[12])) / 100;
     };
     const saveCpu: number[] = [];
-    const save = async () => {
-      const cpuBefore = await dockerdCpu();
-      const seconds = await timed(() => exec('sh', ['-c', `docker save ${tag} > /dev/null`]));
-      saveCpu.push((await dockerdCpu()) - cpuBefore);
-      return seconds;
-    };
-    const deep = async () => {
-      const run = await vouch([
-        ...['verify', 'image', '--deep', tag],
-        ...['--state-dir', stateDir, '--log-level', 'error'],
-      ]);
-      if (run.code !== 0) throw new Error(`vouch verify image --deep exited with ${run.code}`);
-      return run.seconds;
-    };
-    const hashed = () =>
-      timed(() => exec('sh', ['-c', `docker save ${tag} | openssl dgst -sha256 > /dev/null`]));
-    // Warm-up (page cache, bundle build), then the runs interleaved so that drift in the
-    // machine's load hits each command alike.
-    await save();
-    await deep();
-    const times = { save: [] as number[], deep: [] as number[], hashed: [] as number[] };
-    for (let i = 0; i < repeats; i++) {
-      times.save.push(await save());
-      times.deep.push(await deep());
-      times.hashed.push(await hashed());
-    }
-    const baseline = median(times.save);
-    line(`docker save IMAGE > /dev/null (baseline)`, baseline, 1);
-    line(
-      'docker save IMAGE | openssl dgst -sha256',
-      median(times.hashed),
-      median(times.hashed) / baseline,
-    );
-    line(
-      'node dist/vouch.cjs verify image --deep IMAGE',
-      median(times.deep),
-      median(times.deep) / baseline,
-    );
-    console.log(
-      `  runs: docker save ${times.save.map((s) => s.toFixed(2)).join(' ')}; ` +
-        `verify --deep ${times.deep.map((s) => s.toFixed(2)).join(' ')}`,
-    );
-    console.log(
-      `  dockerd's own CPU during docker save: median ${median(saveCpu).toFixed(2)} s ` +
-        `(per run: ${saveCpu.map((s) => s.toFixed(2)).join(' ')})`,
-    );
+    const size = `${layers} × ${layerBytes / 2 ** 20} MiB layers`;
+    const figures = await runSuite(group, {
+      cases: [
+        {
+          name: `image of ${size}: docker save IMAGE > /dev/null`,
+          run: async () => {
+            const cpuBefore = await dockerdCpu();
+            await exec('sh', ['-c', `docker save ${tag} > /dev/null`]);
+            saveCpu.push((await dockerdCpu()) - cpuBefore);
+          },
+        },
+        {
+          name: 'vouch verify image --deep IMAGE (whole command)',
+          run: async () => {
+            const run = await vouch([
+              ...['verify', 'image', '--deep', tag],
+              ...['--state-dir', stateDir, '--log-level', 'error'],
+            ]);
+            if (run.code !== 0)
+              throw new Error(`vouch verify image --deep exited with ${run.code}`);
+          },
+          target: { on: 'ratio', op: '≤', bound: 1.15, note: 'issue 7' },
+        },
+        {
+          name: 'docker save IMAGE | openssl dgst -sha256',
+          run: () => exec('sh', ['-c', `docker save ${tag} | openssl dgst -sha256 > /dev/null`]),
+        },
+      ],
+    });
+    figures.push({
+      group,
+      name: "dockerd's own CPU during docker save",
+      value: median(saveCpu.slice(1)),
+      unit: 's',
+      runs: saveCpu.slice(1),
+    });
+    return figures;
   } finally {
     if (previousHost === undefined) delete process.env.DOCKER_HOST;
     else process.env.DOCKER_HOST = previousHost;
@@ -107,3 +88,5 @@ export async function imageBench(): Promise<void> {
     await rm(base, { recursive: true, force: true });
   }
 }
+
+const group = 'image';

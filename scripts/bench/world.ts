@@ -6,8 +6,10 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, normalize } from 'node:path';
 import { promisify } from 'node:util';
 import { addSignature, serializeEnvelope, signEnvelope } from '../../agent/core/dsse';
 import { generateKey, namePublicKey, type PublicKey } from '../../agent/core/keys';
@@ -19,6 +21,7 @@ import {
   statementPayloadType,
 } from '../../agent/core/statement';
 import { appendEntries, initLog, publicDir, publishLog } from '../../agent/ledger';
+import { scaled } from './harness';
 
 export const exec = promisify(execFile);
 export const benchOrigin = 'bench.example.org/log';
@@ -140,12 +143,20 @@ export async function syncedState(base: string, log: BenchLog): Promise<string> 
 
 const MiB = 2 ** 20;
 
+/** The hashing benchmarks' sizes: 1 GiB and 8 × 128 MiB (64 MiB and 8 × 8 MiB when quick). */
+export const hashingSizes = { one: scaled(1024, 64) * MiB, part: scaled(128, 8) * MiB, parts: 8 };
+
+/** "1 GiB", "128 MiB": a size in a figure's name. */
+export function sizeName(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${bytes / 2 ** 30} GiB` : `${bytes / MiB} MiB`;
+}
+
 /**
- * The hashing benchmarks' files in `dir`: one of 1 GiB and eight of 128 MiB, of random
- * bytes (a 16 MiB block repeated: incompressible, and quick to write).
+ * The hashing benchmarks' files in `dir` (`hashingSizes`), of random bytes (a block of up to
+ * 16 MiB repeated: incompressible, and quick to write).
  */
 export function hashingFiles(dir: string): { oneGiB: string; parts: string[] } {
-  const block = randomBytes(16 * MiB);
+  const block = randomBytes(Math.min(16 * MiB, hashingSizes.part));
   const write = (name: string, bytes: number) => {
     const path = join(dir, name);
     const fd = openSync(path, 'w');
@@ -154,7 +165,35 @@ export function hashingFiles(dir: string): { oneGiB: string; parts: string[] } {
     return path;
   };
   return {
-    oneGiB: write('one-gib', 1024 * MiB),
-    parts: Array.from({ length: 8 }, (_, i) => write(`part-${i}`, 128 * MiB)),
+    oneGiB: write('one-gib', hashingSizes.one),
+    parts: Array.from({ length: hashingSizes.parts }, (_, i) =>
+      write(`part-${i}`, hashingSizes.part),
+    ),
+  };
+}
+
+/**
+ * A static file server on 127.0.0.1 for the files under `root` (the mirrors of the
+ * benchmarks of sync: vouch's tiles and a TUF repository alike); `url` ends in a slash.
+ */
+export async function staticServer(root: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
+    try {
+      const bytes = await readFile(join(root, path));
+      res.writeHead(200, { 'content-length': bytes.length }).end(bytes);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

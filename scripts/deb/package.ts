@@ -30,10 +30,6 @@ export const debArches = { arm64: 'arm64', armhf: 'armv7', amd64: 'x64' } as con
 >;
 export type DebArch = keyof typeof debArches;
 
-export function isDebArch(name: string): name is DebArch {
-  return Object.hasOwn(debArches, name);
-}
-
 /** The package's own files, beside the systemd unit in os-image/. */
 const debianDir = 'os-image/debian';
 const maintainerScripts = ['postinst', 'prerm', 'postrm'];

@@ -38,6 +38,26 @@ export const services = {
       'libgcc-s1-arm64-cross libc6-armhf-cross libstdc++6-armhf-cross libgcc-s1-armhf-cross ' +
       'libatomic1-armhf-cross binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf',
   },
+  // os-image/rauc: Debian's RAUC, its bundles (mksquashfs) and its service on a D-Bus
+  // session bus; the handler parses vouch's JSON with jq.
+  rauc: {
+    skipEnv: 'VOUCH_SKIP_RAUC',
+    binary: 'rauc',
+    install: 'apt-get install rauc squashfs-tools dbus jq openssl',
+  },
+  // os-image/buildroot: its Kconfig read by the Linux kconfig tools, its .mk run by GNU make.
+  kconfig: {
+    skipEnv: 'VOUCH_SKIP_KCONFIG',
+    binary: 'kconfig-conf',
+    install: 'apt-get install kconfig-frontends-nox make',
+  },
+  // The arm64 Debian root filesystem (test/os-image/rootfs.ts): made by debootstrap, its
+  // programs run under qemu-user; needs root (chroot, mounts, binfmt_misc).
+  rootfs: {
+    skipEnv: 'VOUCH_SKIP_ROOTFS',
+    binary: 'debootstrap',
+    install: 'apt-get install debootstrap qemu-user-static, and run the tests as root',
+  },
 } as const;
 
 export type Service = keyof typeof services;

@@ -147,6 +147,47 @@ describe('authorizeEnvelope (what the log publisher accepts)', () => {
     );
   });
 
+  it('refuses an add-on signer naming the Home Assistant core image: SIGNER_OUT_OF_SCOPE', () => {
+    // Scoped as Home Assistant names its add-ons: ghcr.io/home-assistant/{arch}-addon-{slug}.
+    const developer = testKey('addons@example.org');
+    const withAddons = testRoot({
+      ...root,
+      signers: [
+        ...root.signers,
+        {
+          id: 'addons@example.org',
+          keys: [developer.public],
+          scopes: ['ghcr.io/home-assistant/*-addon-*'],
+        },
+      ],
+    });
+    const by = (name: string) =>
+      signedStatement(developer, {
+        signer: 'addons@example.org',
+        subjects: [{ name, sha256: core.sha256 }],
+      });
+    expect(
+      authorizeEnvelope(withAddons, by('ghcr.io/home-assistant/aarch64-addon-ssh:9.14'), now)
+        .signer,
+    ).toBe('addons@example.org');
+    for (const name of [
+      'ghcr.io/home-assistant/raspberrypi5-64-homeassistant:2025.6.0',
+      'ghcr.io/home-assistant/home-assistant:2025.6.0',
+    ]) {
+      expectVouchError(() => authorizeEnvelope(withAddons, by(name), now), 'SIGNER_OUT_OF_SCOPE');
+    }
+    // A scope's * spans the tag: the core repository under a tag ending in -addon-… is in
+    // scope and logged; a device checking the core image under its own tag ignores it
+    // (test/cli/commands/verify-image.test.ts).
+    expect(
+      authorizeEnvelope(
+        withAddons,
+        by('ghcr.io/home-assistant/raspberrypi5-64-homeassistant:2025.6.0-addon-1'),
+        now,
+      ).signer,
+    ).toBe('addons@example.org');
+  });
+
   it('refuses statements outside the window, and any statement once the window has ended: SIGNER_OUT_OF_WINDOW', () => {
     expectVouchError(
       () =>

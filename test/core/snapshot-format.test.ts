@@ -50,6 +50,8 @@ describe('snapshot manifest', () => {
       ['{"format":"vouch-snapshot/v1","origin":"o","size":"1"}', notManifest],
       ['{"format":"vouch-snapshot/v1","origin":"o","size":1.5}', notManifest],
       ['{"format":"vouch-snapshot/v1","origin":"o","size":9007199254740992}', notManifest],
+      // Found by test/fuzz/snapshot.test.ts: a tree has no negative size.
+      ['{"format":"vouch-snapshot/v1","origin":"o","size":-1}', notManifest],
     ];
     for (const [text, message] of cases) {
       expect(
@@ -57,6 +59,10 @@ describe('snapshot manifest', () => {
         text,
       ).toBe(message);
     }
+    // Found by test/fuzz/snapshot.test.ts: bytes that are not UTF-8 are refused, not read
+    // as U+FFFD (an origin of a byte 0xff would have described a checkpoint for "\ufffd").
+    const latin1 = Buffer.from('{"format":"vouch-snapshot/v1","origin":"\xff","size":1}', 'latin1');
+    expect(expectVouchError(() => parseManifest(latin1), 'SNAPSHOT_INVALID').message).toBe(notJson);
   });
 
   it('parses or refuses arbitrary bytes, never anything else (property)', () => {

@@ -416,4 +416,26 @@ describe('root rotation', () => {
     expect(verdict).toMatchObject({ status: 'UNKNOWN' });
     expect(verdict.outcome === 'status' && verdict.ignored[0]?.reason).toMatch(/no longer lists/);
   });
+
+  it('refuses a root that moves the device to another log, even one signed by the root keys', async () => {
+    const world = await testWorld();
+    await grow(world, 4);
+    const dir = await mkdtemp(join(tmpdir(), 'vouch-rotate-'));
+    await sync(dir, world.mirror, Date.now, world.rootPath);
+    const elsewhere = testKey('other.example/log');
+    const v2 = {
+      ...world.root,
+      version: 2,
+      log: { origin: 'other.example/log', key: elsewhere.public },
+    };
+    await mkdir(join(publicDir(world.logDir), 'roots'), { recursive: true });
+    await writeFile(
+      join(publicDir(world.logDir), 'roots', '2.json'),
+      serializeEnvelope(signRoot(v2, [world.rootKey])),
+    );
+    const error = await rejectsWith(sync(dir, world.mirror, Date.now), 'ROOT_INVALID');
+    expect(error.message).toContain(`root v2 moves to log other.example/log from ${testOrigin}`);
+    const state = await stateOf(dir);
+    expect([state.root.version, state.checkpoint.checkpoint.size]).toEqual([1, 4]);
+  });
 });

@@ -2,6 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { expect, vi } from 'vitest';
 import { type Daemon, startDaemon } from '../../scripts/lib/daemon';
 import { freePort, requireBinary, waitFor } from '../../scripts/lib/services';
 
@@ -83,4 +85,36 @@ function canConnect(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+export interface Received {
+  readonly topic: string;
+  readonly payload: string;
+  readonly retain: boolean;
+  readonly qos: number;
+}
+
+/** An MQTT 5 client that sees everything, with each message's retain flag as published. */
+export async function observe(url: string, options: mqtt.IClientOptions = {}) {
+  const client = await mqtt.connectAsync(url, {
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+    ...options,
+  });
+  const received: Received[] = [];
+  client.on('message', (topic, payload, packet) =>
+    received.push({ topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos }),
+  );
+  // QoS 2 and retain-as-published: what arrives is how it was sent.
+  await client.subscribeAsync('#', { qos: 2, rap: true });
+  const on = (topic: string) => received.filter((message) => message.topic === topic);
+  return {
+    client,
+    received,
+    on,
+    last: (topic: string) => on(topic).at(-1),
+    async until(what: () => unknown, timeout = 10_000) {
+      await vi.waitFor(() => expect(what()).toBeTruthy(), { timeout, interval: 20 });
+    },
+  };
 }

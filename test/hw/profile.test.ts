@@ -1,4 +1,6 @@
-import { cpus, totalmem } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, symlink, truncate } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readProfile } from '../../hw/profile';
@@ -103,6 +105,21 @@ describe('readProfile on fixture trees', () => {
       code: 'IO',
       message: expect.stringContaining('/nonexistent/proc/cpuinfo'),
     });
+  });
+
+  it('reads no file past 4 MiB: a sparse 3 GiB cpuinfo, or /dev/zero linked in, is BAD_DATA', async () => {
+    const root = join(await mkdtemp(join(tmpdir(), 'vouch-sysroot-')), 'pi3b');
+    execFileSync('cp', ['-a', sysroot('pi3b-sd'), root]);
+    const cpuinfo = join(root, 'proc/cpuinfo');
+    const tooLarge = {
+      code: 'BAD_DATA',
+      message: `${cpuinfo} is larger than ${4 * 2 ** 20} bytes`,
+    };
+    await truncate(cpuinfo, 3 * 2 ** 30);
+    await expect(readProfile({ root, paths: [] })).rejects.toMatchObject(tooLarge);
+    await rm(cpuinfo);
+    await symlink('/dev/zero', cpuinfo);
+    await expect(readProfile({ root, paths: [] })).rejects.toMatchObject(tooLarge);
   });
 });
 

@@ -190,7 +190,7 @@ function isDigest(text: string): boolean {
 }
 
 /** A `POST /v1/verify` body: exactly one subject, no other key (USAGE otherwise). */
-function parseVerifyRequest(bytes: Uint8Array): VerifyRequest {
+export function parseVerifyRequest(bytes: Uint8Array): VerifyRequest {
   const what = 'POST /v1/verify';
   const json = parseJson(bytes, 'USAGE', `the body of ${what}`);
   const shape = `{"digest":"sha256:…"}, {"path":"/…"} or {"image":"REF","deep":false}`;

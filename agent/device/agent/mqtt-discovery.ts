@@ -311,9 +311,17 @@ export function discoveryPayload(input: DiscoveryInput): string {
   });
 }
 
+/**
+ * An earlier discovery payload longer than this is not ours (ours is about 6 KB) and is read
+ * as none: anyone who may publish on the broker could otherwise send megabytes, parsed on
+ * each message and echoed back as a retained payload of as many removals (found by
+ * test/fuzz/mqtt.test.ts).
+ */
+export const maxPreviousDiscoveryBytes = 64 * 1024;
+
 /** The components of an earlier payload still in it (not removed already), by id. */
 function previousPlatforms(previous: string | undefined): [string, string][] {
-  if (previous === undefined) return [];
+  if (previous === undefined || previous.length > maxPreviousDiscoveryBytes) return [];
   try {
     const { cmps } = JSON.parse(previous) as { cmps?: unknown };
     if (typeof cmps !== 'object' || cmps === null) return [];

@@ -786,6 +786,7 @@ export interface Commit {
  */
 export class EntriesWriter {
   private constructor(
+    private readonly path: string,
     private readonly handle: Awaited<ReturnType<typeof open>>,
     private position: number,
     private readonly committed: number,
@@ -797,7 +798,7 @@ export class EntriesWriter {
     try {
       const handle = await open(fsPath(path), 'a+');
       await handle.truncate(committed);
-      return new EntriesWriter(handle, committed, committed, hash);
+      return new EntriesWriter(path, handle, committed, committed, hash);
     } catch (error) {
       throw ioError('open', path, error);
     }
@@ -814,14 +815,19 @@ export class EntriesWriter {
 
   /** Appends entries already encoded, each with its uint16 big-endian length. */
   async append(encoded: Uint8Array): Promise<void> {
-    await this.handle.write(encoded, 0, encoded.length, this.position);
+    // A full disk is the device's own trouble, said as such (exit code 74), not a crash.
+    await this.handle
+      .write(encoded, 0, encoded.length, this.position)
+      .catch((error: unknown) => Promise.reject(ioError('write', this.path, error)));
     this.hash.update(encoded);
     this.position += encoded.length;
   }
 
   /** Makes the appended bytes durable; call before the commit that covers them. */
   async sync(): Promise<void> {
-    await this.handle.sync();
+    await this.handle
+      .sync()
+      .catch((error: unknown) => Promise.reject(ioError('write', this.path, error)));
   }
 
   /** Closes; without a commit, cuts the file back to what is committed. */

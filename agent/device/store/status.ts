@@ -81,12 +81,14 @@ export type ForkEvidence = z.infer<typeof evidenceSchema>;
 const emptyStatus: SyncStatus = { mirrors: [], history: [] };
 
 export async function readSyncStatus(dir: string): Promise<SyncStatus> {
-  const bytes = await readFileCapped(join(dir, stateFiles.status), maxFileBytes, 'sync status');
-  if (bytes === undefined) return emptyStatus;
   try {
+    const bytes = await readFileCapped(join(dir, stateFiles.status), maxFileBytes, 'sync status');
+    if (bytes === undefined) return emptyStatus;
     return statusSchema.parse(parseJson(bytes, 'STATE_INVALID', 'status.json'));
-  } catch {
-    // Reports only: a damaged file is started afresh rather than blocking syncs.
+  } catch (error) {
+    // Reports only: a damaged file (one over the cap too) is started afresh rather than
+    // blocking syncs and verdicts; a file that cannot be read is an error that says so.
+    if (error instanceof VouchError && error.kind === 'io') throw error;
     return emptyStatus;
   }
 }

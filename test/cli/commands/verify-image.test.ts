@@ -26,6 +26,11 @@ import { describeWith } from '../../helpers/services';
 
 const notary = 'notary@home-assistant.io';
 const other = 'other@example.org';
+/** An add-on developer, scoped as Home Assistant names its add-ons: ghcr.io/home-assistant/{arch}-addon-{slug}. */
+const addons = 'addons@example.org';
+const addonScope = 'ghcr.io/home-assistant/*-addon-*';
+/** The Home Assistant core image, as the Supervisor pulls it on a Raspberry Pi 5. */
+const core = 'ghcr.io/home-assistant/raspberrypi5-64-homeassistant:2025.6.0';
 const ha = (name: string) => `ghcr.io/home-assistant/${name}:1`;
 
 interface Report {
@@ -117,7 +122,7 @@ describeWith('docker', 'vouch verify image', () => {
     await loadArchive(daemon.docker, await tarOf(oci.entries));
     ids.set('oci', oci.id);
 
-    for (const id of ['root-1', 'log', notary, other]) {
+    for (const id of ['root-1', 'log', notary, other, addons]) {
       await cli('keygen', '--signer', id, '--out', file('keys'));
     }
     await cli(
@@ -155,6 +160,17 @@ describeWith('docker', 'vouch verify image', () => {
       other,
       '--key',
       file(`keys/${other}.pub`),
+    );
+    await cli(
+      'root',
+      'add-signer',
+      file('root.json'),
+      '--id',
+      addons,
+      '--key',
+      file(`keys/${addons}.pub`),
+      '--scope',
+      addonScope,
     );
     await cli('root', 'sign', file('root.json'), '--key', file('keys/root-1.key'));
     await cli(
@@ -545,6 +561,88 @@ describeWith('docker', 'vouch verify image', () => {
     const { exitCode, result } = await only(ha('later'));
     expect(exitCode).toBe(4);
     expect(result.reason).toMatch(/: CVE$/);
+  });
+
+  it('an add-on signer cannot vouch for the Home Assistant core image: refused by the log, ignored by the device', async () => {
+    const id = await buildScratchImage(daemon.docker, core, { 'core.txt': 'core' });
+    // Named as the core image: the log refuses it, and logs nothing of the batch.
+    const asCore = await sign('notarize', addons, core);
+    const refused = await runCli(
+      ['log', 'add', file('log'), '--root', file('root.json'), asCore, '-o', 'json'],
+      env,
+    );
+    expect(refused.exitCode).toBe(65);
+    expect(JSON.parse(refused.stdout).error).toMatchObject({
+      code: 'SIGNER_OUT_OF_SCOPE',
+      message: expect.stringContaining(`signer ${addons} may not sign ${core}`),
+    });
+    // The core image's ID under names the scope does cover: its own add-on, and the core
+    // repository under a tag ending in -addon-… (a scope's * spans the tag). The log takes
+    // both; a device asks whether the signer may speak for the name it checks.
+    const digest = `sha256:${id.slice('sha256:'.length)}`;
+    const under = async (name: string) => {
+      const out = file(`statement-${signed++}.json`);
+      await cli(
+        'sign',
+        '--key',
+        file(`keys/${addons}.key`),
+        '--signer',
+        addons,
+        '--digest',
+        digest,
+        '--name',
+        name,
+        '--out',
+        out,
+      );
+      return out;
+    };
+    await publish([
+      await under('ghcr.io/home-assistant/aarch64-addon-ssh:9.14'),
+      await under('ghcr.io/home-assistant/raspberrypi5-64-homeassistant:2025.6.0-addon-1'),
+    ]);
+    // The default policy wants the notary for ghcr.io/home-assistant/**.
+    const strict = await only(core);
+    expect(strict.exitCode).toBe(2);
+    expect(strict.result).toMatchObject({ id, status: 'UNKNOWN', signer: null });
+    // With no scope rule, any signer the root authorizes for the core image's name counts:
+    // not the add-on signer, whose statements are ignored with the reason.
+    const config = file('open-addons.yaml');
+    await writeFile(config, 'images:\n  scopes: []\n');
+    const open = await only(core, '--config', config);
+    expect(open.exitCode).toBe(2);
+    expect(open.result).toMatchObject({ status: 'UNKNOWN', signer: null });
+    expect(open.result.ignored.map((entry) => [entry.signer, entry.code, entry.reason])).toEqual([
+      [addons, 'SIGNER_OUT_OF_SCOPE', `signer ${addons} may not speak for ${core}`],
+      [addons, 'SIGNER_OUT_OF_SCOPE', `signer ${addons} may not speak for ${core}`],
+    ]);
+    // A digest looked up with no name counts any authorized signer under the name its
+    // statement gives (docs/security.md "A signer key holder").
+    const byDigest = await runCli(
+      ['verify', 'digest', digest, '--state-dir', file('state'), '-o', 'json'],
+      env,
+    );
+    expect(JSON.parse(byDigest.stdout).results[0]).toMatchObject({
+      status: 'TRUSTED',
+      signer: addons,
+    });
+    // The Supervisor's call, for the notary: nothing.
+    const supervisor = await runCli(
+      [
+        'authenticate',
+        '--signerID',
+        notary,
+        '--hash',
+        digest,
+        '--state-dir',
+        file('state'),
+        '-o',
+        'json',
+      ],
+      env,
+    );
+    expect(supervisor.exitCode).toBe(2);
+    expect(JSON.parse(supervisor.stdout)).toMatchObject({ statusName: 'UNKNOWN', verified: false });
   });
 
   it('cannot check without trust state, or an image Docker does not have', async () => {

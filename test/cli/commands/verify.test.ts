@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { mkdtemp, truncate, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -186,14 +187,59 @@ describe('vouch verify', () => {
     }
   });
 
-  it('works in a network namespace without network (built bundle, unshare -n, as root)', () => {
+  it('works in a network namespace without network and makes no network system call (built bundle, unshare -n, strace, as root)', () => {
     expect(process.getuid?.(), 'this test needs root for unshare -n').toBe(0);
+    expect(
+      spawnSync('strace', ['-V']).status,
+      'this test needs strace: apt-get install strace',
+    ).toBe(0);
+    const traces = mkdtempSync(join(tmpdir(), 'vouch-strace-'));
+    let runs = 0;
+    /**
+     * `argv` in a new network namespace, with every system call of every thread that makes a
+     * socket or gives one an address logged (not all of %network: the stdio pipes spawnSync
+     * gives are sockets the runtime inspects with getsockname).
+     */
+    const offline = (argv: readonly string[]) => {
+      const trace = join(traces, `${runs++}.txt`);
+      const result = spawnSync(
+        'unshare',
+        [
+          '-n',
+          'strace',
+          '-f',
+          '-qq',
+          '-e',
+          'trace=socket,socketpair,connect,bind,listen',
+          '-o',
+          trace,
+          ...argv,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(result.error).toBeUndefined();
+      return { ...result, calls: readFileSync(trace, 'utf8') };
+    };
     const run = (...args: string[]) =>
-      spawnSync('unshare', ['-n', process.execPath, cliBundle, '--state-dir', stateDir, ...args], {
-        encoding: 'utf8',
-      });
-    expect(run('verify', 'file', file('trusted')).status).toBe(0);
-    expect(run('verify', 'file', file('revoked'), file('trusted')).status).toBe(4);
+      offline([process.execPath, cliBundle, '--state-dir', stateDir, ...args]);
+    // The check sees a socket when one is made: a connection attempt shows as socket + connect.
+    const probe = offline([
+      process.execPath,
+      '-e',
+      "require('node:net').connect(9, '127.0.0.1').on('error', () => {})",
+    ]);
+    expect(probe.calls).toMatch(/socket\(AF_INET, SOCK_STREAM/);
+    expect(probe.calls).toMatch(/connect\(/);
+
+    const trusted = run('verify', 'file', file('trusted'));
+    expect(trusted.status, trusted.stderr).toBe(0);
+    expect(trusted.calls).toBe('');
+    const worst = run('verify', 'file', file('revoked'), file('trusted'));
+    expect(worst.status).toBe(4);
+    expect(worst.calls).toBe('');
+    const digest = run('verify', 'digest', `sha256:${contentDigest('untrusted')}`);
+    expect(digest.status, digest.stderr).toBe(1);
+    expect(digest.calls).toBe('');
     const auth = run(
       'authenticate',
       '--signerID',
@@ -205,6 +251,7 @@ describe('vouch verify', () => {
     );
     expect(auth.status, auth.stderr).toBe(0);
     expect(JSON.parse(auth.stdout)).toMatchObject({ status: 0, verified: true });
+    expect(auth.calls).toBe('');
   });
 });
 

@@ -630,6 +630,49 @@ describe('the API on the ingress port', () => {
 describe('the socket file', () => {
   const silent = pino({ level: 'silent' });
 
+  it('belongs to the agent: its user and group may connect, another user may not (as root)', async () => {
+    expect(process.getuid?.(), 'this test needs root, to connect as other users').toBe(0);
+    // mkdtemp makes 0700: opened, so that only the API's own directory (0750) keeps others out.
+    const base = await tempDir();
+    await chmod(base, 0o755);
+    const socketPath = join(base, 'run', 'api.sock');
+    const api = await startApi({
+      socket: socketPath,
+      backend: new TestBackend(),
+      logger: silent,
+      version: '1',
+    });
+    try {
+      const socket = await lstat(socketPath);
+      expect([socket.uid, socket.gid, socket.mode & 0o777]).toEqual([
+        process.getuid?.(),
+        process.getgid?.(),
+        0o660,
+      ]);
+      /** What connecting to the socket gives a process of `uid` and `gid` (no other groups). */
+      const connectAs = (uid: number, gid: number) =>
+        execFileSync(
+          process.execPath,
+          [
+            '-e',
+            `require('node:net').connect(${JSON.stringify(socketPath)})
+              .on('connect', () => { console.log('connected'); process.exit(0); })
+              .on('error', (error) => console.log(error.code));`,
+          ],
+          { uid, gid, encoding: 'utf8' },
+        ).trim();
+      // nobody, in the agent's group: in.
+      expect(connectAs(65534, socket.gid)).toBe('connected');
+      // nobody in nogroup: out, at the directory.
+      expect(connectAs(65534, 65534)).toBe('EACCES');
+      // And at the socket itself, were the directory open to all.
+      await chmod(join(base, 'run'), 0o755);
+      expect(connectAs(65534, 65534)).toBe('EACCES');
+    } finally {
+      await api.close();
+    }
+  });
+
   it('keeps the mode of a directory that exists', async () => {
     const dir = join(await tempDir(), 'run');
     await mkdir(dir, { mode: 0o755 });

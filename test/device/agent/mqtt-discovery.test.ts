@@ -8,6 +8,7 @@ import {
   haState,
   type ImageInput,
   maxAttributeImages,
+  maxPreviousDiscoveryBytes,
   mqttTopics,
   trustStatus,
   verdictPayloads,
@@ -123,6 +124,17 @@ describe('MQTT payloads', () => {
     expect(payload.cmps.old).toEqual({ p: 'sensor' });
     expect(payload.cmps.gone).toBeUndefined();
     expect(payload.dev.model).toBe('vouch agent');
+  });
+
+  it('reads an earlier payload over 64 KiB as none: not ours, and not echoed back', () => {
+    // Found by test/fuzz/mqtt.test.ts: 6 MB of components took 1.7 s and came back as 4.9 MB.
+    const cmps = Object.fromEntries(
+      Array.from({ length: 5000 }, (_, i) => [`c${i}`, { p: 'sensor', name: 'x' }]),
+    );
+    const previous = JSON.stringify({ cmps });
+    expect(previous.length).toBeGreaterThan(maxPreviousDiscoveryBytes);
+    const alone = discoveryPayload({ ...names, version: '1', board: null });
+    expect(discoveryPayload({ ...names, version: '1', board: null, previous })).toBe(alone);
   });
 
   it("shows the agent's overall status (overall.ts, tested with the status page)", () => {

@@ -4,48 +4,15 @@ import { createServer } from 'node:http';
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AgentEvents } from '../../../agent/device/agent/events';
 import { MqttReporter, supervisorBroker } from '../../../agent/device/agent/mqtt';
 import type { ImageInput } from '../../../agent/device/agent/mqtt-discovery';
 import { overallStatus } from '../../../agent/device/agent/overall';
-import { type Mosquitto, startMosquitto } from '../../helpers/mosquitto';
+import { type Mosquitto, observe, startMosquitto } from '../../helpers/mosquitto';
 import { describeWith } from '../../helpers/services';
 import { startAgent, stopAgent } from './harness';
-
-interface Received {
-  readonly topic: string;
-  readonly payload: string;
-  readonly retain: boolean;
-  readonly qos: number;
-}
-
-/** An MQTT 5 client that sees everything, with each message's retain flag as published. */
-async function observe(url: string, options: mqtt.IClientOptions = {}) {
-  const client = await mqtt.connectAsync(url, {
-    protocolVersion: 5,
-    reconnectPeriod: 0,
-    ...options,
-  });
-  const received: Received[] = [];
-  client.on('message', (topic, payload, packet) =>
-    received.push({ topic, payload: payload.toString(), retain: packet.retain, qos: packet.qos }),
-  );
-  // QoS 2 and retain-as-published: what arrives is how it was sent.
-  await client.subscribeAsync('#', { qos: 2, rap: true });
-  const on = (topic: string) => received.filter((message) => message.topic === topic);
-  return {
-    client,
-    received,
-    on,
-    last: (topic: string) => on(topic).at(-1),
-    async until(what: () => unknown, timeout = 10_000) {
-      await vi.waitFor(() => expect(what()).toBeTruthy(), { timeout, interval: 20 });
-    },
-  };
-}
 
 function logged() {
   const lines: { msg: string }[] = [];
@@ -507,6 +474,24 @@ describe('the MQTT reporter without a broker', () => {
     expect(service.health).toMatchObject({ state: 'failed' });
     expect(service.health.reason).toMatch(/password file \/nonexistent\/password/);
     expect(lines.some((line) => line.msg.startsWith('MQTT cannot start'))).toBe(true);
+    await service.stop();
+  });
+
+  it('fails to start on a password file over 64 KiB, naming the cap', async () => {
+    const passwordFile = join(await mkdtemp(join(tmpdir(), 'vouch-mqtt-secret-')), 'password');
+    await writeFile(passwordFile, 'p'.repeat(64 * 1024 + 1), { mode: 0o600 });
+    const { service } = reporter('mqtt://127.0.0.1:1', 'x', {
+      config: {
+        url: 'mqtt://127.0.0.1:1',
+        passwordFile,
+        discoveryPrefix: 'homeassistant',
+        baseTopic: 'vouch',
+        nodeId: 'x',
+      },
+    });
+    await service.start();
+    expect(service.health).toMatchObject({ state: 'failed' });
+    expect(service.health.reason).toContain(`${passwordFile} is larger than 65536 bytes`);
     await service.stop();
   });
 });

@@ -206,6 +206,45 @@ describe('a damaged trust file', () => {
   }
 });
 
+describe('a state file over its cap', () => {
+  /** `file` made one byte longer than `cap` with trailing spaces: still JSON, only too large. */
+  const pad = async (file: string, cap: number) => {
+    const bytes = await readFile(file);
+    await writeFile(file, Buffer.concat([bytes, Buffer.alloc(cap + 1 - bytes.length, 0x20)]));
+  };
+
+  it('checkpoint.json over 1 MiB: named at load, repaired by vouch sync', async () => {
+    const dir = await copyOfBase();
+    await pad(join(dir, 'checkpoint.json'), 2 ** 20);
+    expect((await loadError(dir)).message).toMatch(
+      /checkpoint\.json: .*larger than 1048576 bytes.*run vouch sync /,
+    );
+    const repaired = await sync(dir, world.mirror);
+    expect(repaired.exitCode, repaired.stdout).toBe(0);
+    expect(JSON.parse(repaired.stdout)).toMatchObject({ repaired: ['checkpoint.json'] });
+    await expectRepaired(dir);
+  });
+
+  it('status.json over 4 MiB: started afresh, never in the way of a verdict or a sync', async () => {
+    const dir = await copyOfBase();
+    await pad(join(dir, 'status.json'), 4 * 2 ** 20);
+    const verdict = await runCli(['verify', 'digest', digestOf(5), '--state-dir', dir]);
+    expect(verdict.exitCode, verdict.stderr).toBe(0);
+    expect((await runCli(['status', '--state-dir', dir])).exitCode).toBe(0);
+    expect((await sync(dir, world.mirror)).exitCode).toBe(0);
+    const status = await runCli(['status', '--state-dir', dir, '-o', 'json']);
+    expect(JSON.parse(status.stdout).lastSuccess.ok).toBe(true);
+  });
+
+  it('mirrors.json over 256 KiB: damaged, and vouch sync says so', async () => {
+    const dir = await copyOfBase();
+    await pad(join(dir, 'mirrors.json'), 256 * 1024);
+    const plain = await runCli(['sync', '--state-dir', dir]);
+    expect(plain.exitCode).toBe(64);
+    expect(plain.stderr).toMatch(/mirrors\.json is damaged: .*larger than 262144 bytes/);
+  });
+});
+
 describe('a damaged file that is not trust data', () => {
   for (const how of damages) {
     it(`status.json ${how}: started afresh`, async () => {

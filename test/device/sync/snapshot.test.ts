@@ -207,6 +207,12 @@ describe('incremental sync and snapshots', () => {
         /expected vouch-snapshot.json, found checkpoint/,
       ],
       [
+        'large-manifest.tar',
+        await tarOf([['vouch-snapshot.json', Buffer.from('{}'.padEnd(4097, ' '))]]),
+        65,
+        /vouch-snapshot\.json .*4096 bytes/,
+      ],
+      [
         'garbage.tar',
         Buffer.alloc(4096, 7),
         65,

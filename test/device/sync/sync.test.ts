@@ -10,6 +10,7 @@ import { initLog, type LogServer, publicDir, serveLog } from '../../../agent/led
 import { createLogger } from '../../../agent/logger';
 import { runCli } from '../../helpers/cli';
 import { digestOf, grow, statement, stateOf, testWorld, type World } from '../../helpers/device';
+import { alteredTile, badSignature, truncatedTile } from '../../helpers/lies';
 import { testOrigin } from '../../helpers/log';
 
 /**
@@ -67,21 +68,16 @@ function startFaultyMirror(): Promise<{ url: string; server: Server }> {
     }
     if (path === 'checkpoint') {
       if (fault === 'rollback') body = oldCheckpoint;
-      if (fault === 'bad-signature') {
-        const text = body.toString('utf8');
-        const at = text.lastIndexOf('\u2014 log.example.org/vouch ') + 40;
-        body = Buffer.from(text.slice(0, at) + (text[at] === 'A' ? 'B' : 'A') + text.slice(at + 1));
-      }
+      if (fault === 'bad-signature') body = badSignature(body, testOrigin);
       if (fault === 'oversized-checkpoint') body = Buffer.alloc(1024 * 1024, 0x41);
     }
     if (path.startsWith('tile/0/')) {
-      if (fault === 'truncated-tile') body = body.subarray(0, body.length - 7);
-      if (fault === 'altered-tile') body[body.length - 1] = (body[body.length - 1] as number) ^ 1;
+      if (fault === 'truncated-tile') body = truncatedTile(body);
+      if (fault === 'altered-tile') body = alteredTile(body);
       if (fault === 'oversized-tile') body = Buffer.concat([body, Buffer.alloc(1024 * 1024)]);
     }
     if (path.startsWith('tile/entries/') && fault === 'altered-bundle') {
-      body = Buffer.from(body);
-      body[body.length - 20] = (body[body.length - 20] as number) ^ 1;
+      body = alteredTile(body, 20);
     }
     response.writeHead(200, { 'Content-Length': body.length }).end(body);
   });
