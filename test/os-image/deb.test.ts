@@ -1,5 +1,15 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +23,8 @@ const exec = promisify(execFile);
 /**
  * The Debian packages (scripts/deb/package.ts) for amd64 and arm64, from the tests'
  * single executables: checked by lintian, dpkg-deb and systemd-sysusers, and the amd64 one
- * unpacked and run. (Installed with dpkg in an arm64 root file system: another test.)
+ * unpacked and run, and installed with dpkg -i under a booted systemd, where the unit
+ * starts the agent. (Installed with dpkg in an arm64 root file system: rootfs.test.ts.)
  */
 
 const built = ['amd64', 'arm64'] as const satisfies readonly DebArch[];
@@ -154,3 +165,104 @@ describe('vouch_amd64.deb unpacked', () => {
     for (const license of bare) expect(standalone).toContain(license);
   });
 });
+
+describe('vouch_amd64.deb installed under a booted systemd (systemd-nspawn)', () => {
+  let report: string;
+  beforeAll(async () => {
+    if (!existsSync('/usr/bin/systemd-nspawn')) {
+      throw new Error('systemd-nspawn not found: apt-get install systemd-container');
+    }
+    report = await bootAndInstall(debs.amd64);
+  }, 300_000);
+
+  it('enables and starts the agent, as the vouch user in the docker group, to ready (Type=notify)', () => {
+    expect(report).toContain('enabled=enabled');
+    expect(report).toContain('active=active');
+    expect(report).toMatch(/^groups=.*\(docker\)/m);
+    // Real, effective, saved and file-system user IDs: all the vouch account's, not root's.
+    expect(report).toMatch(/^process=Uid:\s+([1-9][0-9]*)\s+\1\s+\1\s+\1$/m);
+    expect(report).toMatch(/^api\s+ok\s+listening on \/run\/vouch\/api\.sock/m);
+  });
+
+  it('reloads on systemctl reload (SIGHUP) and stays active', () => {
+    expect(report).toContain('configuration reloaded');
+    expect(report).toContain('after-reload=active');
+  });
+
+  it('would not run with MemoryDenyWriteExecute=yes, which the unit leaves out: V8 makes code executable', () => {
+    expect(report).toContain('mdwe=signal');
+    expect(report).toContain('plain=success');
+  });
+});
+
+/**
+ * Boots systemd in a container over this machine's root (an overlay whose writes go to a
+ * tmpfs, so the machine is untouched), installs `deb` there with dpkg -i from a unit run at
+ * boot, and returns what that unit saw, `name=value` lines; the container then powers off.
+ */
+async function bootAndInstall(deb: string): Promise<string> {
+  const base = await mkdtemp('/mnt/vouch-nspawn-');
+  const merged = join(base, 'merged');
+  const mounted: string[] = [];
+  try {
+    await exec('mount', ['-t', 'tmpfs', 'tmpfs', base]);
+    mounted.unshift(base);
+    for (const dir of ['upper', 'work', 'merged']) await mkdir(join(base, dir));
+    const layers = `lowerdir=/,upperdir=${join(base, 'upper')},workdir=${join(base, 'work')}`;
+    await exec('mount', ['-t', 'overlay', 'overlay', '-o', layers, merged]);
+    mounted.unshift(merged);
+    await copyFile(deb, join(merged, 'root/vouch.deb'));
+    const probe = join(merged, 'root/probe.sh');
+    await writeFile(
+      probe,
+      [
+        '#!/bin/sh',
+        'exec > /root/report 2>&1',
+        // A container image's policy-rc.d forbids starting services; a device has none.
+        'rm -f /usr/sbin/policy-rc.d',
+        'dpkg -i /root/vouch.deb',
+        'echo "enabled=$(systemctl is-enabled vouch)"',
+        'echo "active=$(systemctl is-active vouch)"',
+        'echo "groups=$(id vouch)"',
+        'echo "process=$(grep Uid: /proc/$(systemctl show -p MainPID --value vouch)/status)"',
+        'vouch agent status',
+        'systemctl reload vouch && sleep 2',
+        'echo "after-reload=$(systemctl is-active vouch)"',
+        'journalctl -u vouch --no-pager -o cat | grep -o "configuration reloaded"',
+        'systemd-run --wait -p MemoryDenyWriteExecute=yes /usr/bin/vouch --version 2>&1 | sed -n "s/^Finished with result: /mdwe=/p"',
+        'systemd-run --wait /usr/bin/vouch --version 2>&1 | sed -n "s/^Finished with result: /plain=/p"',
+        'echo done',
+      ].join('\n'),
+    );
+    await chmod(probe, 0o755);
+    const units = join(merged, 'etc/systemd/system');
+    await mkdir(join(units, 'multi-user.target.wants'), { recursive: true });
+    await writeFile(
+      join(units, 'vouch-probe.service'),
+      '[Service]\nType=oneshot\nExecStart=/root/probe.sh\nExecStartPost=systemctl poweroff\n',
+    );
+    await symlink(
+      '../vouch-probe.service',
+      join(units, 'multi-user.target.wants/vouch-probe.service'),
+    );
+    await exec(
+      'timeout',
+      [
+        '240',
+        'systemd-nspawn',
+        `--directory=${merged}`,
+        '--register=no',
+        '--keep-unit',
+        '--link-journal=no',
+        '--boot',
+      ],
+      { maxBuffer: 64 * 2 ** 20 },
+    ).catch((error: { code?: number }) => error);
+    const report = await readFile(join(merged, 'root/report'), 'utf8').catch(() => '');
+    if (!report.includes('\ndone\n')) throw new Error(`the probe did not finish:\n${report}`);
+    return report;
+  } finally {
+    for (const dir of mounted) await exec('umount', [dir]);
+    await rm(base, { recursive: true, force: true });
+  }
+}

@@ -9,9 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * os-image/systemd/vouch.service checked by systemd's own tools, in a root directory laid
  * out as a device's: systemd's units, the programs the unit runs, the unit itself.
  * `systemd-analyze verify` must find nothing; `systemd-analyze security` scores its
- * hardening (the figure os-image/README.md gives). This machine runs no systemd as PID 1,
- * so the unit is not started here: the arm64 root filesystem test starts the agent the
- * package installs by hand (rootfs.test.ts).
+ * hardening (the figure os-image/README.md gives). deb.test.ts starts it under a booted
+ * systemd, installed by the Debian package.
  */
 
 const exec = promisify(execFile);
