@@ -3,11 +3,11 @@ import type { AddressInfo } from 'node:net';
 import Docker from 'dockerode';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VouchError } from '../../../agent/core/errors';
 import { enforce } from '../../../agent/device/docker/enforce';
 import type { ImageResult } from '../../../agent/device/docker/image';
 import { containerStopper } from '../../../agent/device/docker/stop';
 import type { Supervisor } from '../../../agent/device/supervisor';
+import { rejectsWith } from '../../helpers/errors';
 
 /**
  * How enforcement stops a container in a Home Assistant add-on: through a stand-in
@@ -50,15 +50,6 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-async function failure(promise: Promise<void>): Promise<VouchError> {
-  const error = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(VouchError);
-  return error as VouchError;
-}
-
 describe('stopping a container in a Home Assistant add-on', () => {
   it('stops add-ons and Core through the Supervisor, so that they stay stopped', async () => {
     requests.length = 0;
@@ -83,8 +74,7 @@ describe('stopping a container in a Home Assistant add-on', () => {
       'hassio_supervisor',
       'hassio_dns',
     ]) {
-      const error = await failure(stop(container(name)));
-      expect(error.code, name).toBe('STOP_REFUSED');
+      const error = await rejectsWith(stop(container(name)), 'STOP_REFUSED');
       expect(error.message, name).toMatch(name.startsWith('hassio') ? /Supervisor/ : /own add-on/);
     }
     // Its own slug is asked once; nothing was stopped.
@@ -92,13 +82,16 @@ describe('stopping a container in a Home Assistant add-on', () => {
   });
 
   it('says what the Supervisor answered when it cannot stop an add-on', async () => {
-    const error = await failure(containerStopper(noDocker, supervisor)(container('app_broken')));
-    expect(error.code).toBe('UNAVAILABLE');
+    const error = await rejectsWith(
+      containerStopper(noDocker, supervisor)(container('app_broken')),
+      'UNAVAILABLE',
+    );
     expect(error.message).toBe(
       "the Supervisor could not stop add-on broken: HTTP 400: App broken isn't running",
     );
-    const refused = await failure(
+    const refused = await rejectsWith(
       containerStopper(noDocker, { ...supervisor, token: 'wrong' })(container('homeassistant')),
+      'UNAVAILABLE',
     );
     expect(refused.message).toBe('the Supervisor could not stop Home Assistant Core: HTTP 401');
   });
@@ -110,8 +103,7 @@ describe('stopping a container in a Home Assistant add-on', () => {
       [containerStopper(noDocker, undefined), 'homeassistant'],
       [containerStopper(noDocker, undefined), 'app_core_mosquitto'],
     ] as const) {
-      const error = await failure(stop(container(name)));
-      expect(error.code, name).toBe('UNAVAILABLE');
+      const error = await rejectsWith(stop(container(name)), 'UNAVAILABLE');
       expect(error.message, name).toMatch(/^Docker refused: connect ENOENT/);
     }
     expect(requests).toEqual([]);
