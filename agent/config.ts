@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fstatSync, readFileSync } from 'node:fs';
 import { validate as validCron } from 'node-cron';
-import { Parser, parse as parseYaml } from 'yaml';
+import { Parser, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { VouchError } from './core/errors';
 import { enforceModes } from './core/images';
@@ -419,7 +419,13 @@ function readConfigFile(path: string): Record<string, unknown> {
         `${path}: nested deeper than ${maxConfigDepth} levels`,
       );
     }
-    document = parseYaml(text);
+    const parsed = parseDocument(text);
+    // yaml takes some mistakes for warnings (an unknown tag read as a plain string, a %YAML
+    // version it does not know) and would print them on stderr itself: here they are
+    // errors, as the file would not mean what its writer meant.
+    const problem = parsed.errors[0] ?? parsed.warnings[0];
+    if (problem) throw problem;
+    document = parsed.toJS();
   } catch (error) {
     if (error instanceof VouchError) throw error;
     throw new VouchError('CONFIG_INVALID', `${path}: not valid YAML: ${(error as Error).message}`, {

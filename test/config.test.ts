@@ -1,7 +1,7 @@
 import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { envOverrides, loadConfig, parseConfig, resolveConfigPath } from '../agent/config';
 import { failure } from './helpers/errors';
 
@@ -162,6 +162,19 @@ describe('configuration', () => {
     expect(failure(() => parseConfig({ stateDir: '' }, 'flags')).message).toMatch(
       /^flags: stateDir/,
     );
+  });
+
+  it('takes what yaml would only warn of on stderr for an error: an unknown tag, a %YAML it does not know', () => {
+    const warn = vi.spyOn(process, 'emitWarning');
+    const tag = file('tag.yaml', 'logLevel: !loud warn\n');
+    expect(failure(() => loadConfig(tag))).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(new RegExp(`^${tag}: not valid YAML: Unresolved tag: !loud`)),
+    });
+    const version = file('version.yaml', '%YAML 1.3\n---\nlogLevel: warn\n');
+    expect(failure(() => loadConfig(version)).message).toMatch(/Unsupported YAML version 1\.3/);
+    expect(warn).not.toHaveBeenCalled();
+    warn.mockRestore();
   });
 
   it('refuses a file over 1 MiB unread: at 1 MiB + 1 byte, and a sparse 3 GiB one', () => {

@@ -20,6 +20,7 @@ import { outdir } from '../lib/bundle';
 import { buildExecutable } from '../sea/executable';
 import type { Arch } from '../sea/targets';
 import { copyright } from './copyright';
+import { librariesOf } from './depends';
 
 const exec = promisify(execFile);
 
@@ -96,7 +97,7 @@ export async function buildDeb(
     );
     await put('DEBIAN/md5sums', md5sums.join(''));
     await put('DEBIAN/conffiles', `${conffile}\n`);
-    await put('DEBIAN/control', control(arch, await installedSize(root)));
+    await put('DEBIAN/control', control(arch, await installedSize(root), await librariesOf(bin)));
     for (const script of maintainerScripts) await put(`DEBIAN/${script}`, await own(script), 0o755);
     await dirModes(root);
 
@@ -107,6 +108,8 @@ export async function buildDeb(
     const epoch = String(Math.floor(Date.parse(date) / 1000));
     await exec('dpkg-deb', ['--build', '--root-owner-group', root, deb], {
       env: { ...process.env, SOURCE_DATE_EPOCH: epoch },
+      // xz of ~100 MB takes a minute or two on a slow machine; a hung one is stopped.
+      timeout: 15 * 60_000,
     });
     return deb;
   } finally {
@@ -114,25 +117,14 @@ export async function buildDeb(
   }
 }
 
-/**
- * The libraries each executable needs (readelf -d: NEEDED) at the versions of the symbols
- * it uses (objdump -T): GLIBC_2.28 everywhere; GLIBCXX_3.4.21 (GCC 5) in Node 22 for arm64
- * and x64, GLIBCXX_3.4.26 (GCC 9) and libatomic in Node 20 for armv7.
- */
-const libraries: Record<DebArch, string> = {
-  arm64: 'libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1',
-  armhf: 'libc6 (>= 2.28), libstdc++6 (>= 9), libgcc-s1, libatomic1',
-  amd64: 'libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1',
-};
-
 /** deb-control(5). Depends: the executable's libraries, and adduser for the postinst. */
-function control(arch: DebArch, installedKiB: number): string {
+function control(arch: DebArch, installedKiB: number, libraries: string): string {
   return `Package: vouch
 Version: ${version}
 Architecture: ${arch}
 Maintainer: vouch maintainers <maintainers@users.noreply.r-seed-4b4108ef.example>
 Installed-Size: ${installedKiB}
-Depends: ${libraries[arch]}, adduser
+Depends: ${libraries}, adduser
 Section: admin
 Priority: optional
 Description: content trust agent for devices running containers

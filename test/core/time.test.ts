@@ -29,6 +29,15 @@ describe('RFC 3339 UTC times', () => {
     expectVouchError(() => parseUtcTime(text, 't', 'ROOT_INVALID'), 'ROOT_INVALID');
   });
 
+  it('reads a time again the same, and still refuses one that is not after it (the last one read is kept)', () => {
+    const text = '2025-01-31T12:00:00.5Z';
+    for (let i = 0; i < 3; i++) {
+      expect(parseUtcTime(text, 't')).toBe(Date.UTC(2025, 0, 31, 12) + 500);
+      expectVouchError(() => parseUtcTime(`${text} `, 't'), 'BAD_DATA');
+      expectVouchError(() => parseUtcTime('', 't'), 'BAD_DATA');
+    }
+  });
+
   it('writes whole seconds with Z', () => {
     expect(formatUtcTime(Date.UTC(2025, 0, 31, 12, 0, 0, 999))).toBe('2025-01-31T12:00:00Z');
     expect(parseUtcTime(formatUtcTime(1_700_000_000_000), 't')).toBe(1_700_000_000_000);
