@@ -1,3 +1,5 @@
+// First: before any module makes a zod schema.
+import './zod-jitless';
 import { readFileSync } from 'node:fs';
 import { decodeSurrogateEscape } from '../core/surrogate-escape';
 import { run } from './program';
