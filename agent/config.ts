@@ -428,7 +428,10 @@ function readConfigFile(path: string): Record<string, unknown> {
     document = parsed.toJS();
   } catch (error) {
     if (error instanceof VouchError) throw error;
-    throw new VouchError('CONFIG_INVALID', `${path}: not valid YAML: ${(error as Error).message}`, {
+    // yaml's message is a line naming the place ("… at line 1, column 11:") and then that
+    // line quoted under a caret: the first line is the error of one line we print.
+    const [what = ''] = (error as Error).message.split('\n');
+    throw new VouchError('CONFIG_INVALID', `${path}: not valid YAML: ${what.replace(/:$/, '')}`, {
       cause: error,
     });
   }
