@@ -11,7 +11,7 @@ import { outdir } from './lib/bundle';
 const names = Object.keys(debArches) as DebArch[];
 const usage = `Usage: npm run build:deb [-- --arch ${names.join('|')} ...]
 Builds dist/vouch_<version>_<arch>.deb (os-image/README.md "Debian package"); all three
-without --arch. Needs dpkg-deb, and what npm run build:sea needs.`;
+without --arch. Needs dpkg-deb, readelf (binutils), and what npm run build:sea needs.`;
 for (const arch of archArgs(usage, names)) {
   const deb = await buildDeb(arch, outdir);
   const { size } = await stat(deb);
