@@ -17,6 +17,8 @@ export interface AuthorizedStatement {
   readonly signer: string;
   /** The keys of that signer which signed the envelope. */
   readonly keys: readonly PublicKey[];
+  /** The statement's issuedAt in milliseconds, as the checks read it. */
+  readonly issuedAtMs: number;
 }
 
 /**
@@ -73,7 +75,8 @@ export function authorizeLoggedEnvelope(
         `root keys may only revoke, not mark ${statement.status}`,
       );
     }
-    return { statement, signer: rootSignerId, keys };
+    const issuedAtMs = parseUtcTime(statement.issuedAt, 'issuedAt');
+    return { statement, signer: rootSignerId, keys, issuedAtMs };
   }
 
   const check = checkSigner(
@@ -90,7 +93,7 @@ export function authorizeLoggedEnvelope(
       `the statement names signer ${statement.signer}, but none of its keys signed it`,
     );
   }
-  return { statement, signer: statement.signer, keys };
+  return { statement, signer: statement.signer, keys, issuedAtMs: check.issuedAtMs };
 }
 
 /** The payload's JSON value, or undefined when it is not JSON (not trusted before verification). */

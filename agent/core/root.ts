@@ -257,7 +257,7 @@ export function scopeMatches(glob: string, name: string): boolean {
 }
 
 export type SignerCheck =
-  | { readonly ok: true; readonly signer: Signer }
+  | { readonly ok: true; readonly signer: Signer; readonly issuedAtMs: number }
   | {
       readonly ok: false;
       readonly code: 'SIGNER_UNKNOWN' | 'SIGNER_OUT_OF_SCOPE' | 'SIGNER_OUT_OF_WINDOW';
@@ -302,7 +302,7 @@ export function checkSigner(
       reason: `signer ${signerId} is valid ${signer.validFrom ?? 'from any time'} to ${signer.validUntil ?? 'any time'}, statement issued at ${issuedAt}`,
     };
   }
-  return { ok: true, signer };
+  return { ok: true, signer, issuedAtMs: at };
 }
 
 /** Whether `key` (by its raw bytes) is one of `keys`. */

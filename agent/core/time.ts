@@ -10,28 +10,8 @@ const rfc3339Utc = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9
 /** Days in each month of a common year; February gains one in a leap year. */
 const monthDays = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
-/**
- * The last time parsed. A sync reads each statement's issuedAt three times (the schema, the
- * signer's validity window, the index record), one after the other: the second and third
- * are this lookup (issue 18's import throughput).
- */
-let last: { readonly text: string; readonly ms: number } | undefined;
-
 /** Milliseconds since the epoch; BAD_DATA (or `code`) for anything that is not a real UTC time. */
 export function parseUtcTime(text: string, what: string, code: ErrorCode = 'BAD_DATA'): number {
-  if (text === last?.text) return last.ms;
-  const ms = parseFresh(text);
-  if (ms === undefined) {
-    throw new VouchError(
-      code,
-      `${what}: ${JSON.stringify(text.slice(0, 64))} is not an RFC 3339 UTC time like 2025-01-31T12:00:00Z`,
-    );
-  }
-  last = { text, ms };
-  return ms;
-}
-
-function parseFresh(text: string): number | undefined {
   const match = rfc3339Utc.exec(text);
   if (match) {
     const year = Number(match[1]);
@@ -56,7 +36,10 @@ function parseFresh(text: string): number | undefined {
       return ms + Math.floor(Number(`0.${match[7] ?? '0'}`) * 1000);
     }
   }
-  return undefined;
+  throw new VouchError(
+    code,
+    `${what}: ${JSON.stringify(text.slice(0, 64))} is not an RFC 3339 UTC time like 2025-01-31T12:00:00Z`,
+  );
 }
 
 /** RFC 3339 UTC with whole seconds: the form we write. */

@@ -439,8 +439,6 @@ export async function agentBench(benchDir: string): Promise<Figure[]> {
     time(
       'revocation: commit → verdict event on /v1/events',
       latency.map((ms) => ms / 1000),
-      undefined,
-      { on: 'value', op: '≤', bound: 1, note: 'issue 15' },
     );
     time(
       "  the same, from the sync's answer",
@@ -449,6 +447,14 @@ export async function agentBench(benchDir: string): Promise<Figure[]> {
     time(`  the same, a recently verified ${one} file changed meanwhile`, [
       changed.fromCommit / 1000,
     ]);
+    // The bound is on every revocation, so on the slowest, not on the median.
+    figures.push({
+      group,
+      name: `  the slowest of the ${latency.length} revocations`,
+      value: Math.max(...latency) / 1000,
+      unit: 's',
+      target: { on: 'value', op: '≤', bound: 1, note: 'issue 15' },
+    });
     events.close();
     events = undefined;
 

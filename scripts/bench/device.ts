@@ -35,7 +35,7 @@ export function subject(i: number) {
 }
 
 /** Ed25519 verifications per second by OpenSSL alone on every core (`openssl speed -multi`). */
-export async function opensslEd25519Rate(): Promise<number> {
+async function opensslEd25519Rate(): Promise<number> {
   const { stdout } = await exec('openssl', [
     ...['speed', '-seconds', String(scaled(2, 1)), '-multi', String(availableParallelism())],
     'ed25519',

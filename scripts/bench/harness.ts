@@ -65,7 +65,7 @@ export function median(values: readonly number[]): number {
 }
 
 /** Seconds `run` takes (awaited when it returns a promise). */
-export async function timed(run: () => unknown): Promise<number> {
+async function timed(run: () => unknown): Promise<number> {
   const start = process.hrtime.bigint();
   await run();
   return Number(process.hrtime.bigint() - start) / 1e9;
@@ -132,6 +132,8 @@ export function evaluate(figure: Figure): Result {
   const { target } = figure;
   if (!target) return { ...figure, ...(ratio === undefined ? {} : { ratio }) };
   const measured = target.on === 'ratio' ? (ratio ?? Number.NaN) : figure.value;
+  // Not measured here (no GNU time, say): neither met nor missed.
+  if (!Number.isFinite(measured)) return { ...figure, ...(ratio === undefined ? {} : { ratio }) };
   const met = target.op === '≤' ? measured <= target.bound : measured >= target.bound;
   return { ...figure, ...(ratio === undefined ? {} : { ratio }), met };
 }
@@ -180,7 +182,9 @@ export function formatTable(results: readonly Result[], markdown = false): strin
       formatValue(r.value, r.unit),
       r.baseline ? formatValue(r.baseline.value, r.unit) : '',
       r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
-      r.target ? `${formatTarget(r.target, r.unit)}: ${r.met ? 'met' : 'MISSED'}` : '',
+      r.target
+        ? `${formatTarget(r.target, r.unit)}: ${r.met === undefined ? 'not measured' : r.met ? 'met' : 'MISSED'}`
+        : '',
     ];
   });
   const widths = header.map((h, i) =>
@@ -230,10 +234,7 @@ export interface Machine {
 /** What bench/results.json holds: the machine, and each group's figures with its run's date. */
 export interface Results {
   readonly machine: Machine;
-  readonly groups: Record<
-    string,
-    { readonly date: string; readonly quick: boolean; readonly figures: readonly Result[] }
-  >;
+  readonly groups: Record<string, { readonly date: string; readonly figures: readonly Result[] }>;
 }
 
 /**
@@ -251,7 +252,6 @@ export function mergeResults(
   for (const name of new Set(figures.map((f) => f.group))) {
     groups[name] = {
       date,
-      quick,
       figures: figures.filter((f) => f.group === name).map(evaluate),
     };
   }

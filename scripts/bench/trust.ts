@@ -28,8 +28,8 @@ const perStatement =
 const tufNote =
   "tuf-js 5 Updater.refresh() in the bench's own process (no start-up), plain targets, " +
   'Ed25519 keys, consistent snapshots off';
-const notAt100k =
-  'tuf-js is not run at this size: its refresh grows quadratically with the targets ' +
+const notAtLargest =
+  'tuf-js is not run at the largest size: its refresh grows quadratically with the targets ' +
   '(@tufjs/models targetsFromJSON copies the map per target; 141 s at 20k)';
 
 export async function trustBench(benchDir: string): Promise<Figure[]> {
@@ -90,7 +90,7 @@ export async function trustBench(benchDir: string): Promise<Figure[]> {
       };
       if (!tufSizes.has(size)) {
         const [figure] = await runSuite(group, { cases: [vouchCase] });
-        figures.push({ ...(figure as Figure), note: notAt100k });
+        figures.push({ ...(figure as Figure), note: notAtLargest });
         continue;
       }
       figures.push(

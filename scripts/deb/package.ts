@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { configTemplate } from '../../agent/config-template';
 import { version } from '../../package.json';
-import { outdir } from '../lib/bundle';
 import { buildExecutable } from '../sea/executable';
 import type { Arch } from '../sea/targets';
 import { copyright } from './copyright';
@@ -75,15 +75,8 @@ export async function buildDeb(
     // gzip -9n: no name or time in the header, so the same file gives the same bytes.
     await put('usr/share/doc/vouch/changelog.gz', gzipSync(changelog, { level: 9 }));
     await put('usr/share/man/man1/vouch.1.gz', gzipSync(await own('vouch.1'), { level: 9 }));
-    await mkdir(join(root, dirname(conffile)), { recursive: true });
-    await exec(process.execPath, [
-      join(outdir, 'vouch.cjs'),
-      'config',
-      'init',
-      '--out',
-      join(root, conffile),
-    ]);
-    await chmod(join(root, conffile), 0o644);
+    // What `vouch config init` writes, naming the installed path (not this staging tree).
+    await put(conffile, configTemplate(conffile, {}));
 
     // DEBIAN/: written after the tree, which md5sums and Installed-Size are of.
     const files = await filesUnder(root);

@@ -21,10 +21,11 @@ vi.setConfig({ testTimeout: Math.max(60_000, runs * 60) });
  * waits forever on a stream fails the case instead of hanging the run); a synchronous
  * parser cannot be interrupted, which is why each one is also run at its input cap.
  */
-export function params(): fc.Parameters<unknown> {
+export function params(share = 1, least = 0): fc.Parameters<unknown> {
   const seed = process.env.FUZZ_SEED;
   return {
-    numRuns: runs,
+    // A property whose case is a whole import or a server round trip runs a `share` of them.
+    numRuns: Math.max(least, Math.ceil(runs * share)),
     timeout: 20_000,
     ...(seed === undefined ? {} : { seed: Number(seed), path: process.env.FUZZ_PATH }),
   };
@@ -42,6 +43,20 @@ export function fuzzAsync<T>(
 ): Promise<void> {
   return fc.assert(fc.asyncProperty(arbitrary, check), params());
 }
+
+/** What reading and verifying a trust root file may fail with. */
+export const rootCodes: readonly ErrorCode[] = [
+  'ENVELOPE_INVALID',
+  'PAYLOAD_TOO_LARGE',
+  'SIGNATURE_DUPLICATE',
+  'PAYLOAD_TYPE_UNKNOWN',
+  'ROOT_INVALID',
+  'ROOT_THRESHOLD',
+  'ROOT_PREVIOUS_THRESHOLD',
+  'ROOT_ROLLBACK',
+  'ROOT_VERSION_SKIP',
+  'ROOT_EXPIRED',
+];
 
 /** Fails unless `error` is a VouchError with one of `codes`; returns it. */
 export function expectTyped(error: unknown, codes: readonly ErrorCode[]): VouchError {

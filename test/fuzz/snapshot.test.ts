@@ -25,9 +25,10 @@ import {
   fuzz,
   fuzzAsync,
   jsonMutants,
+  params,
   parses,
   parsesAsync,
-  runs,
+  rootCodes,
 } from './fuzz';
 
 /**
@@ -168,15 +169,7 @@ const importCodes: ErrorCode[] = [
   'WITNESS_QUORUM',
   'TILE_INVALID',
   'PROOF_INVALID',
-  'ENVELOPE_INVALID',
-  'PAYLOAD_TYPE_UNKNOWN',
-  'SIGNATURE_DUPLICATE',
-  'ROOT_INVALID',
-  'ROOT_THRESHOLD',
-  'ROOT_PREVIOUS_THRESHOLD',
-  'ROOT_ROLLBACK',
-  'ROOT_VERSION_SKIP',
-  'ROOT_EXPIRED',
+  ...rootCodes,
 ];
 
 describe('fuzz: snapshot files', () => {
@@ -220,7 +213,7 @@ describe('fuzz: snapshot files', () => {
         else expect(state?.checkpoint.checkpoint.size).toBe(300);
         await rm(stateDir, { recursive: true });
       }),
-      { numRuns: Math.max(10, Math.ceil(runs / 50)), timeout: 20_000 },
+      params(1 / 50, 10),
     );
   });
 });

@@ -128,7 +128,10 @@ describe('vouch_amd64.deb unpacked', () => {
     expect(effective.root).toBeUndefined();
     expect(effective.stateDir).toBe('/var/lib/vouch');
     // A commented default: every setting is there to uncomment.
-    expect(await readFile(config, 'utf8')).toMatch(/^# root: /m);
+    const text = await readFile(config, 'utf8');
+    expect(text).toMatch(/^# root: /m);
+    // It names where it is installed, not where the package was staged.
+    expect(text).toContain('# Check it with: vouch config --config /etc/vouch/agent.yaml\n');
   });
 
   it('systemd-sysusers makes the account vouch.service runs as', async () => {

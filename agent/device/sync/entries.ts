@@ -6,7 +6,6 @@ import { hashLeaf, hashSize } from '../../core/merkle';
 import type { Root } from '../../core/root';
 import { merkleAlgorithm } from '../../core/statement';
 import { decodeEntryBundle, fullWidth, type TileId } from '../../core/tiles';
-import { parseUtcTime } from '../../core/time';
 import { type RecordBatch, RecordBatchWriter } from '../store/subjects';
 
 /**
@@ -68,9 +67,8 @@ export function checkEntries(root: Root, run: BundleRun): CheckedEntries {
     if (i < run.checkFrom) continue;
     const logIndex = firstIndex + i;
     try {
-      const { statement, signer, keys } = authorizeLoggedEnvelope(root, entry);
+      const { statement, signer, keys, issuedAtMs } = authorizeLoggedEnvelope(root, entry);
       const key = hexOf(keys[0] as PublicKey);
-      const issuedAtMs = parseUtcTime(statement.issuedAt, 'issuedAt');
       for (const subject of statement.subjects) {
         const record = {
           logIndex,
